@@ -1,0 +1,258 @@
+/* call.c: nng REQ channel with a pool of contexts (call.h).
+ *
+ * A slot is a REQ context and its aio. Slots are made on demand, reused
+ * through a free list, and freed only when the channel closes, so an aio is
+ * never freed from its own callback. Each call runs SEND -> RECV -> done.
+ */
+#include "call.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { S_IDLE, S_SEND, S_RECV };
+
+typedef struct slot {
+	struct slot *next_free;
+	struct slot *next_all;
+	call_channel *ch;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int state;
+	int write;
+	int64_t deadline;
+	call_done_fn done;
+	void *arg;
+} slot;
+
+struct call_channel {
+	nng_socket sock;
+	pthread_mutex_t mu;
+	pthread_cond_t idle;
+	slot *free;
+	slot *all;
+	int slots, busy, max;
+	uint64_t next_id;
+	int closing;
+};
+
+/* nng's codes, mapped once for the open path. */
+static int
+call_status(int rv)
+{
+	switch (rv) {
+	case 0:
+		return PROFILE_OK;
+	case NNG_ENOMEM:
+		return PROFILE_RESOURCE_EXHAUSTED;
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+	case NNG_EINVAL:
+		return PROFILE_INVALID_ARGUMENT;
+	default:
+		return PROFILE_UNAVAILABLE;
+	}
+}
+
+static void
+slot_release(slot *s)
+{
+	call_channel *ch = s->ch;
+
+	pthread_mutex_lock(&ch->mu);
+	s->state = S_IDLE;
+	s->next_free = ch->free;
+	ch->free = s;
+	if (--ch->busy == 0)
+		pthread_cond_broadcast(&ch->idle);
+	pthread_mutex_unlock(&ch->mu);
+}
+
+static void
+slot_finish(slot *s, int status, Profile__V1__Response *resp)
+{
+	call_done_fn done = s->done;
+	void *arg = s->arg;
+
+	/* The slot is reusable before the callback runs, so a callback that
+	 * starts another call finds one free. */
+	slot_release(s);
+	done(arg, status, resp);
+}
+
+static void
+slot_cb(void *arg)
+{
+	slot *s = arg;
+	int rv = nng_aio_result(s->aio);
+	int64_t left;
+	nng_msg *msg;
+	Profile__V1__Response *resp;
+
+	if (s->state == S_SEND) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(s->aio));
+			/* Never handed to a node: nothing ran. */
+			slot_finish(s, rv == NNG_ENOMEM ? PROFILE_RESOURCE_EXHAUSTED : PROFILE_UNAVAILABLE, NULL);
+			return;
+		}
+		left = s->deadline - wire_mono_ms();
+		s->state = S_RECV;
+		nng_aio_set_timeout(s->aio, left > 0 ? (nng_duration)left : 1);
+		nng_ctx_recv(s->ctx, s->aio);
+		return;
+	}
+	if (rv != 0) {
+		int status = rv == NNG_ETIMEDOUT || s->write ? PROFILE_DEADLINE_EXCEEDED : PROFILE_UNAVAILABLE;
+		slot_finish(s, rv == NNG_ENOMEM ? PROFILE_RESOURCE_EXHAUSTED : status, NULL);
+		return;
+	}
+	msg = nng_aio_get_msg(s->aio);
+	resp = profile__v1__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+	nng_msg_free(msg);
+	slot_finish(s, resp ? PROFILE_OK : PROFILE_INTERNAL, resp);
+}
+
+int
+call_channel_open(call_channel **out, const char *const *addrs, size_t n, int max_in_flight)
+{
+	call_channel *ch;
+	int rv;
+
+	if (addrs == NULL || n == 0)
+		return PROFILE_INVALID_ARGUMENT;
+	if ((ch = calloc(1, sizeof *ch)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	pthread_mutex_init(&ch->mu, NULL);
+	pthread_cond_init(&ch->idle, NULL);
+	ch->max = max_in_flight > 0 ? max_in_flight : 4096;
+	if ((rv = nng_req0_open(&ch->sock)) != 0) {
+		free(ch);
+		return call_status(rv);
+	}
+	/* Off before any context is opened: contexts copy it at open. */
+	if ((rv = nng_socket_set_ms(ch->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0)
+		goto fail;
+	nng_socket_set_ms(ch->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(ch->sock, NNG_OPT_RECONNMAXT, 1000);
+	for (size_t i = 0; i < n; i++)
+		if ((rv = nng_dial(ch->sock, addrs[i], NULL, NNG_FLAG_NONBLOCK)) != 0)
+			goto fail;
+	*out = ch;
+	return PROFILE_OK;
+fail:
+	nng_close(ch->sock);
+	free(ch);
+	return call_status(rv);
+}
+
+static slot *
+slot_get(call_channel *ch)
+{
+	slot *s;
+
+	pthread_mutex_lock(&ch->mu);
+	if (ch->closing || (ch->free == NULL && ch->slots >= ch->max)) {
+		pthread_mutex_unlock(&ch->mu);
+		return NULL;
+	}
+	if ((s = ch->free) != NULL) {
+		ch->free = s->next_free;
+		ch->busy++;
+		pthread_mutex_unlock(&ch->mu);
+		return s;
+	}
+	ch->slots++;
+	ch->busy++;
+	pthread_mutex_unlock(&ch->mu);
+
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		goto fail;
+	s->ch = ch;
+	if (nng_aio_alloc(&s->aio, slot_cb, s) != 0) {
+		free(s);
+		goto fail;
+	}
+	if (nng_ctx_open(&s->ctx, ch->sock) != 0) {
+		nng_aio_free(s->aio);
+		free(s);
+		goto fail;
+	}
+	pthread_mutex_lock(&ch->mu);
+	s->next_all = ch->all;
+	ch->all = s;
+	pthread_mutex_unlock(&ch->mu);
+	return s;
+fail:
+	pthread_mutex_lock(&ch->mu);
+	ch->slots--;
+	if (--ch->busy == 0)
+		pthread_cond_broadcast(&ch->idle);
+	pthread_mutex_unlock(&ch->mu);
+	return NULL;
+}
+
+int
+call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int write,
+           call_done_fn done, void *arg)
+{
+	size_t len;
+	nng_msg *msg;
+	slot *s;
+
+	pthread_mutex_lock(&ch->mu);
+	req->request_id = ++ch->next_id;
+	pthread_mutex_unlock(&ch->mu);
+	req->deadline_ms = timeout_ms;
+	len = profile__v1__request__get_packed_size(req);
+	if (len > WIRE_MESSAGE_MAX)
+		return PROFILE_INVALID_ARGUMENT;
+	if ((s = slot_get(ch)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	if (nng_msg_alloc(&msg, len) != 0) {
+		slot_release(s);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	profile__v1__request__pack(req, nng_msg_body(msg));
+	s->done = done;
+	s->arg = arg;
+	s->write = write;
+	s->deadline = wire_mono_ms() + timeout_ms;
+	s->state = S_SEND;
+	nng_aio_set_msg(s->aio, msg);
+	nng_aio_set_timeout(s->aio, timeout_ms > 0 ? (nng_duration)timeout_ms : 1);
+	nng_ctx_send(s->ctx, s->aio);
+	return PROFILE_OK;
+}
+
+void
+call_channel_close(call_channel *ch)
+{
+	slot *s, *next;
+
+	if (ch == NULL)
+		return;
+	pthread_mutex_lock(&ch->mu);
+	ch->closing = 1;
+	pthread_mutex_unlock(&ch->mu);
+	/* Cancelling completes each call in flight through its callback. */
+	for (s = ch->all; s; s = s->next_all)
+		nng_aio_cancel(s->aio);
+	pthread_mutex_lock(&ch->mu);
+	while (ch->busy > 0)
+		pthread_cond_wait(&ch->idle, &ch->mu);
+	pthread_mutex_unlock(&ch->mu);
+	for (s = ch->all; s; s = s->next_all)
+		nng_aio_stop(s->aio);
+	nng_close(ch->sock);
+	for (s = ch->all; s; s = next) {
+		next = s->next_all;
+		nng_aio_free(s->aio);
+		free(s);
+	}
+	pthread_mutex_destroy(&ch->mu);
+	pthread_cond_destroy(&ch->idle);
+	free(ch);
+}

@@ -1,0 +1,480 @@
+/* changelog.c: owns the librdkafka producer and group consumer (changelog.h).
+ *
+ * Two threads: the consumer thread polls the group consumer (rebalances,
+ * records, end-of-partition events) and hands records to the handler in
+ * per-partition runs; the producer thread polls the producer so that delivery
+ * reports arrive. librdkafka serves callbacks only from those polls, so every
+ * handler callback runs on one of these two threads.
+ */
+#include "changelog.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define BATCH_MAX 1024        /* records taken from the consumer per round */
+#define METADATA_TIMEOUT_MS 10000
+#define WATERMARK_TIMEOUT_MS 5000
+
+struct changelog {
+	rd_kafka_t *producer;
+	rd_kafka_t *consumer;
+	changelog_handler h;
+	char *topic;
+	int32_t partitions;
+	volatile int stopping;
+	pthread_t consumer_thread, producer_thread;
+	int threads_started;
+};
+
+/* rd_kafka errors that a caller may see, mapped once. */
+static int
+changelog_status(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return PROFILE_OK;
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		return PROFILE_DEADLINE_EXCEEDED;
+	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+		return PROFILE_RESOURCE_EXHAUSTED;
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+	case RD_KAFKA_RESP_ERR__FATAL:
+		return PROFILE_UNAVAILABLE;
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+		return PROFILE_INVALID_ARGUMENT;
+	default:
+		return PROFILE_INTERNAL;
+	}
+}
+
+static int
+conf_apply(rd_kafka_conf_t *conf, const char *const *opts)
+{
+	char err[256];
+
+	for (; opts && *opts; opts++) {
+		char key[256];
+		const char *eq = strchr(*opts, '=');
+		size_t klen = eq ? (size_t)(eq - *opts) : 0;
+
+		if (eq == NULL || klen == 0 || klen >= sizeof key) {
+			log_error("kafka: property '%s' is not key=value", *opts);
+			return PROFILE_INVALID_ARGUMENT;
+		}
+		memcpy(key, *opts, klen);
+		key[klen] = '\0';
+		if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
+			log_error("kafka: %s", err);
+			return PROFILE_INVALID_ARGUMENT;
+		}
+	}
+	return PROFILE_OK;
+}
+
+static void
+on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	if (level <= 3)
+		log_error("kafka %s: %s", fac, buf);
+	else if (level <= 4)
+		log_warn("kafka %s: %s", fac, buf);
+	else
+		log_debug("kafka %s: %s", fac, buf);
+}
+
+static void
+on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	log_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	changelog *cl = opaque;
+	int status = changelog_status(m->err);
+
+	(void)rk;
+	if (m->err) {
+		/* Not persisted for sure: the write did not happen and may be
+		 * retried. Otherwise the outcome is unknown. */
+		if (rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
+			status = PROFILE_UNAVAILABLE;
+		else if (status != PROFILE_DEADLINE_EXCEEDED)
+			status = PROFILE_DEADLINE_EXCEEDED;
+		log_warn("kafka: delivery to partition %d failed: %s", (int)m->partition,
+		         rd_kafka_err2str(m->err));
+	}
+	cl->h.delivered(cl->h.delivered_arg, m->_private, status, m->partition, m->offset);
+}
+
+static void
+on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+             void *opaque)
+{
+	changelog *cl = opaque;
+	int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_error_t *error = NULL;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (int i = 0; i < parts->cnt; i++) {
+			rd_kafka_topic_partition_t *tp = &parts->elems[i];
+			int64_t lo = -1, hi = -1;
+
+			if (rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi,
+			                                     WATERMARK_TIMEOUT_MS) != 0)
+				lo = hi = -1;
+			tp->offset = cl->h.assigned(cl->h.arg, tp->partition, lo, hi);
+			if (tp->offset == CHANGELOG_OFFSET_BEGINNING)
+				tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+		}
+		if (cooperative)
+			error = rd_kafka_incremental_assign(rk, parts);
+		else
+			rd_kafka_assign(rk, parts);
+	} else {
+		if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+			log_warn("kafka: rebalance error: %s", rd_kafka_err2str(err));
+		for (int i = 0; i < parts->cnt; i++)
+			cl->h.revoked(cl->h.arg, parts->elems[i].partition);
+		if (cooperative)
+			error = rd_kafka_incremental_unassign(rk, parts);
+		else
+			rd_kafka_assign(rk, NULL);
+	}
+	if (error) {
+		log_error("kafka: rebalance: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+}
+
+static void
+seek(changelog *cl, int32_t p, int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_error_t *error;
+
+	rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset =
+	    offset == CHANGELOG_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING : offset;
+	if ((error = rd_kafka_seek_partitions(cl->consumer, l, WATERMARK_TIMEOUT_MS)) != NULL) {
+		log_error("kafka: seek partition %d: %s", (int)p, rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Hands msgs[0..n) (one partition, log order) to the handler. */
+static void
+deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *recs)
+{
+	int32_t p = msgs[0]->partition;
+	int64_t to;
+
+	for (size_t i = 0; i < n; i++) {
+		recs[i].offset = msgs[i]->offset;
+		recs[i].key = msgs[i]->key;
+		recs[i].key_len = msgs[i]->key_len;
+		recs[i].value = msgs[i]->payload;
+		recs[i].value_len = msgs[i]->len;
+	}
+	to = cl->h.records(cl->h.arg, p, recs, n);
+	if (to != CHANGELOG_CONTINUE)
+		seek(cl, p, to);
+}
+
+static void *
+consumer_main(void *arg)
+{
+	changelog *cl = arg;
+	rd_kafka_message_t **batch = calloc(BATCH_MAX, sizeof *batch);
+	store_record *recs = calloc(BATCH_MAX, sizeof *recs);
+
+	while (!cl->stopping) {
+		size_t n = 0, start = 0;
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, 100);
+
+		while (m != NULL) {
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				/* Deliver what came before, then report the end. */
+				for (size_t i = start; i < n; i++)
+					if (i + 1 == n || batch[i + 1]->partition != batch[start]->partition) {
+						deliver_run(cl, batch + start, i + 1 - start, recs);
+						start = i + 1;
+					}
+				cl->h.caught_up(cl->h.arg, m->partition, m->offset);
+				rd_kafka_message_destroy(m);
+			} else if (m->err) {
+				log_warn("kafka: consumer: %s", rd_kafka_message_errstr(m));
+				rd_kafka_message_destroy(m);
+			} else {
+				batch[n++] = m;
+			}
+			if (n == BATCH_MAX)
+				break;
+			m = rd_kafka_consumer_poll(cl->consumer, 0);
+		}
+		for (size_t i = start; i < n; i++)
+			if (i + 1 == n || batch[i + 1]->partition != batch[start]->partition) {
+				deliver_run(cl, batch + start, i + 1 - start, recs);
+				start = i + 1;
+			}
+		for (size_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(batch[i]);
+	}
+	/* Leaving the group serves the revoke through on_rebalance, here. */
+	rd_kafka_consumer_close(cl->consumer);
+	free(batch);
+	free(recs);
+	return NULL;
+}
+
+static void *
+producer_main(void *arg)
+{
+	changelog *cl = arg;
+
+	while (!cl->stopping)
+		rd_kafka_poll(cl->producer, 50);
+	return NULL;
+}
+
+/* Looks the topic up; 0 when absent, -1 when no broker answered. */
+static int32_t
+topic_partitions(rd_kafka_t *rk, const char *topic)
+{
+	const struct rd_kafka_metadata *md;
+	int32_t n = 0;
+
+	/* all_topics=1 lists without triggering the broker's auto-create. */
+	if (rd_kafka_metadata(rk, 1, NULL, &md, METADATA_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	for (int i = 0; i < md->topic_cnt; i++)
+		if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0)
+			n = md->topics[i].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	return n;
+}
+
+/* Asks the broker to create the topic, log-compacted. Waits a few seconds at
+ * most: brokers without CreateTopics (the local test broker) never answer. */
+static void
+topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions)
+{
+	char err[256];
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, err, sizeof err);
+	rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_event_t *ev;
+
+	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+	rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof err);
+	rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
+	ev = rd_kafka_queue_poll(q, 6000);
+	if (ev == NULL) {
+		log_warn("kafka: creating topic %s: no answer from the broker", topic);
+	} else {
+		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+		size_t cnt = 0;
+		const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+
+		if (rd_kafka_event_error(ev))
+			log_warn("kafka: creating topic %s: %s", topic, rd_kafka_event_error_string(ev));
+		else if (cnt == 1 && rd_kafka_topic_result_error(tr[0]))
+			log_warn("kafka: creating topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
+		else
+			log_info("kafka: created topic %s (%d partitions, compacted)", topic, (int)partitions);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_queue_destroy(q);
+	rd_kafka_AdminOptions_destroy(opt);
+	rd_kafka_NewTopic_destroy(nt);
+}
+
+static rd_kafka_conf_t *
+conf_new(const changelog_config *cfg, const char *const *own, changelog *cl)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char err[256];
+
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "client.id", cfg->client_id ? cfg->client_id : "profiled", err,
+	                      sizeof err)) {
+		log_error("kafka: %s", err);
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_conf_set_log_cb(conf, on_log);
+	rd_kafka_conf_set_error_cb(conf, on_error);
+	rd_kafka_conf_set_opaque(conf, cl);
+	if (conf_apply(conf, own) != PROFILE_OK || conf_apply(conf, cfg->kafka_opts) != PROFILE_OK) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+int
+changelog_open(changelog **out, const changelog_config *cfg)
+{
+	static const char *const producer_defaults[] = {
+	    "enable.idempotence=true", "acks=all", "linger.ms=1", "message.timeout.ms=10000",
+	    "partitioner=murmur2_random", NULL};
+	static const char *const consumer_defaults[] = {
+	    "enable.auto.commit=false", "auto.offset.reset=earliest", "enable.partition.eof=true",
+	    "partition.assignment.strategy=cooperative-sticky", NULL};
+	rd_kafka_conf_t *pconf = NULL, *cconf = NULL;
+	changelog *cl;
+	char err[512];
+	int32_t n;
+	int rc = PROFILE_INVALID_ARGUMENT;
+
+	if ((cl = calloc(1, sizeof *cl)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	cl->topic = strdup(cfg->topic);
+
+	if ((pconf = conf_new(cfg, producer_defaults, cl)) == NULL ||
+	    conf_apply(pconf, cfg->producer_opts) != PROFILE_OK)
+		goto fail;
+	rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
+	if ((cconf = conf_new(cfg, consumer_defaults, cl)) == NULL ||
+	    conf_apply(cconf, cfg->consumer_opts) != PROFILE_OK ||
+	    rd_kafka_conf_set(cconf, "group.id", cfg->group, err, sizeof err) != RD_KAFKA_CONF_OK)
+		goto fail;
+	rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
+
+	if ((cl->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err)) == NULL) {
+		log_error("kafka: producer: %s", err);
+		goto fail;
+	}
+	pconf = NULL;
+
+	rc = PROFILE_UNAVAILABLE;
+	n = topic_partitions(cl->producer, cfg->topic);
+	if (n == 0) {
+		topic_create(cl->producer, cfg->topic, cfg->partitions);
+		for (int i = 0; i < 10 && n <= 0; i++)
+			n = topic_partitions(cl->producer, cfg->topic);
+	}
+	if (n <= 0) {
+		log_error("kafka: %s", n < 0 ? "no broker answered the metadata request"
+		                              : "topic does not exist and could not be created");
+		goto fail;
+	}
+	cl->partitions = n;
+
+	if ((cl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err)) == NULL) {
+		log_error("kafka: consumer: %s", err);
+		rc = PROFILE_INVALID_ARGUMENT;
+		goto fail;
+	}
+	cconf = NULL;
+	rd_kafka_poll_set_consumer(cl->consumer);
+	*out = cl;
+	return PROFILE_OK;
+
+fail:
+	if (pconf)
+		rd_kafka_conf_destroy(pconf);
+	if (cconf)
+		rd_kafka_conf_destroy(cconf);
+	if (cl->consumer)
+		rd_kafka_destroy(cl->consumer);
+	if (cl->producer)
+		rd_kafka_destroy(cl->producer);
+	free(cl->topic);
+	free(cl);
+	return rc;
+}
+
+void
+changelog_close(changelog *cl, int timeout_ms)
+{
+	if (cl == NULL)
+		return;
+	if (cl->h.delivered && rd_kafka_flush(cl->producer, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		log_warn("kafka: %d records not acknowledged at shutdown", rd_kafka_outq_len(cl->producer));
+	cl->stopping = 1;
+	if (cl->threads_started) {
+		pthread_join(cl->consumer_thread, NULL);
+		pthread_join(cl->producer_thread, NULL);
+	} else {
+		rd_kafka_consumer_close(cl->consumer);
+	}
+	rd_kafka_destroy(cl->consumer);
+	rd_kafka_destroy(cl->producer);
+	free(cl->topic);
+	free(cl);
+}
+
+int
+changelog_start(changelog *cl, const changelog_handler *h)
+{
+	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_resp_err_t err;
+
+	cl->h = *h;
+	rd_kafka_topic_partition_list_add(sub, cl->topic, RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(cl->consumer, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	if (err) {
+		log_error("kafka: subscribe: %s", rd_kafka_err2str(err));
+		return PROFILE_UNAVAILABLE;
+	}
+	if (pthread_create(&cl->producer_thread, NULL, producer_main, cl) != 0)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	if (pthread_create(&cl->consumer_thread, NULL, consumer_main, cl) != 0) {
+		cl->stopping = 1;
+		pthread_join(cl->producer_thread, NULL);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	cl->threads_started = 1;
+	return PROFILE_OK;
+}
+
+int32_t
+changelog_partition_count(const changelog *cl)
+{
+	return cl->partitions;
+}
+
+int
+changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, const void *value,
+                  size_t value_len, void *opaque)
+{
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+	    cl->producer, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_PARTITION(p),
+	    RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+
+	if (err) {
+		log_warn("kafka: produce to partition %d: %s", (int)p, rd_kafka_err2str(err));
+		return PROFILE_UNAVAILABLE;
+	}
+	return PROFILE_OK;
+}
+
+int64_t
+changelog_high_watermark(changelog *cl, int32_t p)
+{
+	int64_t lo, hi;
+
+	if (rd_kafka_get_watermark_offsets(cl->consumer, cl->topic, p, &lo, &hi) != 0)
+		return -1;
+	return hi;
+}

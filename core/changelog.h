@@ -1,0 +1,91 @@
+/* changelog.h: the Kafka side of a core node.
+ *
+ * Owns the librdkafka handles: one idempotent producer (acks=all, Kafka's
+ * murmur2 partitioning computed by us and set explicitly) and one group
+ * consumer on the `profiles` topic, with a thread each that polls them. The
+ * consumer thread is the only thread that writes to the stores: it hands each
+ * batch of records to the handler, and tells it when partitions are assigned
+ * and revoked. rd_kafka error codes are mapped to profile statuses here and
+ * never leave this module.
+ */
+#ifndef PROFILE_CHANGELOG_H
+#define PROFILE_CHANGELOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct changelog changelog;
+
+#define CHANGELOG_OFFSET_BEGINNING (-2)
+#define CHANGELOG_CONTINUE (-1)
+
+/* What the changelog asks of the node. Every callback runs on the consumer
+ * thread, except delivered, which runs on the producer's poll thread. */
+typedef struct changelog_handler {
+	void *arg;
+	/* Partition p is now ours. Return the offset to resume from (the last
+	 * applied one, to verify it, or CHANGELOG_OFFSET_BEGINNING). lo/hi are
+	 * the log's watermarks (-1 when they could not be read). */
+	int64_t (*assigned)(void *arg, int32_t p, int64_t lo, int64_t hi);
+	/* Partition p is no longer ours. */
+	void (*revoked)(void *arg, int32_t p);
+	/* Records of partition p in log order. Return CHANGELOG_CONTINUE to go
+	 * on, or an offset (or CHANGELOG_OFFSET_BEGINNING) to be fed p again
+	 * from there: after a failed apply, or when the store found the log is
+	 * not the one it followed. */
+	int64_t (*records)(void *arg, int32_t p, const store_record *recs, size_t n);
+	/* The consumer is up to date with p up to hi (next offset): called
+	 * when a fetch shows no more records. */
+	void (*caught_up)(void *arg, int32_t p, int64_t hi);
+	/* Outcome of changelog_produce: PROFILE_OK with the record's offset,
+	 * PROFILE_DEADLINE_EXCEEDED when it timed out (it may or may not be in
+	 * the log), or another status when Kafka refused it. */
+	void (*delivered)(void *arg, void *opaque, int status, int32_t p, int64_t offset);
+	void *delivered_arg; /* arg of delivered */
+} changelog_handler;
+
+typedef struct changelog_config {
+	const char *brokers;       /* bootstrap list */
+	const char *topic;         /* "profiles" */
+	const char *group;         /* consumer group id */
+	const char *client_id;
+	int32_t partitions;        /* partitions to create the topic with, if absent */
+	/* "key=value" librdkafka properties, NULL-terminated arrays or NULL:
+	 * for both clients, then for each one (later ones win). */
+	const char *const *kafka_opts;
+	const char *const *producer_opts;
+	const char *const *consumer_opts;
+} changelog_config;
+
+/* Connects, makes sure the topic exists (trying to create it compacted; a
+ * broker that cannot create topics never blocks start-up beyond a few
+ * seconds) and reads its partition count. Nothing is consumed or produced
+ * until changelog_start. On PROFILE_OK *out is a new handle for
+ * changelog_close. Errors: PROFILE_INVALID_ARGUMENT (bad property, message
+ * logged), PROFILE_UNAVAILABLE (no broker answered, or the topic does not
+ * exist and cannot be made). */
+int changelog_open(changelog **out, const changelog_config *cfg);
+
+/* Starts the threads and joins the group; h's callbacks begin. Once. */
+int changelog_start(changelog *cl, const changelog_handler *h);
+
+/* Leaves the group (revoking every partition through the handler), flushes
+ * the producer for at most timeout_ms, and frees. NULL is a no-op. */
+void changelog_close(changelog *cl, int timeout_ms);
+
+/* Partitions of the topic. */
+int32_t changelog_partition_count(const changelog *cl);
+
+/* Appends a record (value NULL = tombstone) to partition p. The outcome
+ * arrives once through handler.delivered with opaque. PROFILE_OK when
+ * queued; PROFILE_UNAVAILABLE when not (nothing was produced, delivered will
+ * not be called). */
+int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len,
+                      const void *value, size_t value_len, void *opaque);
+
+/* The log end offset of p last seen by the consumer, or -1. */
+int64_t changelog_high_watermark(changelog *cl, int32_t p);
+
+#endif

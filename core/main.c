@@ -1,0 +1,256 @@
+/* main.c: profiled, the core daemon.
+ *
+ * Wires the modules together (partition table <- changelog -> service <-
+ * rpc), owns the process-wide state (options, signals), and shuts down in
+ * the order that loses nothing: stop taking requests, flush Kafka and let
+ * the stores apply what was acknowledged, answer what is left, close.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "changelog.h"
+#include "cli.h"
+#include "log.h"
+#include "partition.h"
+#include "rpc.h"
+#include "service.h"
+
+#define SHUTDOWN_LIMIT_S 20
+
+static const char *opt_listen, *opt_brokers, *opt_brokers_file, *opt_data, *opt_node_id,
+    *opt_group, *opt_topic, *opt_store_tune, *opt_log_level;
+static long opt_partitions, opt_contexts, opt_deadline_ms;
+static const char **opt_kafka, **opt_producer, **opt_consumer;
+
+static cli_option options[] = {
+    {"listen", 'l', "PROFILED_LISTEN", CLI_STRING, "tcp://127.0.0.1:7001", "URL",
+     "nng address to serve RPCs on (tcp:// or ipc://)", &opt_listen},
+    {"brokers", 'b', "PROFILED_BROKERS", CLI_STRING, NULL, "LIST",
+     "Kafka bootstrap servers, host:port[,host:port...]", &opt_brokers},
+    {"brokers-file", 0, "PROFILED_BROKERS_FILE", CLI_STRING, NULL, "FILE",
+     "read the bootstrap list from FILE (as the local broker writes it)", &opt_brokers_file},
+    {"data", 'd', "PROFILED_DATA", CLI_STRING, "./var/core", "DIR",
+     "directory for the partition stores", &opt_data},
+    {"node-id", 0, "PROFILED_NODE_ID", CLI_STRING, NULL, "ID",
+     "name of this node (default: host name and listen address)", &opt_node_id},
+    {"group", 'g', "PROFILED_GROUP", CLI_STRING, "profiled", "ID", "Kafka consumer group of the nodes",
+     &opt_group},
+    {"topic", 't', "PROFILED_TOPIC", CLI_STRING, "profiles", "NAME", "the profiles topic", &opt_topic},
+    {"partitions", 'p', "PROFILED_PARTITIONS", CLI_INT, "12", "N",
+     "partitions to create the topic with when it does not exist", &opt_partitions},
+    {"contexts", 0, "PROFILED_CONTEXTS", CLI_INT, "64", "N", "RPC requests served at once",
+     &opt_contexts},
+    {"deadline-ms", 0, "PROFILED_DEADLINE_MS", CLI_INT, "5000", "MS",
+     "deadline of a request that carries none", &opt_deadline_ms},
+    {"store-tune", 0, "PROFILED_STORE_TUNE", CLI_STRING, NULL, "PARAMS",
+     "Kyoto Cabinet tuning per partition (default #bnum=262144#msiz=67108864#opts=l)",
+     &opt_store_tune},
+    {"kafka", 'X', "PROFILED_KAFKA", CLI_LIST, NULL, "KEY=VALUE",
+     "librdkafka property for producer and consumer (repeatable)", &opt_kafka},
+    {"producer", 0, "PROFILED_PRODUCER", CLI_LIST, NULL, "KEY=VALUE",
+     "librdkafka property for the producer only (repeatable)", &opt_producer},
+    {"consumer", 0, "PROFILED_CONSUMER", CLI_LIST, NULL, "KEY=VALUE",
+     "librdkafka property for the consumer only (repeatable)", &opt_consumer},
+    {"log-level", 0, "PROFILED_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
+     &opt_log_level},
+};
+
+static int
+parse_log_level(const char *s)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Reads the first line of the bootstrap file into buf. */
+static int
+read_brokers_file(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t len;
+
+	if (f == NULL) {
+		log_error("cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fgets(buf, (int)size, f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	len = strcspn(buf, "\r\n");
+	buf[len] = '\0';
+	if (len == 0) {
+		log_error("%s is empty", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+mkdirs(const char *path)
+{
+	char buf[4096];
+
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		return -1;
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void *
+watchdog_main(void *arg)
+{
+	(void)arg;
+	sleep(SHUTDOWN_LIMIT_S);
+	log_error("shutdown took over %d s; exiting now (stores are consistent: each batch is one "
+	          "transaction)", SHUTDOWN_LIMIT_S);
+	_exit(1);
+}
+
+int
+main(int argc, char **argv)
+{
+	char brokers[4096], node_id[256], host[128];
+	partitions *table = NULL;
+	service *svc = NULL;
+	changelog *cl = NULL;
+	rpc_server *rpc = NULL;
+	sigset_t sigs;
+	pthread_t watchdog;
+	int rc, sig, level;
+
+	log_set_name("profiled");
+	rc = cli_parse(argc, argv, "profiled [OPTIONS]",
+	               "The profile service's core node: serves profile RPCs over nng, writes\n"
+	               "every change to the Kafka topic and answers from its partitions' stores.",
+	               options, sizeof options / sizeof options[0]);
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	if ((level = parse_log_level(opt_log_level)) < 0) {
+		fprintf(stderr, "profiled: --log-level must be error, warn, info or debug\n");
+		return 2;
+	}
+	log_set_level(level);
+	if (opt_brokers_file) {
+		if (read_brokers_file(opt_brokers_file, brokers, sizeof brokers) != 0)
+			return 2;
+	} else if (opt_brokers) {
+		snprintf(brokers, sizeof brokers, "%s", opt_brokers);
+	} else {
+		fprintf(stderr, "profiled: give --brokers or --brokers-file (see --help)\n");
+		return 2;
+	}
+	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
+	    opt_deadline_ms < 1) {
+		fprintf(stderr, "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0\n");
+		return 2;
+	}
+	if (opt_node_id == NULL) {
+		if (gethostname(host, sizeof host) != 0)
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = '\0';
+		snprintf(node_id, sizeof node_id, "%s/%s", host, opt_listen);
+		opt_node_id = node_id;
+	}
+	if (mkdirs(opt_data) != 0) {
+		log_error("cannot create %s: %s", opt_data, strerror(errno));
+		return 1;
+	}
+
+	/* Signals go to this thread only (sigwait below); every thread made
+	 * from here on inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	{
+		changelog_config cc = {
+		    .brokers = brokers,
+		    .topic = opt_topic,
+		    .group = opt_group,
+		    .client_id = opt_node_id,
+		    .partitions = (int32_t)opt_partitions,
+		    .kafka_opts = opt_kafka,
+		    .producer_opts = opt_producer,
+		    .consumer_opts = opt_consumer,
+		};
+		if ((rc = changelog_open(&cl, &cc)) != PROFILE_OK)
+			return rc == PROFILE_INVALID_ARGUMENT ? 2 : 1;
+	}
+	{
+		service_config sc = {
+		    .node_id = opt_node_id,
+		    .address = opt_listen,
+		    .default_deadline_ms = (uint32_t)opt_deadline_ms,
+		    .max_deadline_ms = 60000,
+		};
+		char dir[4096];
+
+		snprintf(dir, sizeof dir, "%s/store", opt_data);
+		if (partitions_new(&table, dir, opt_store_tune, changelog_partition_count(cl)) != PROFILE_OK ||
+		    service_new(&svc, &sc, table) != PROFILE_OK)
+			goto fail;
+		service_attach(svc, cl);
+	}
+	if ((rc = rpc_server_open(&rpc, opt_listen, (int)opt_contexts, svc)) != PROFILE_OK) {
+		log_error("cannot serve on %s (%s)", opt_listen, profile_status_name(rc));
+		goto fail;
+	}
+	{
+		changelog_handler h = {
+		    .arg = table,
+		    .assigned = partitions_on_assigned,
+		    .revoked = partitions_on_revoked,
+		    .records = partitions_on_records,
+		    .caught_up = partitions_on_caught_up,
+		    .delivered = service_on_delivered,
+		};
+		/* delivered takes the service, the rest the table. */
+		h.delivered_arg = svc;
+		if (changelog_start(cl, &h) != PROFILE_OK)
+			goto fail;
+	}
+	log_info("node %s serving on %s; topic %s has %d partitions; joining group %s", opt_node_id,
+	         opt_listen, opt_topic, (int)changelog_partition_count(cl), opt_group);
+
+	sigwait(&sigs, &sig);
+	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	pthread_create(&watchdog, NULL, watchdog_main, NULL);
+	pthread_detach(watchdog);
+	/* 1. New requests are turned away (UNAVAILABLE: not executed).
+	 * 2. Kafka gets what was produced; the stores apply it; the group
+	 *    is left, which wakes every write still waiting for its apply.
+	 * 3. Whatever is still pending is answered.
+	 * 4. The socket closes (bounded), the stores close. */
+	rpc_server_drain(rpc);
+	changelog_close(cl, 10000);
+	service_free(svc);
+	rpc_server_close(rpc, 2000);
+	partitions_free(table);
+	log_info("stopped");
+	return 0;
+
+fail:
+	rpc_server_close(rpc, 2000);
+	changelog_close(cl, 1000);
+	service_free(svc);
+	partitions_free(table);
+	return 1;
+}

@@ -1,0 +1,246 @@
+/* rpc.c: nng REP server (rpc.h).
+ *
+ * Each worker owns a REP context and one aio and cycles RECV -> (service)
+ * -> SEND -> RECV. The service may answer inside the receive callback or
+ * later from another thread; either way the reply goes out with
+ * nng_ctx_send on the worker's own aio, which is idle meanwhile.
+ */
+#include "rpc.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+enum { W_RECV, W_SERVE, W_SEND };
+
+typedef struct worker {
+	struct rpc_server *srv;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int state;
+} worker;
+
+struct rpc_server {
+	nng_socket sock;
+	service *svc;
+	worker *workers;
+	int n;
+	volatile int draining;
+	/* bounded close */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int closed;
+};
+
+/* nng's codes, mapped once. */
+static int
+rpc_status(int rv)
+{
+	switch (rv) {
+	case 0:
+		return PROFILE_OK;
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+	case NNG_EINVAL:
+		return PROFILE_INVALID_ARGUMENT;
+	case NNG_ENOMEM:
+		return PROFILE_RESOURCE_EXHAUSTED;
+	case NNG_ETIMEDOUT:
+		return PROFILE_DEADLINE_EXCEEDED;
+	default:
+		return PROFILE_UNAVAILABLE;
+	}
+}
+
+static void
+worker_recv(worker *w)
+{
+	w->state = W_RECV;
+	nng_ctx_recv(w->ctx, w->aio);
+}
+
+/* service_done_fn: encodes and sends the answer. */
+static void
+worker_reply(void *arg, const Profile__V1__Response *resp)
+{
+	worker *w = arg;
+	size_t len = profile__v1__response__get_packed_size(resp);
+	nng_msg *msg;
+
+	if (nng_msg_alloc(&msg, len) != 0) {
+		/* Nothing can be sent: the caller's deadline will tell it. */
+		log_error("rpc: out of memory for a %zu-byte reply", len);
+		worker_recv(w);
+		return;
+	}
+	profile__v1__response__pack(resp, nng_msg_body(msg));
+	w->state = W_SEND;
+	nng_aio_set_msg(w->aio, msg);
+	nng_ctx_send(w->ctx, w->aio);
+}
+
+static void
+reply_status(worker *w, uint64_t id, int status, const char *message)
+{
+	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+
+	r.request_id = id;
+	r.status = (Profile__V1__Status)status;
+	r.message = (char *)message;
+	worker_reply(w, &r);
+}
+
+static void
+worker_cb(void *arg)
+{
+	worker *w = arg;
+	int rv = nng_aio_result(w->aio);
+	Profile__V1__Request *req;
+	nng_msg *msg;
+
+	switch (w->state) {
+	case W_RECV:
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		if (rv != 0) {
+			worker_recv(w);
+			return;
+		}
+		msg = nng_aio_get_msg(w->aio);
+		if (nng_msg_len(msg) > WIRE_MESSAGE_MAX) {
+			nng_msg_free(msg);
+			reply_status(w, 0, PROFILE_INVALID_ARGUMENT, "request too large");
+			return;
+		}
+		req = profile__v1__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+		nng_msg_free(msg);
+		if (req == NULL) {
+			reply_status(w, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
+			return;
+		}
+		if (w->srv->draining) {
+			reply_status(w, req->request_id, PROFILE_UNAVAILABLE, "node is shutting down");
+			profile__v1__request__free_unpacked(req, NULL);
+			return;
+		}
+		w->state = W_SERVE;
+		service_call(w->srv->svc, req, worker_reply, w);
+		return;
+	case W_SEND:
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(w->aio));
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+				return;
+		}
+		worker_recv(w);
+		return;
+	default:
+		log_error("rpc: completion in state %d", w->state);
+	}
+}
+
+int
+rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc)
+{
+	rpc_server *srv = calloc(1, sizeof *srv);
+	int rv;
+
+	if (srv == NULL || (srv->workers = calloc((size_t)contexts, sizeof *srv->workers)) == NULL) {
+		free(srv);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	srv->svc = svc;
+	pthread_mutex_init(&srv->mu, NULL);
+	pthread_cond_init(&srv->cv, NULL);
+	if ((rv = nng_rep0_open(&srv->sock)) != 0)
+		goto fail;
+	for (int i = 0; i < contexts; i++) {
+		worker *w = &srv->workers[i];
+		w->srv = srv;
+		if ((rv = nng_aio_alloc(&w->aio, worker_cb, w)) != 0 ||
+		    (rv = nng_ctx_open(&w->ctx, srv->sock)) != 0)
+			goto fail;
+		srv->n = i + 1;
+	}
+	if ((rv = nng_listen(srv->sock, url, NULL, 0)) != 0) {
+		log_error("rpc: cannot listen on %s: %s", url, nng_strerror(rv));
+		goto fail;
+	}
+	for (int i = 0; i < contexts; i++)
+		worker_recv(&srv->workers[i]);
+	*out = srv;
+	return PROFILE_OK;
+fail:
+	nng_close(srv->sock);
+	for (int i = 0; i < contexts; i++)
+		if (srv->workers[i].aio)
+			nng_aio_free(srv->workers[i].aio);
+	free(srv->workers);
+	free(srv);
+	return rpc_status(rv);
+}
+
+void
+rpc_server_drain(rpc_server *srv)
+{
+	if (srv)
+		srv->draining = 1;
+}
+
+static void *
+closer_main(void *arg)
+{
+	rpc_server *srv = arg;
+
+	for (int i = 0; i < srv->n; i++)
+		nng_aio_stop(srv->workers[i].aio);
+	nng_close(srv->sock);
+	pthread_mutex_lock(&srv->mu);
+	srv->closed = 1;
+	pthread_cond_signal(&srv->cv);
+	pthread_mutex_unlock(&srv->mu);
+	return NULL;
+}
+
+void
+rpc_server_close(rpc_server *srv, int timeout_ms)
+{
+	struct timespec ts;
+	pthread_t t;
+	int closed;
+
+	if (srv == NULL)
+		return;
+	if (pthread_create(&t, NULL, closer_main, srv) != 0) {
+		closer_main(srv);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&srv->mu);
+		while (!srv->closed && pthread_cond_timedwait(&srv->cv, &srv->mu, &ts) == 0)
+			;
+		closed = srv->closed;
+		pthread_mutex_unlock(&srv->mu);
+		if (!closed) {
+			/* Leave everything to the exiting process. */
+			log_warn("rpc: socket close did not finish in %d ms; exiting anyway", timeout_ms);
+			pthread_detach(t);
+			return;
+		}
+		pthread_join(t, NULL);
+	}
+	for (int i = 0; i < srv->n; i++)
+		nng_aio_free(srv->workers[i].aio);
+	free(srv->workers);
+	free(srv);
+}

@@ -1,0 +1,31 @@
+/* rpc.h: the nng REQ/REP server of a core node.
+ *
+ * Listens on one nng URL (tcp:// or ipc://) with a fixed number of REP
+ * contexts, so that many requests are in service at once; each context
+ * receives one protobuf Request, hands it to the service, and sends the
+ * Response when the service answers (possibly much later, from another
+ * thread). No thread ever blocks in here. nng error codes stop at this
+ * module.
+ */
+#ifndef PROFILE_RPC_H
+#define PROFILE_RPC_H
+
+#include "service.h"
+
+typedef struct rpc_server rpc_server;
+
+/* Listens on url with `contexts` contexts serving svc. PROFILE_OK and *out,
+ * PROFILE_INVALID_ARGUMENT (bad URL), PROFILE_UNAVAILABLE (address in use or
+ * not allowed), PROFILE_RESOURCE_EXHAUSTED. */
+int rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc);
+
+/* Stops taking requests: from now on each new request is answered
+ * UNAVAILABLE (not executed) so callers go elsewhere. */
+void rpc_server_drain(rpc_server *srv);
+
+/* Closes the socket, waiting at most timeout_ms (nng 1.5's close can hang;
+ * the process may then exit with the close still pending), and frees what it
+ * safely can. NULL is a no-op. */
+void rpc_server_close(rpc_server *srv, int timeout_ms);
+
+#endif

@@ -1,0 +1,352 @@
+/* store.c: owns the Kyoto Cabinet handles (see store.h).
+ *
+ * Layout inside one database:
+ *   "P" + uid          -> ProfileEvent bytes (the newest full state)
+ *   "E" + email key    -> n * 36 bytes of uids (order of arrival)
+ *   "\0pos"            -> int64 offset (big-endian) + uint64 fingerprint
+ * The "\0" prefix keeps the position key apart from any profile or email.
+ */
+#include "store.h"
+
+#include <kclangc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define STORE_DEFAULT_TUNE "#bnum=262144#msiz=67108864#opts=l"
+
+static const char pos_key[] = "\0pos";
+#define POS_KEY_LEN 4
+
+struct store {
+	KCDB *db;
+	int32_t partition;
+	int64_t offset;        /* last applied, -1 = none; written by the apply thread */
+	uint64_t fingerprint;
+};
+
+/* Kyoto Cabinet's error codes, mapped to ours in one place. */
+static int
+store_status(KCDB *db)
+{
+	switch (kcdbecode(db)) {
+	case KCESUCCESS:
+		return PROFILE_OK;
+	case KCENOREC:
+		return PROFILE_NOT_FOUND;
+	default:
+		return PROFILE_INTERNAL;
+	}
+}
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+uint64_t
+store_fingerprint(const void *key, size_t key_len, const void *value, size_t value_len)
+{
+	/* FNV-1a over key, a separator that cannot be confused with a byte, and
+	 * value; a tombstone hashes differently from an empty value. */
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const uint8_t *p = key;
+
+	for (size_t i = 0; i < key_len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	h = (h ^ (value ? 0x100 : 0x200)) * 0x100000001b3ULL;
+	p = value;
+	for (size_t i = 0; value && i < value_len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+int
+store_open(store **out, const char *dir, int32_t partition, const char *tune)
+{
+	char path[4096];
+	store *s;
+	size_t len;
+	char *pos;
+
+	snprintf(path, sizeof path, "%s/profiles-%d.kch%s", dir, (int)partition,
+	         tune && *tune ? tune : STORE_DEFAULT_TUNE);
+	if ((s = calloc(1, sizeof *s)) == NULL || (s->db = kcdbnew()) == NULL) {
+		free(s);
+		return PROFILE_INTERNAL;
+	}
+	s->partition = partition;
+	if (!kcdbopen(s->db, path, KCOWRITER | KCOCREATE)) {
+		log_error("store: cannot open %s: %s", path, kcdbemsg(s->db));
+		kcdbdel(s->db);
+		free(s);
+		return PROFILE_INTERNAL;
+	}
+	s->offset = -1;
+	pos = kcdbget(s->db, pos_key, POS_KEY_LEN, &len);
+	if (pos != NULL && len == 16) {
+		s->offset = (int64_t)get_be64((uint8_t *)pos);
+		s->fingerprint = get_be64((uint8_t *)pos + 8);
+	}
+	kcfree(pos);
+	*out = s;
+	return PROFILE_OK;
+}
+
+void
+store_close(store *s)
+{
+	if (s == NULL)
+		return;
+	if (!kcdbclose(s->db))
+		log_error("store: closing partition %d: %s", (int)s->partition, kcdbemsg(s->db));
+	kcdbdel(s->db);
+	free(s);
+}
+
+void
+store_position(store *s, int64_t *offset, uint64_t *fingerprint)
+{
+	*offset = s->offset;
+	*fingerprint = s->fingerprint;
+}
+
+int64_t
+store_count(store *s)
+{
+	/* Every profile has a "P" record and each distinct email an "E"
+	 * record; counting keys by prefix would scan, so count P keys only
+	 * when asked (status pages, tests). */
+	int64_t n = 0;
+	KCCUR *cur = kcdbcursor(s->db);
+	size_t ksz;
+	char *k;
+
+	kccurjump(cur);
+	while ((k = kccurgetkey(cur, &ksz, 1)) != NULL) {
+		if (ksz > 0 && k[0] == 'P')
+			n++;
+		kcfree(k);
+	}
+	kccurdel(cur);
+	return n;
+}
+
+static size_t
+make_key(char *buf, char prefix, const char *s, size_t len)
+{
+	buf[0] = prefix;
+	memcpy(buf + 1, s, len);
+	return len + 1;
+}
+
+/* Adds (add=1) or removes uid from the email index entry of email_key. */
+static int
+index_update(KCDB *db, const char *email_key, const char *uid, int add)
+{
+	char key[1 + WIRE_EMAIL_MAX];
+	size_t klen = make_key(key, 'E', email_key, strlen(email_key));
+	size_t len = 0, found = (size_t)-1;
+	char *list = kcdbget(db, key, klen, &len);
+	int ok = 1;
+
+	for (size_t i = 0; list && i + WIRE_UID_LEN <= len; i += WIRE_UID_LEN)
+		if (memcmp(list + i, uid, WIRE_UID_LEN) == 0)
+			found = i;
+	if (add && found == (size_t)-1) {
+		ok = kcdbappend(db, key, klen, uid, WIRE_UID_LEN);
+	} else if (!add && found != (size_t)-1) {
+		if (len == WIRE_UID_LEN) {
+			ok = kcdbremove(db, key, klen);
+		} else {
+			memmove(list + found, list + found + WIRE_UID_LEN, len - found - WIRE_UID_LEN);
+			ok = kcdbset(db, key, klen, list, len - WIRE_UID_LEN);
+		}
+	}
+	kcfree(list);
+	return ok;
+}
+
+static Profile__V1__Profile *
+decode_profile(const void *buf, size_t len)
+{
+	Profile__V1__ProfileEvent *ev = profile__v1__profile_event__unpack(NULL, len, buf);
+	Profile__V1__Profile *p;
+
+	if (ev == NULL)
+		return NULL;
+	p = ev->profile;
+	ev->profile = NULL;
+	profile__v1__profile_event__free_unpacked(ev, NULL);
+	return p;
+}
+
+/* Applies one record inside the open transaction. 1 = ok (or skipped),
+ * 0 = store failure. */
+static int
+apply_one(store *s, const store_record *r)
+{
+	char pkey[1 + WIRE_UID_LEN], old_email[WIRE_EMAIL_MAX + 1], new_email[WIRE_EMAIL_MAX + 1];
+	Profile__V1__Profile *next = NULL, *old = NULL;
+	const char *why;
+	char uid[WIRE_UID_LEN + 1];
+	size_t plen, olen;
+	char *oldbuf;
+	int ok = 1;
+
+	if (r->key_len != WIRE_UID_LEN) {
+		log_warn("store: partition %d offset %lld: key is not a uid, skipped", (int)s->partition,
+		         (long long)r->offset);
+		return 1;
+	}
+	memcpy(uid, r->key, WIRE_UID_LEN);
+	uid[WIRE_UID_LEN] = '\0';
+	if (r->value != NULL) {
+		next = decode_profile(r->value, r->value_len);
+		if (next == NULL || strcmp(next->uid, uid) != 0 ||
+		    wire_check_email(next->email, &why) != PROFILE_OK) {
+			log_warn("store: partition %d offset %lld: not a profile event for %s, skipped",
+			         (int)s->partition, (long long)r->offset, uid);
+			if (next)
+				profile__v1__profile__free_unpacked(next, NULL);
+			return 1;
+		}
+	}
+	plen = make_key(pkey, 'P', uid, WIRE_UID_LEN);
+	oldbuf = kcdbget(s->db, pkey, plen, &olen);
+	if (oldbuf != NULL)
+		old = decode_profile(oldbuf, olen);
+	kcfree(oldbuf);
+
+	if (old != NULL)
+		wire_email_key(old->email, old_email);
+	if (next != NULL)
+		wire_email_key(next->email, new_email);
+	if (old != NULL && (next == NULL || strcmp(old_email, new_email) != 0))
+		ok = index_update(s->db, old_email, uid, 0);
+	if (ok && next != NULL)
+		ok = index_update(s->db, new_email, uid, 1);
+	if (ok)
+		ok = next ? kcdbset(s->db, pkey, plen, r->value, r->value_len)
+		          : (kcdbremove(s->db, pkey, plen) || kcdbecode(s->db) == KCENOREC);
+
+	if (old)
+		profile__v1__profile__free_unpacked(old, NULL);
+	if (next)
+		profile__v1__profile__free_unpacked(next, NULL);
+	return ok;
+}
+
+int
+store_apply(store *s, const store_record *recs, size_t n)
+{
+	uint8_t pos[16];
+	const store_record *last;
+	uint64_t fp;
+
+	if (n == 0)
+		return PROFILE_OK;
+	/* A soft transaction survives a crash of this process (not of the OS);
+	 * Kafka keeps the truth, so an OS crash costs only a replay. */
+	if (!kcdbbegintran(s->db, 0)) {
+		log_error("store: partition %d: begin: %s", (int)s->partition, kcdbemsg(s->db));
+		return PROFILE_INTERNAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!apply_one(s, &recs[i])) {
+			log_error("store: partition %d offset %lld: %s", (int)s->partition,
+			          (long long)recs[i].offset, kcdbemsg(s->db));
+			kcdbendtran(s->db, 0);
+			return PROFILE_INTERNAL;
+		}
+	}
+	last = &recs[n - 1];
+	fp = store_fingerprint(last->key, last->key_len, last->value, last->value_len);
+	put_be64(pos, (uint64_t)last->offset);
+	put_be64(pos + 8, fp);
+	if (!kcdbset(s->db, pos_key, POS_KEY_LEN, (const char *)pos, sizeof pos) ||
+	    !kcdbendtran(s->db, 1)) {
+		log_error("store: partition %d: commit: %s", (int)s->partition, kcdbemsg(s->db));
+		kcdbendtran(s->db, 0);
+		return PROFILE_INTERNAL;
+	}
+	__atomic_store_n(&s->offset, last->offset, __ATOMIC_RELEASE);
+	s->fingerprint = fp;
+	return PROFILE_OK;
+}
+
+int
+store_clear(store *s)
+{
+	if (!kcdbclear(s->db)) {
+		log_error("store: partition %d: clear: %s", (int)s->partition, kcdbemsg(s->db));
+		return PROFILE_INTERNAL;
+	}
+	s->offset = -1;
+	s->fingerprint = 0;
+	return PROFILE_OK;
+}
+
+int
+store_get(store *s, const char *uid, Profile__V1__Profile **out)
+{
+	char key[1 + WIRE_UID_LEN];
+	size_t klen = make_key(key, 'P', uid, strlen(uid) < WIRE_UID_LEN ? strlen(uid) : WIRE_UID_LEN);
+	size_t len;
+	char *buf = kcdbget(s->db, key, klen, &len);
+	Profile__V1__Profile *p;
+
+	if (buf == NULL)
+		return store_status(s->db) == PROFILE_NOT_FOUND ? PROFILE_NOT_FOUND : PROFILE_INTERNAL;
+	p = decode_profile(buf, len);
+	kcfree(buf);
+	if (p == NULL)
+		return PROFILE_INTERNAL;
+	*out = p;
+	return PROFILE_OK;
+}
+
+int
+store_search(store *s, const char *email_key, Profile__V1__Profile ***list, size_t *count)
+{
+	char key[1 + WIRE_EMAIL_MAX];
+	size_t klen = make_key(key, 'E', email_key, strlen(email_key));
+	size_t len;
+	char *uids = kcdbget(s->db, key, klen, &len);
+	int rc = PROFILE_OK;
+
+	if (uids == NULL)
+		return store_status(s->db) == PROFILE_NOT_FOUND ? PROFILE_OK : PROFILE_INTERNAL;
+	for (size_t i = 0; i + WIRE_UID_LEN <= len; i += WIRE_UID_LEN) {
+		char uid[WIRE_UID_LEN + 1];
+		Profile__V1__Profile *p, **grown;
+
+		memcpy(uid, uids + i, WIRE_UID_LEN);
+		uid[WIRE_UID_LEN] = '\0';
+		if (store_get(s, uid, &p) != PROFILE_OK)
+			continue; /* index entry of a record being applied right now */
+		if ((grown = realloc(*list, (*count + 1) * sizeof *grown)) == NULL) {
+			profile__v1__profile__free_unpacked(p, NULL);
+			rc = PROFILE_RESOURCE_EXHAUSTED;
+			break;
+		}
+		grown[(*count)++] = p;
+		*list = grown;
+	}
+	kcfree(uids);
+	return rc;
+}

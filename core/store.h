@@ -1,0 +1,74 @@
+/* store.h: the materialized state of one `profiles` partition.
+ *
+ * One Kyoto Cabinet hash database per partition holds, for that partition:
+ * every live profile (key "P<uid>", value = the ProfileEvent bytes of its
+ * newest record), the email index (key "E<lower-cased email>", value = the
+ * uids with that email, 36 bytes each) and the applied position (the offset
+ * and a fingerprint of the last record applied). A batch of records, its index
+ * changes and the new position are one transaction, so after a crash the data
+ * and the position never disagree.
+ *
+ * Threads: one writer (the changelog's apply thread) and any number of
+ * readers at once. Reads may see a batch that is being applied: those records
+ * are already durable in Kafka, so that is never a wrong answer.
+ */
+#ifndef PROFILE_STORE_H
+#define PROFILE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+typedef struct store store;
+
+/* One record of the log, as the apply thread hands it over. value == NULL is
+ * a tombstone (the profile was deleted). */
+typedef struct store_record {
+	int64_t offset;
+	const char *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+} store_record;
+
+/* Opens (creating if needed) the database of `partition` under dir, as
+ * dir/profiles-<partition>.kch, with Kyoto Cabinet tuning parameters `tune`
+ * ("#bnum=...#msiz=..."; NULL or "" for the defaults). On success *out is a
+ * new handle for store_close. Errors: PROFILE_INTERNAL (message logged). */
+int store_open(store **out, const char *dir, int32_t partition, const char *tune);
+
+/* Flushes and closes. store_close(NULL) is a no-op. */
+void store_close(store *s);
+
+/* The last applied record: *offset (-1 when nothing was applied) and its
+ * fingerprint (store_fingerprint of its key and value). */
+void store_position(store *s, int64_t *offset, uint64_t *fingerprint);
+
+/* Fingerprint of a record, stored with the position to recognise the log it
+ * came from. */
+uint64_t store_fingerprint(const void *key, size_t key_len, const void *value, size_t value_len);
+
+/* Applies n records in order, then records the position of the last one, all
+ * in one transaction. Records that are not profile events of this service are
+ * skipped (logged) but still advance the position. PROFILE_OK or
+ * PROFILE_INTERNAL (nothing applied). */
+int store_apply(store *s, const store_record *recs, size_t n);
+
+/* Removes everything (before a rebuild from the log). */
+int store_clear(store *s);
+
+/* Looks up a profile. On PROFILE_OK *out is a new Profile for
+ * profile__v1__profile__free_unpacked; PROFILE_NOT_FOUND when absent;
+ * PROFILE_INTERNAL on a store failure. */
+int store_get(store *s, const char *uid, Profile__V1__Profile **out);
+
+/* Appends to *list (growing it with realloc; *count updated) every profile
+ * whose lower-cased email is email_key. The caller owns the appended
+ * profiles. PROFILE_OK (also when none) or PROFILE_INTERNAL. */
+int store_search(store *s, const char *email_key, Profile__V1__Profile ***list, size_t *count);
+
+/* Number of live profiles. */
+int64_t store_count(store *s);
+
+#endif

@@ -1,0 +1,373 @@
+/* api.c: routes, preconditions and status mapping of the REST API (api.h). */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+	R_CREATE,
+	R_GET,
+	R_UPDATE,
+	R_DELETE,
+	R_SEARCH,
+	R_HEALTH,
+	R_READY,
+} route_id;
+
+/* Paths: "/api/profile/{uid}" matches one path segment after the prefix. */
+static const struct route {
+	const char *method;
+	const char *path;
+	int has_uid;
+	route_id id;
+	int ok_status;
+} routes[] = {
+    {"POST", "/api/profile", 0, R_CREATE, 201},
+    {"GET", "/api/profile/", 1, R_GET, 200},
+    {"PUT", "/api/profile/", 1, R_UPDATE, 200},
+    {"DELETE", "/api/profile/", 1, R_DELETE, 204},
+    {"GET", "/api/search", 0, R_SEARCH, 200},
+    {"GET", "/healthz", 0, R_HEALTH, 200},
+    {"GET", "/readyz", 0, R_READY, 200},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+static const struct {
+	int status;
+	int http;
+} http_table[] = {
+    {PROFILE_OK, 200},
+    {PROFILE_CANCELLED, 499},
+    {PROFILE_UNKNOWN, 500},
+    {PROFILE_INVALID_ARGUMENT, 400},
+    {PROFILE_DEADLINE_EXCEEDED, 504},
+    {PROFILE_NOT_FOUND, 404},
+    {PROFILE_ALREADY_EXISTS, 409},
+    {PROFILE_PERMISSION_DENIED, 403},
+    {PROFILE_RESOURCE_EXHAUSTED, 429},
+    {PROFILE_FAILED_PRECONDITION, 412},
+    {PROFILE_ABORTED, 409},
+    {PROFILE_OUT_OF_RANGE, 400},
+    {PROFILE_UNIMPLEMENTED, 501},
+    {PROFILE_INTERNAL, 500},
+    {PROFILE_UNAVAILABLE, 503},
+};
+
+int
+api_http_status(int status)
+{
+	for (size_t i = 0; i < sizeof http_table / sizeof http_table[0]; i++)
+		if (http_table[i].status == status)
+			return http_table[i].http;
+	return 500;
+}
+
+static void
+answer(api_request *ar, int http, const char *code, const char *message)
+{
+	ar->kind = API_ANSWER;
+	ar->resp.http = http;
+	ar->resp.body = json_render_error(code, message);
+	if (http == 503)
+		ar->resp.retry_after = 1;
+}
+
+static void
+answer_status(api_request *ar, int status, const char *message)
+{
+	answer(ar, api_http_status(status), profile_status_name(status), message);
+}
+
+int
+api_parse_if_match(const char *v, Profile__V1__Precondition *pre, const char **why)
+{
+	const char *p = v, *end;
+	unsigned long long n = 0;
+	int quoted = 0;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	end = p + strlen(p);
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (end - p == 1 && *p == '*') {
+		pre->check_case = PROFILE__V1__PRECONDITION__CHECK_EXISTS;
+		pre->exists = 1;
+		return PROFILE_OK;
+	}
+	if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+		p += 2;
+	if (p < end && *p == '"') {
+		if (end - p < 2 || end[-1] != '"')
+			goto bad;
+		p++, end--, quoted = 1;
+	}
+	(void)quoted;
+	if (p == end || end - p > 19)
+		goto bad;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			goto bad;
+		n = n * 10 + (unsigned)(*p - '0');
+	}
+	pre->check_case = PROFILE__V1__PRECONDITION__CHECK_VERSION;
+	pre->version = n;
+	return PROFILE_OK;
+bad:
+	*why = "If-Match must be one version: \"<n>\", <n>, W/\"<n>\" or *";
+	return PROFILE_INVALID_ARGUMENT;
+}
+
+/* Finds the route for method + path: its index, or -404 / -405 with *allow
+ * naming the methods of a matching path. */
+static int
+route_find(const char *method, const char *path, const char **uid, const char **allow)
+{
+	static const char allow_profile[] = "POST", allow_uid[] = "GET, PUT, DELETE", allow_get[] = "GET";
+	int path_matched = -1;
+
+	for (size_t i = 0; i < NROUTES; i++) {
+		const struct route *r = &routes[i];
+		size_t plen = strlen(r->path);
+		int match;
+
+		if (r->has_uid)
+			match = strncmp(path, r->path, plen) == 0 && path[plen] != '\0' &&
+			        strchr(path + plen, '/') == NULL;
+		else
+			match = strcmp(path, r->path) == 0;
+		if (!match)
+			continue;
+		if (strcmp(method, r->method) == 0) {
+			*uid = r->has_uid ? path + plen : NULL;
+			return (int)i;
+		}
+		path_matched = (int)i;
+	}
+	if (path_matched < 0)
+		return -404;
+	*allow = routes[path_matched].id == R_CREATE ? allow_profile
+	         : routes[path_matched].has_uid       ? allow_uid
+	                                              : allow_get;
+	return -405;
+}
+
+static void
+lower_uid(char *dst, const char *src)
+{
+	for (int i = 0; i <= WIRE_UID_LEN; i++)
+		dst[i] = (src[i] >= 'A' && src[i] <= 'F') ? (char)(src[i] - 'A' + 'a') : src[i];
+}
+
+void
+api_prepare(api_request *ar, const char *method, const char *path, const char *email,
+            const char *if_match, const char *body, size_t body_len, int too_large)
+{
+	const char *uid = NULL, *allow = NULL, *why = NULL;
+	char reason[256];
+	int r;
+
+	memset(ar, 0, sizeof *ar);
+	profile__v1__request__init(&ar->req);
+	r = route_find(method, path, &uid, &allow);
+	if (r == -404) {
+		answer(ar, 404, "NOT_FOUND", "no such resource");
+		return;
+	}
+	if (r == -405) {
+		answer(ar, 405, "METHOD_NOT_ALLOWED", "method not allowed on this resource");
+		ar->resp.allow = allow;
+		return;
+	}
+	ar->route = r;
+	if (too_large) {
+		answer(ar, 413, "PAYLOAD_TOO_LARGE", "request body is over 64 KiB");
+		return;
+	}
+	if (uid != NULL) {
+		if (wire_check_uid(uid, &why) != PROFILE_OK) {
+			answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
+			return;
+		}
+		lower_uid(ar->uid, uid);
+	}
+	if (if_match != NULL && (routes[r].id == R_UPDATE || routes[r].id == R_DELETE)) {
+		profile__v1__precondition__init(&ar->pre);
+		if (api_parse_if_match(if_match, &ar->pre, &why) != PROFILE_OK) {
+			answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
+			return;
+		}
+	}
+
+	ar->kind = API_CALL;
+	switch (routes[r].id) {
+	case R_HEALTH:
+		ar->kind = API_ANSWER;
+		ar->resp.http = 200;
+		ar->resp.body = strdup("{\"status\":\"ok\"}");
+		return;
+	case R_CREATE:
+	case R_UPDATE: {
+		int create = routes[r].id == R_CREATE;
+		if (json_parse_fields(body, body_len, create, &ar->fields, reason, sizeof reason) != PROFILE_OK) {
+			answer_status(ar, PROFILE_INVALID_ARGUMENT, reason);
+			return;
+		}
+		ar->write = 1;
+		if (create) {
+			profile__v1__create_request__init(&ar->body.create);
+			ar->body.create.username = ar->fields.username;
+			ar->body.create.email = ar->fields.email;
+			ar->req.body_case = PROFILE__V1__REQUEST__BODY_CREATE;
+			ar->req.create = &ar->body.create;
+		} else {
+			Profile__V1__UpdateRequest *u = &ar->body.update;
+			profile__v1__update_request__init(u);
+			u->uid = ar->uid;
+			if (ar->fields.username) {
+				u->username_set_case = PROFILE__V1__UPDATE_REQUEST__USERNAME_SET_USERNAME;
+				u->username = ar->fields.username;
+			}
+			if (ar->fields.email) {
+				u->email_set_case = PROFILE__V1__UPDATE_REQUEST__EMAIL_SET_EMAIL;
+				u->email = ar->fields.email;
+			}
+			if (ar->pre.check_case)
+				u->precondition = &ar->pre;
+			ar->req.body_case = PROFILE__V1__REQUEST__BODY_UPDATE;
+			ar->req.update = u;
+		}
+		return;
+	}
+	case R_GET:
+		profile__v1__get_request__init(&ar->body.get);
+		ar->body.get.uid = ar->uid;
+		ar->req.body_case = PROFILE__V1__REQUEST__BODY_GET;
+		ar->req.get = &ar->body.get;
+		return;
+	case R_DELETE:
+		profile__v1__delete_request__init(&ar->body.del);
+		ar->body.del.uid = ar->uid;
+		if (ar->pre.check_case)
+			ar->body.del.precondition = &ar->pre;
+		ar->write = 1;
+		ar->req.body_case = PROFILE__V1__REQUEST__BODY_DELETE;
+		ar->req.delete_ = &ar->body.del;
+		return;
+	case R_SEARCH:
+		if (email == NULL) {
+			answer_status(ar, PROFILE_INVALID_ARGUMENT, "the email query parameter is required");
+			return;
+		}
+		if (wire_check_email(email, &why) != PROFILE_OK) {
+			answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
+			return;
+		}
+		if ((ar->email = strdup(email)) == NULL) {
+			answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		profile__v1__search_request__init(&ar->body.search);
+		ar->body.search.email = ar->email;
+		ar->req.body_case = PROFILE__V1__REQUEST__BODY_SEARCH;
+		ar->req.search = &ar->body.search;
+		return;
+	case R_READY:
+		profile__v1__status_request__init(&ar->body.status);
+		ar->req.body_case = PROFILE__V1__REQUEST__BODY_STATUS;
+		ar->req.status = &ar->body.status;
+		return;
+	}
+}
+
+static void
+answer_profile(api_request *ar, const Profile__V1__Profile *p, int http)
+{
+	ar->resp.http = http;
+	ar->resp.body = json_render_profile(p);
+	snprintf(ar->resp.etag, sizeof ar->resp.etag, "\"%llu\"", (unsigned long long)p->version);
+	if (ar->resp.body == NULL) {
+		ar->resp.etag[0] = '\0';
+		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+	}
+}
+
+/* /readyz: every partition of the topic is served and active. */
+static void
+answer_ready(api_request *ar, const Profile__V1__StatusReply *s)
+{
+	size_t active = 0;
+	char msg[160];
+
+	for (size_t i = 0; i < s->n_partitions; i++)
+		if (s->partitions[i]->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE)
+			active++;
+	if (s->partition_count > 0 && active == (size_t)s->partition_count) {
+		ar->resp.http = 200;
+		snprintf(msg, sizeof msg, "{\"status\":\"ready\",\"partitions\":%d}", (int)s->partition_count);
+		ar->resp.body = strdup(msg);
+		return;
+	}
+	snprintf(msg, sizeof msg, "%zu of %d partitions active", active, (int)s->partition_count);
+	answer_status(ar, PROFILE_UNAVAILABLE, msg);
+}
+
+void
+api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
+{
+	const struct route *r = &routes[ar->route];
+
+	ar->kind = API_ANSWER;
+	if (call_status != PROFILE_OK) {
+		answer_status(ar, call_status,
+		              call_status == PROFILE_UNAVAILABLE         ? "no core node could take the request"
+		              : call_status == PROFILE_DEADLINE_EXCEEDED ? "no answer from the core in time"
+		              : call_status == PROFILE_INTERNAL          ? "malformed answer from the core"
+		                                                         : "the gateway is overloaded");
+		return;
+	}
+	if (resp->status != PROFILE__V1__STATUS__OK) {
+		answer_status(ar, (int)resp->status, resp->message);
+		return;
+	}
+	switch (r->id) {
+	case R_CREATE:
+	case R_GET:
+	case R_UPDATE:
+		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_PROFILE)
+			break;
+		answer_profile(ar, resp->profile, r->ok_status);
+		return;
+	case R_DELETE:
+		ar->resp.http = 204;
+		return;
+	case R_SEARCH:
+		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_SEARCH)
+			break;
+		/* The core sorts most recently updated first. */
+		if (resp->search->n_profiles == 0)
+			answer_status(ar, PROFILE_NOT_FOUND, "no profile with this email");
+		else
+			answer_profile(ar, resp->search->profiles[0], 200);
+		return;
+	case R_READY:
+		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_STATUS_REPLY)
+			break;
+		answer_ready(ar, resp->status_reply);
+		return;
+	case R_HEALTH:
+		break;
+	}
+	answer_status(ar, PROFILE_INTERNAL, "unexpected answer from the core");
+}
+
+void
+api_request_fini(api_request *ar)
+{
+	free(ar->resp.body);
+	ar->resp.body = NULL;
+	json_fields_fini(&ar->fields);
+	free(ar->email);
+	ar->email = NULL;
+}

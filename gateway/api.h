@@ -1,0 +1,71 @@
+/* api.h: the REST API, independent of the HTTP library.
+ *
+ * api_prepare turns one HTTP request (method, path, the email query
+ * argument, If-Match, body) into either an immediate answer (bad input,
+ * unknown path, /healthz) or one RPC to the core; api_finish turns the RPC's
+ * outcome into the HTTP answer. The route table, the If-Match rules and the
+ * status -> HTTP table are here, in one place each.
+ */
+#ifndef PROFILE_GATEWAY_API_H
+#define PROFILE_GATEWAY_API_H
+
+#include <stddef.h>
+
+#include "json.h"
+#include "wire.h"
+
+#define API_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
+
+typedef struct api_response {
+	int http;              /* HTTP status */
+	char *body;            /* malloc'd JSON text, or NULL for no body */
+	char etag[32];         /* "" when none */
+	int retry_after;       /* seconds; 0 when none */
+	const char *allow;     /* Allow header for 405, else NULL */
+} api_response;
+
+typedef enum { API_ANSWER, API_CALL } api_kind;
+
+typedef struct api_request {
+	api_kind kind;
+	api_response resp;      /* API_ANSWER: the answer */
+	/* API_CALL: the request to send, and how to read its reply. */
+	Profile__V1__Request req;
+	int route;              /* index into the route table */
+	int write;
+	/* storage the request points into */
+	union {
+		Profile__V1__CreateRequest create;
+		Profile__V1__GetRequest get;
+		Profile__V1__UpdateRequest update;
+		Profile__V1__DeleteRequest del;
+		Profile__V1__SearchRequest search;
+		Profile__V1__StatusRequest status;
+	} body;
+	Profile__V1__Precondition pre;
+	json_fields fields;
+	char uid[WIRE_UID_LEN + 1];
+	char *email;
+} api_request;
+
+/* Prepares ar for one HTTP request. email: the decoded `email` query
+ * argument or NULL; if_match: the header or NULL; body_too_large: the body
+ * exceeded API_BODY_MAX (body is then ignored). Always fills ar; free with
+ * api_request_fini. */
+void api_prepare(api_request *ar, const char *method, const char *path, const char *email,
+                 const char *if_match, const char *body, size_t body_len, int body_too_large);
+
+/* Turns the RPC outcome into ar->resp (call_status and resp as from
+ * call_done_fn; resp borrowed). */
+void api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp);
+
+void api_request_fini(api_request *ar);
+
+/* The HTTP status for a protocol status (the one mapping table). */
+int api_http_status(int status);
+
+/* Parses an If-Match value into pre. PROFILE_OK, or PROFILE_INVALID_ARGUMENT
+ * with *why set. */
+int api_parse_if_match(const char *value, Profile__V1__Precondition *pre, const char **why);
+
+#endif

@@ -1,0 +1,208 @@
+/* http.c: libmicrohttpd glue (http.h).
+ *
+ * Life of a request (one `exchange`):
+ *   1st access call: allocate the exchange; return (queueing an answer on
+ *     the first call would turn keep-alive off).
+ *   body calls: append up to API_BODY_MAX; beyond it, keep reading but drop.
+ *   last call: api_prepare; answer now, or start the RPC and suspend.
+ *   RPC completion (nng thread): api_finish, then resume.
+ *   call after resume: queue the answer.
+ *   completion notice: free the exchange.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+
+enum { X_READING, X_WAITING, X_READY };
+
+typedef struct exchange {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	int state;
+	char *body;
+	size_t len;
+	int too_large;
+	api_request ar;
+} exchange;
+
+struct http_server {
+	struct MHD_Daemon *d;
+	call_channel *ch;
+	http_config cfg;
+};
+
+static enum MHD_Result
+queue(struct MHD_Connection *conn, const api_response *r)
+{
+	const char *body = r->body ? r->body : "";
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ok;
+	char retry[16];
+
+	if (resp == NULL)
+		return MHD_NO;
+	if (r->body)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (r->etag[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
+	if (r->allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->retry_after > 0) {
+		snprintf(retry, sizeof retry, "%d", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+	}
+	ok = MHD_queue_response(conn, (unsigned)r->http, resp);
+	MHD_destroy_response(resp);
+	return ok;
+}
+
+/* call_done_fn: runs on an nng thread. */
+static void
+on_reply(void *arg, int status, Profile__V1__Response *resp)
+{
+	exchange *x = arg;
+
+	api_finish(&x->ar, status, resp);
+	if (resp)
+		profile__v1__response__free_unpacked(resp, NULL);
+	x->state = X_READY;
+	MHD_resume_connection(x->conn);
+}
+
+static enum MHD_Result
+on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+          const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	http_server *srv = cls;
+	exchange *x = *con_cls;
+	int rc;
+
+	(void)version;
+	if (x == NULL) {
+		if ((x = calloc(1, sizeof *x)) == NULL)
+			return MHD_NO;
+		x->srv = srv;
+		x->conn = conn;
+		*con_cls = x;
+		return MHD_YES;
+	}
+	if (x->state == X_READY)
+		return queue(conn, &x->ar.resp);
+	if (x->state == X_WAITING)
+		return MHD_YES; /* spurious call while suspended */
+	if (*upload_size > 0) {
+		if (!x->too_large && x->len + *upload_size <= API_BODY_MAX) {
+			char *grown = realloc(x->body, x->len + *upload_size + 1);
+			if (grown == NULL)
+				return MHD_NO;
+			memcpy(grown + x->len, upload, *upload_size);
+			x->body = grown;
+			x->len += *upload_size;
+			x->body[x->len] = '\0';
+		} else {
+			x->too_large = 1;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+
+	api_prepare(&x->ar, method, url,
+	            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "email"),
+	            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH), x->body,
+	            x->len, x->too_large);
+	if (x->ar.kind == API_ANSWER) {
+		x->state = X_READY;
+		return queue(conn, &x->ar.resp);
+	}
+	x->state = X_WAITING;
+	MHD_suspend_connection(conn);
+	rc = call_start(srv->ch, &x->ar.req, srv->cfg.call_timeout_ms, x->ar.write, on_reply, x);
+	if (rc != PROFILE_OK) {
+		/* Never sent: answer from here. */
+		api_finish(&x->ar, rc, NULL);
+		x->state = X_READY;
+		MHD_resume_connection(conn);
+	}
+	return MHD_YES;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	exchange *x = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (x == NULL)
+		return;
+	api_request_fini(&x->ar);
+	free(x->body);
+	free(x);
+	*con_cls = NULL;
+}
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("http: %s", msg);
+}
+
+int
+http_server_open(http_server **out, const http_config *cfg, call_channel *ch)
+{
+	struct sockaddr_in sa;
+	http_server *srv;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(cfg->port);
+	if (inet_pton(AF_INET, cfg->address, &sa.sin_addr) != 1)
+		return PROFILE_INVALID_ARGUMENT;
+	if ((srv = calloc(1, sizeof *srv)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	srv->ch = ch;
+	srv->cfg = *cfg;
+	srv->d = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+	    cfg->port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 2),
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+	    cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+	if (srv->d == NULL) {
+		free(srv);
+		return PROFILE_UNAVAILABLE;
+	}
+	*out = srv;
+	return PROFILE_OK;
+}
+
+void
+http_server_close(http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	/* Suspended connections resume when their RPC completes (within its
+	 * deadline); MHD_stop_daemon waits for them. */
+	MHD_quiesce_daemon(srv->d);
+	MHD_stop_daemon(srv->d);
+	free(srv);
+}

@@ -1,0 +1,35 @@
+/* http.h: the gateway's HTTP server (libmicrohttpd).
+ *
+ * Reads each request (body capped at API_BODY_MAX), asks the api module what
+ * to do, and either answers at once or suspends the connection while the RPC
+ * is in flight, resuming it from the RPC's completion. No thread waits on
+ * the core. libmicrohttpd brings connection timeouts and limits, chunked
+ * request bodies and keep-alive.
+ */
+#ifndef PROFILE_GATEWAY_HTTP_H
+#define PROFILE_GATEWAY_HTTP_H
+
+#include <stdint.h>
+
+#include "call.h"
+
+typedef struct http_server http_server;
+
+typedef struct http_config {
+	const char *address;      /* IPv4 address to bind, e.g. "0.0.0.0" */
+	uint16_t port;
+	unsigned threads;         /* polling threads */
+	unsigned connection_timeout_s;
+	unsigned max_connections;
+	uint32_t call_timeout_ms; /* deadline of each RPC */
+} http_config;
+
+/* Starts serving. PROFILE_OK and *out; PROFILE_UNAVAILABLE when the port
+ * cannot be bound; PROFILE_INVALID_ARGUMENT for a bad address. */
+int http_server_open(http_server **out, const http_config *cfg, call_channel *ch);
+
+/* Stops accepting, waits for requests in flight (their RPCs complete within
+ * the call deadline), frees. NULL is a no-op. */
+void http_server_close(http_server *srv);
+
+#endif

@@ -1,0 +1,113 @@
+/* json.c: JSON <-> fields and profiles (json.h). */
+#include "json.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+field(json_t *obj, const char *name, char **out, char *why, size_t why_size)
+{
+	json_t *v = json_object_get(obj, name);
+	const char *rule = NULL, *s;
+
+	if (v == NULL)
+		return PROFILE_OK;
+	if (!json_is_string(v)) {
+		snprintf(why, why_size, "%s must be a string", name);
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	s = json_string_value(v);
+	if (strlen(s) != json_string_length(v)) {
+		snprintf(why, why_size, "%s must not contain NUL characters", name);
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	if ((strcmp(name, "username") == 0 ? wire_check_username(s, &rule) : wire_check_email(s, &rule)) !=
+	    PROFILE_OK) {
+		snprintf(why, why_size, "%s", rule);
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	*out = strdup(s);
+	return *out ? PROFILE_OK : PROFILE_RESOURCE_EXHAUSTED;
+}
+
+int
+json_parse_fields(const char *body, size_t len, int require_all, json_fields *f, char *why, size_t why_size)
+{
+	json_fields got = {0};
+	json_error_t err;
+	json_t *root;
+	int rc;
+
+	if (body == NULL || len == 0) {
+		snprintf(why, why_size, "a JSON object body is required");
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	/* jansson rejects invalid UTF-8 and \u0000 while parsing. */
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL) {
+		snprintf(why, why_size, "malformed JSON: %s (at character %d)", err.text, err.position);
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		snprintf(why, why_size, "the body must be a JSON object");
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	if ((rc = field(root, "username", &got.username, why, why_size)) == PROFILE_OK)
+		rc = field(root, "email", &got.email, why, why_size);
+	json_decref(root);
+	if (rc == PROFILE_OK && require_all && (got.username == NULL || got.email == NULL)) {
+		snprintf(why, why_size, "%s is required", got.username == NULL ? "username" : "email");
+		rc = PROFILE_INVALID_ARGUMENT;
+	}
+	if (rc == PROFILE_OK && got.username == NULL && got.email == NULL) {
+		snprintf(why, why_size, "the body must set username or email");
+		rc = PROFILE_INVALID_ARGUMENT;
+	}
+	if (rc != PROFILE_OK) {
+		json_fields_fini(&got);
+		return rc;
+	}
+	*f = got;
+	return PROFILE_OK;
+}
+
+void
+json_fields_fini(json_fields *f)
+{
+	free(f->username);
+	free(f->email);
+	f->username = f->email = NULL;
+}
+
+char *
+json_render_profile(const Profile__V1__Profile *p)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p->uid, "username", p->username,
+	                      "email", p->email, "version", (json_int_t)p->version, "created_at",
+	                      (json_int_t)p->created_at, "updated_at", (json_int_t)p->updated_at);
+	char *text;
+
+	if (o == NULL)
+		return NULL;
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return text;
+}
+
+char *
+json_render_error(const char *code, const char *message)
+{
+	json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message ? message : "");
+	char *text;
+
+	if (o == NULL) /* message was not UTF-8: say so without it */
+		o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", "");
+	if (o == NULL)
+		return NULL;
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return text;
+}

@@ -1,0 +1,101 @@
+/* main.c: profile-gateway, the REST front of the profile service.
+ *
+ * Stateless: it holds no data, only a channel to the core nodes; it can be
+ * restarted or scaled freely.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "cli.h"
+#include "http.h"
+#include "log.h"
+
+static const char *opt_address, *opt_log_level;
+static const char **opt_cores;
+static long opt_port, opt_threads, opt_timeout_ms, opt_conn_timeout, opt_max_conn;
+
+static cli_option options[] = {
+    {"address", 'a', "PROFILE_GATEWAY_ADDRESS", CLI_STRING, "0.0.0.0", "IP",
+     "IPv4 address to listen on", &opt_address},
+    {"port", 'p', "PROFILE_GATEWAY_PORT", CLI_INT, "8080", "PORT", "HTTP port", &opt_port},
+    {"core", 'c', "PROFILE_GATEWAY_CORES", CLI_LIST, NULL, "URL",
+     "core node RPC address (repeatable; the variable takes a space-separated list)", &opt_cores},
+    {"timeout-ms", 0, "PROFILE_GATEWAY_TIMEOUT_MS", CLI_INT, "5000", "MS",
+     "deadline of each call to the core", &opt_timeout_ms},
+    {"threads", 0, "PROFILE_GATEWAY_THREADS", CLI_INT, "2", "N", "HTTP polling threads", &opt_threads},
+    {"connection-timeout", 0, "PROFILE_GATEWAY_CONNECTION_TIMEOUT", CLI_INT, "30", "SECONDS",
+     "close idle or stalled client connections after this long", &opt_conn_timeout},
+    {"max-connections", 0, "PROFILE_GATEWAY_MAX_CONNECTIONS", CLI_INT, "4096", "N",
+     "client connections at once", &opt_max_conn},
+    {"log-level", 0, "PROFILE_GATEWAY_LOG_LEVEL", CLI_STRING, "info", "LEVEL",
+     "error, warn, info or debug", &opt_log_level},
+};
+
+int
+main(int argc, char **argv)
+{
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	call_channel *ch = NULL;
+	http_server *srv = NULL;
+	sigset_t sigs;
+	size_t ncores = 0;
+	int rc, sig, level = -1;
+
+	log_set_name("gateway");
+	rc = cli_parse(argc, argv, "profile-gateway --core URL [OPTIONS]",
+	               "The profile service's REST API: turns each HTTP request into one RPC to a\n"
+	               "core node and its answer into JSON.",
+	               options, sizeof options / sizeof options[0]);
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	for (int i = 0; i < 4; i++)
+		if (strcmp(opt_log_level, levels[i]) == 0)
+			level = i;
+	if (level < 0 || opt_cores == NULL || opt_port < 1 || opt_port > 65535 || opt_timeout_ms < 1 ||
+	    opt_threads < 1 || opt_threads > 64) {
+		fprintf(stderr, "profile-gateway: needs --core URL, a --port of 1..65535, --timeout-ms > 0, "
+		                "--threads 1..64 and a known --log-level (see --help)\n");
+		return 2;
+	}
+	log_set_level(level);
+	while (opt_cores[ncores])
+		ncores++;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((rc = call_channel_open(&ch, opt_cores, ncores, 0)) != PROFILE_OK) {
+		log_error("cannot use the core addresses given (%s)", profile_status_name(rc));
+		return 2;
+	}
+	{
+		http_config hc = {
+		    .address = opt_address,
+		    .port = (uint16_t)opt_port,
+		    .threads = (unsigned)opt_threads,
+		    .connection_timeout_s = (unsigned)opt_conn_timeout,
+		    .max_connections = (unsigned)opt_max_conn,
+		    .call_timeout_ms = (uint32_t)opt_timeout_ms,
+		};
+		if ((rc = http_server_open(&srv, &hc, ch)) != PROFILE_OK) {
+			log_error("cannot listen on %s:%ld (%s)", opt_address, opt_port,
+			          rc == PROFILE_INVALID_ARGUMENT ? "bad address" : "in use or not allowed");
+			call_channel_close(ch);
+			return 1;
+		}
+	}
+	log_info("serving http://%s:%ld/ for %zu core node(s)", opt_address, opt_port, ncores);
+	sigwait(&sigs, &sig);
+	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	http_server_close(srv);
+	call_channel_close(ch);
+	log_info("stopped");
+	return 0;
+}

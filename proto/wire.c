@@ -1,0 +1,245 @@
+/* wire.c: shared rules about the wire formats (see wire.h). */
+#include "wire.h"
+
+#include <string.h>
+#include <time.h>
+
+static const char *const status_names[] = {
+	"OK",
+	"CANCELLED",
+	"UNKNOWN",
+	"INVALID_ARGUMENT",
+	"DEADLINE_EXCEEDED",
+	"NOT_FOUND",
+	"ALREADY_EXISTS",
+	"PERMISSION_DENIED",
+	"RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION",
+	"ABORTED",
+	"OUT_OF_RANGE",
+	"UNIMPLEMENTED",
+	"INTERNAL",
+	"UNAVAILABLE",
+};
+
+const char *
+profile_status_name(int status)
+{
+	if (status < 0 || status >= (int)(sizeof status_names / sizeof status_names[0]))
+		return "UNKNOWN";
+	return status_names[status];
+}
+
+int32_t
+wire_murmur2(const void *key, size_t len)
+{
+	/* Same arithmetic as org.apache.kafka.common.utils.Utils.murmur2:
+	 * little-endian 4-byte words, unsigned 32-bit wrap-around. */
+	const uint8_t *data = key;
+	const uint32_t m = 0x5bd1e995;
+	const int r = 24;
+	uint32_t h = 0x9747b28c ^ (uint32_t)len;
+	size_t i = 0;
+
+	for (; i + 4 <= len; i += 4) {
+		uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 |
+		             (uint32_t)data[i + 2] << 16 | (uint32_t)data[i + 3] << 24;
+		k *= m;
+		k ^= k >> r;
+		k *= m;
+		h *= m;
+		h ^= k;
+	}
+	switch (len - i) {
+	case 3:
+		h ^= (uint32_t)data[i + 2] << 16;
+		/* fall through */
+	case 2:
+		h ^= (uint32_t)data[i + 1] << 8;
+		/* fall through */
+	case 1:
+		h ^= data[i];
+		h *= m;
+	}
+	h ^= h >> 13;
+	h *= m;
+	h ^= h >> 15;
+	return (int32_t)h;
+}
+
+int32_t
+wire_partition(const char *key, size_t len, int32_t count)
+{
+	return (int32_t)(((uint32_t)wire_murmur2(key, len) & 0x7fffffff) % (uint32_t)count);
+}
+
+int
+wire_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = s[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (i + n >= len)
+			return 0; /* truncated sequence */
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		/* Overlong three- and four-byte forms, surrogates, > U+10FFFF. */
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+static int
+is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int
+wire_check_uid(const char *s, const char **why)
+{
+	if (s == NULL || strlen(s) != WIRE_UID_LEN)
+		goto bad;
+	for (int i = 0; i < WIRE_UID_LEN; i++) {
+		int dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? s[i] != '-' : !is_hex(s[i]))
+			goto bad;
+	}
+	return PROFILE_OK;
+bad:
+	*why = "uid must be a UUID (8-4-4-4-12 hexadecimal digits)";
+	return PROFILE_INVALID_ARGUMENT;
+}
+
+int
+wire_check_username(const char *s, const char **why)
+{
+	size_t len, chars = 0;
+
+	if (s == NULL || *s == '\0') {
+		*why = "username must not be empty";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	len = strlen(s);
+	if (!wire_utf8_valid(s, len)) {
+		*why = "username must be valid UTF-8";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		/* C0 controls, DEL, and C1 controls (U+0080..U+009F = C2 80..9F). */
+		if (c < 0x20 || c == 0x7f ||
+		    (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] < 0xa0)) {
+			*why = "username must not contain control characters";
+			return PROFILE_INVALID_ARGUMENT;
+		}
+		if ((c & 0xc0) != 0x80)
+			chars++;
+	}
+	if (chars > WIRE_USERNAME_MAX) {
+		*why = "username must be at most 64 characters";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	return PROFILE_OK;
+}
+
+int
+wire_check_email(const char *s, const char **why)
+{
+	const char *at, *dot;
+	size_t len;
+
+	if (s == NULL || *s == '\0') {
+		*why = "email must not be empty";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	len = strlen(s);
+	if (len > WIRE_EMAIL_MAX) {
+		*why = "email must be at most 254 bytes";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	if (!wire_utf8_valid(s, len)) {
+		*why = "email must be valid UTF-8";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c == 0x7f) {
+			*why = "email must not contain spaces or control characters";
+			return PROFILE_INVALID_ARGUMENT;
+		}
+	}
+	at = strchr(s, '@');
+	if (at == NULL || at == s || strchr(at + 1, '@') != NULL) {
+		*why = "email must be local@domain";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	dot = strchr(at + 1, '.');
+	if (dot == NULL || dot == at + 1 || s[len - 1] == '.' || strstr(at + 1, "..") != NULL) {
+		*why = "email domain must contain a dot between non-empty labels";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	return PROFILE_OK;
+}
+
+void
+wire_email_key(const char *email, char *out)
+{
+	size_t i = 0;
+
+	for (; email[i] != '\0' && i < WIRE_EMAIL_MAX; i++) {
+		char c = email[i];
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	out[i] = '\0';
+}
+
+static int64_t
+clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+wire_now_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t
+wire_mono_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}

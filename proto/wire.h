@@ -1,0 +1,49 @@
+/* wire.h: rules about the wire formats that every part shares.
+ *
+ * Input validation (one set of rules, applied by the gateway for early, clear
+ * errors and again by the core, which trusts no caller), Kafka's murmur2
+ * partitioner (so the C code, Java clients and Kafka Streams agree where a key
+ * lives), and small helpers around the generated protobuf-c code.
+ */
+#ifndef PROFILE_WIRE_H
+#define PROFILE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile.pb-c.h"
+#include "profile/status.h"
+
+#define WIRE_UID_LEN 36          /* canonical UUID text, no terminator */
+#define WIRE_USERNAME_MAX 64     /* characters (code points) */
+#define WIRE_EMAIL_MAX 254       /* bytes (RFC 5321 path limit) */
+#define WIRE_MESSAGE_MAX (1 << 20) /* largest RPC message accepted */
+
+/* Kafka's murmur2 (Java's Utils.murmur2, seed 0x9747b28c). */
+int32_t wire_murmur2(const void *key, size_t len);
+
+/* Kafka's default partition for a key: (murmur2 & 0x7fffffff) % count.
+ * count must be > 0. */
+int32_t wire_partition(const char *key, size_t len, int32_t count);
+
+/* Each validator returns PROFILE_OK, or PROFILE_INVALID_ARGUMENT with *why
+ * set to a static sentence naming the rule that failed. s may be NULL. */
+int wire_check_uid(const char *s, const char **why);      /* UUID, any case */
+int wire_check_username(const char *s, const char **why);
+int wire_check_email(const char *s, const char **why);
+
+/* 1 when s[0..len) is valid UTF-8 with no NUL and no overlong or surrogate
+ * forms, else 0. */
+int wire_utf8_valid(const char *s, size_t len);
+
+/* Writes the lower-cased (ASCII) email into out, which has room for
+ * WIRE_EMAIL_MAX + 1 bytes; the email must have passed wire_check_email. */
+void wire_email_key(const char *email, char *out);
+
+/* Current time, Unix milliseconds (CLOCK_REALTIME). */
+int64_t wire_now_ms(void);
+
+/* Monotonic time in milliseconds, for deadlines. */
+int64_t wire_mono_ms(void);
+
+#endif
