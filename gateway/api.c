@@ -13,6 +13,7 @@ typedef enum {
 	R_SEARCH,
 	R_HEALTH,
 	R_READY,
+	R_CLUSTER,
 } route_id;
 
 /* Paths: "/api/profile/{uid}" matches one path segment after the prefix. */
@@ -30,6 +31,7 @@ static const struct route {
     {"GET", "/api/search", 0, R_SEARCH, 200},
     {"GET", "/healthz", 0, R_HEALTH, 200},
     {"GET", "/readyz", 0, R_READY, 200},
+    {"GET", "/api/cluster", 0, R_CLUSTER, 200},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -274,6 +276,7 @@ api_prepare(api_request *ar, const char *method, const char *path, const char *e
 		ar->req.search = &ar->body.search;
 		return;
 	case R_READY:
+	case R_CLUSTER:
 		profile__v1__status_request__init(&ar->body.status);
 		ar->req.body_case = PROFILE__V1__REQUEST__BODY_STATUS;
 		ar->req.status = &ar->body.status;
@@ -355,6 +358,13 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_STATUS_REPLY)
 			break;
 		answer_ready(ar, resp->status_reply);
+		return;
+	case R_CLUSTER:
+		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_STATUS_REPLY)
+			break;
+		ar->resp.http = 200;
+		if ((ar->resp.body = json_render_cluster(resp->status_reply)) == NULL)
+			answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	case R_HEALTH:
 		break;

@@ -111,3 +111,43 @@ json_render_error(const char *code, const char *message)
 	json_decref(o);
 	return text;
 }
+
+char *
+json_render_cluster(const Profile__V1__StatusReply *s)
+{
+	json_t *root = json_object(), *nodes = json_array(), *node = json_object(), *owned = json_array(),
+	       *parts = json_array();
+	char *text = NULL;
+
+	if (!root || !nodes || !node || !owned || !parts)
+		goto out;
+	for (size_t i = 0; i < s->n_partitions; i++) {
+		const Profile__V1__PartitionState *ps = s->partitions[i];
+		int active = ps->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE;
+
+		json_array_append_new(owned, json_integer(ps->partition));
+		json_array_append_new(parts, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I}", "partition",
+		                                       (int)ps->partition, "owner", s->node_id, "state",
+		                                       active ? "active" : "restoring", "lag",
+		                                       (json_int_t)ps->lag, "applied_offset",
+		                                       (json_int_t)ps->applied_offset, "replayed",
+		                                       (json_int_t)ps->replayed));
+	}
+	json_object_set_new(node, "id", json_string(s->node_id));
+	json_object_set_new(node, "address", json_string(s->address));
+	json_object_set(node, "partitions", owned);
+	json_object_set_new(node, "requests", json_integer((json_int_t)s->requests));
+	json_object_set_new(node, "forwards", json_integer((json_int_t)s->forwards));
+	json_array_append(nodes, node);
+	json_object_set(root, "nodes", nodes);
+	json_object_set(root, "partitions", parts);
+	json_object_set_new(root, "partition_count", json_integer(s->partition_count));
+	text = json_dumps(root, JSON_COMPACT);
+out:
+	json_decref(root);
+	json_decref(nodes);
+	json_decref(node);
+	json_decref(owned);
+	json_decref(parts);
+	return text;
+}

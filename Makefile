@@ -1,0 +1,34 @@
+# The two commands a user needs: `make run` and `make test`. Both install
+# missing Debian packages (scripts/deps.sh), configure and build first.
+
+BUILD      ?= build
+PORT       ?= 8080
+RPC_PORT   ?= 7001
+NODES      ?= 1
+DATA       ?= ./var
+PARTITIONS ?= 12
+CMAKE_ARGS ?=
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps configure build run test clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
+	  BUILD=$(BUILD) scripts/run.sh
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
+
+clean:
+	rm -rf $(BUILD)

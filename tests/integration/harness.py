@@ -1,0 +1,275 @@
+"""Integration test harness: starts the real processes (local Kafka broker,
+core nodes, gateway) on free loopback ports, talks to them over real sockets,
+and always stops everything it started.
+
+Waits are for events (a file appearing, /readyz answering 200), bounded by a
+timeout; there are no fixed sleeps.
+"""
+import atexit
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = os.environ.get("PROFILE_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# The local broker's groups need a session of at least ~3.5 s; empty fetches
+# are held for fetch.wait.max.ms (see the README).
+LOCAL_KAFKA_OPTS = [
+    "--consumer", "fetch.wait.max.ms=5",
+    "--consumer", "session.timeout.ms=4000",
+    "--consumer", "heartbeat.interval.ms=300",
+    "--kafka", "reconnect.backoff.max.ms=1000",
+]
+
+_live = []  # every process started, for the exit hook
+
+
+def _stop_leftovers():
+    for p in _live:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+atexit.register(_stop_leftovers)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+class Proc:
+    def __init__(self, name, argv, log_dir):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(log_dir, name + ".log")
+        self.log = open(self.log_path, "ab")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+        _live.append(self.p)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Signals the process and waits; returns its exit code."""
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+                raise AssertionError("%s did not exit within %d s of signal %d" % (self.name, timeout, sig))
+        self.log.close()
+        return self.p.returncode
+
+    def tail(self, n=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"".join(f.readlines()[-n:]).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:200])
+
+
+class Stack:
+    """A broker, `nodes` core nodes and a gateway, in their own data dir."""
+
+    def __init__(self, nodes=1, partitions=12, data=None):
+        self.data = data or tempfile.mkdtemp(prefix="profile-it-")
+        self.own_data = data is None
+        self.partitions = partitions
+        self.broker = None
+        self.cores = {}
+        self.core_addr = {}
+        self.gateway = None
+        self.port = None
+        self.nodes = nodes
+        self.bootstrap = None
+
+    # ---- processes -----------------------------------------------------
+    def start_broker(self):
+        path = os.path.join(self.data, "kafka", "bootstrap")
+        if os.path.exists(path):
+            os.unlink(path)
+        self.broker = Proc("broker", [os.path.join(BUILD, "tests", "profile-kafka-broker"),
+                                      "--data", os.path.join(self.data, "kafka"),
+                                      "--partitions", str(self.partitions)], self.data)
+        wait_for(lambda: os.path.exists(path) or not self.broker.alive(), 30, "the broker's bootstrap file")
+        assert self.broker.alive(), self.broker.tail()
+        with open(path) as f:
+            self.bootstrap = f.readline().strip()
+        return self.bootstrap
+
+    def start_core(self, i=1, data_name=None, extra=()):
+        if i not in self.core_addr:
+            self.core_addr[i] = "tcp://127.0.0.1:%d" % free_port()
+        name = data_name or "core%d" % i
+        self.cores[i] = Proc(name, [os.path.join(BUILD, "profiled"),
+                                    "--listen", self.core_addr[i],
+                                    "--brokers", self.bootstrap,
+                                    "--data", os.path.join(self.data, name),
+                                    "--node-id", "node%d" % i,
+                                    "--partitions", str(self.partitions)]
+                             + LOCAL_KAFKA_OPTS + list(extra), self.data)
+        return self.cores[i]
+
+    def start_gateway(self):
+        if self.port is None:
+            self.port = free_port()
+        argv = [os.path.join(BUILD, "profile-gateway"), "--address", "127.0.0.1",
+                "--port", str(self.port)]
+        for i in sorted(self.core_addr):
+            argv += ["--core", self.core_addr[i]]
+        self.gateway = Proc("gateway", argv, self.data)
+        wait_for(lambda: self._answers("/healthz") or not self.gateway.alive(), 20, "the gateway")
+        assert self.gateway.alive(), self.gateway.tail()
+
+    def start(self):
+        self.start_broker()
+        for i in range(1, self.nodes + 1):
+            self.start_core(i)
+        self.start_gateway()
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=60):
+        def ready():
+            for name, p in self.procs():
+                assert p.alive(), "%s exited:\n%s" % (name, p.tail())
+            return self._answers("/readyz", want=200)
+        wait_for(ready, timeout, "/readyz to answer 200")
+
+    def procs(self):
+        out = []
+        if self.broker:
+            out.append(("broker", self.broker))
+        out += [("core%d" % i, p) for i, p in sorted(self.cores.items())]
+        if self.gateway:
+            out.append(("gateway", self.gateway))
+        return out
+
+    def stop(self):
+        """Stops everything in the order that loses nothing; returns exit codes."""
+        codes = {}
+        if self.gateway:
+            codes["gateway"] = self.gateway.stop()
+        for i, p in sorted(self.cores.items()):
+            codes["core%d" % i] = p.stop()
+        if self.broker:
+            codes["broker"] = self.broker.stop()
+        return codes
+
+    def destroy(self):
+        try:
+            for _, p in self.procs():
+                if p.alive():
+                    p.stop(signal.SIGKILL)
+        finally:
+            if self.own_data:
+                shutil.rmtree(self.data, ignore_errors=True)
+
+    def logs(self):
+        return "\n".join("---- %s ----\n%s" % (n, p.tail()) for n, p in self.procs())
+
+    # ---- HTTP ----------------------------------------------------------
+    def _answers(self, path, want=None):
+        try:
+            r = self.request("GET", path, timeout=2)
+            return r.status == want if want else True
+        except OSError:
+            return False
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            h = {"Content-Type": "application/json"} if body is not None else {}
+            h.update(headers or {})
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            data = r.read().decode("utf-8", "replace")
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def create(self, username, email):
+        r = self.request("POST", "/api/profile", {"username": username, "email": email})
+        assert r.status == 201, r
+        return r.json
+
+    def cluster(self):
+        r = self.request("GET", "/api/cluster")
+        assert r.status == 200, r
+        return r.json
+
+    def replayed(self):
+        return sum(p["replayed"] for p in self.cluster()["partitions"])
+
+    def applied_offsets(self):
+        return {p["partition"]: p["applied_offset"] for p in self.cluster()["partitions"]}
+
+
+class StackTest(unittest.TestCase):
+    """A test case with one running stack per test, torn down afterwards."""
+    nodes = 1
+    partitions = 12
+
+    def setUp(self):
+        self.stack = Stack(nodes=self.nodes, partitions=self.partitions)
+        try:
+            self.stack.start()
+        except BaseException:
+            sys.stderr.write(self.stack.logs())
+            self.stack.destroy()
+            raise
+
+    def tearDown(self):
+        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) or \
+            (hasattr(self._outcome, "result") and
+             (self._outcome.result.failures or self._outcome.result.errors))
+        if failed:
+            sys.stderr.write(self.stack.logs())
+        self.stack.destroy()
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,271 @@
+/* test_api.c: the REST API's rules without HTTP (gateway/api.c, json.c). */
+#include <stdlib.h>
+
+#include "api.h"
+#include "check.h"
+
+static const char *uid = "74292b21-0fbb-4f1d-a18f-fa80f947fa5d";
+
+/* Prepares a request and returns its HTTP status when answered at once,
+ * or 0 when it becomes an RPC. */
+static int
+prep(api_request *ar, const char *method, const char *path, const char *email, const char *if_match,
+     const char *body)
+{
+	api_prepare(ar, method, path, email, if_match, body, body ? strlen(body) : 0, 0);
+	return ar->kind == API_ANSWER ? ar->resp.http : 0;
+}
+
+static int
+status_of(const char *method, const char *path, const char *body)
+{
+	api_request ar;
+	int http = prep(&ar, method, path, NULL, NULL, body);
+
+	api_request_fini(&ar);
+	return http;
+}
+
+static void
+test_routes(void)
+{
+	char path[96];
+
+	snprintf(path, sizeof path, "/api/profile/%s", uid);
+	CHECK_INT(status_of("POST", "/api/profile", "{\"username\":\"bob\",\"email\":\"bob1@mail.com\"}"), 0);
+	CHECK_INT(status_of("GET", path, NULL), 0);
+	CHECK_INT(status_of("PUT", path, "{\"email\":\"bob2@mail.com\"}"), 0);
+	CHECK_INT(status_of("DELETE", path, NULL), 0);
+	CHECK_INT(status_of("GET", "/healthz", NULL), 200);
+	CHECK_INT(status_of("GET", "/readyz", NULL), 0);
+	CHECK_INT(status_of("GET", "/api/cluster", NULL), 0);
+	/* unknown paths */
+	CHECK_INT(status_of("GET", "/", NULL), 404);
+	CHECK_INT(status_of("GET", "/api/profiles", NULL), 404);
+	CHECK_INT(status_of("GET", "/api/profile/", NULL), 404);
+	CHECK_INT(status_of("GET", "/api/profile/a/b", NULL), 404);
+	/* wrong methods, with Allow */
+	{
+		api_request ar;
+		CHECK_INT(prep(&ar, "GET", "/api/profile", NULL, NULL, NULL), 405);
+		CHECK_STR(ar.resp.allow, "POST");
+		CHECK(strstr(ar.resp.body, "METHOD_NOT_ALLOWED") != NULL);
+		api_request_fini(&ar);
+		CHECK_INT(prep(&ar, "POST", path, NULL, NULL, "{}"), 405);
+		CHECK_STR(ar.resp.allow, "GET, PUT, DELETE");
+		api_request_fini(&ar);
+	}
+	CHECK_INT(status_of("DELETE", "/api/search", NULL), 405);
+	/* a uid that is not a UUID */
+	CHECK_INT(status_of("GET", "/api/profile/not-a-uuid", NULL), 400);
+	CHECK_INT(status_of("DELETE", "/api/profile/74292b21-0fbb-4f1d-a18f-fa80f947fa5", NULL), 400);
+}
+
+static void
+test_uid_in_path_is_lowercased(void)
+{
+	api_request ar;
+
+	CHECK_INT(prep(&ar, "GET", "/api/profile/74292B21-0FBB-4F1D-A18F-FA80F947FA5D", NULL, NULL, NULL), 0);
+	CHECK_STR(ar.req.get->uid, uid);
+	api_request_fini(&ar);
+}
+
+/* Every malformed body gets 400 before anything is sent. */
+static void
+test_bad_bodies(void)
+{
+	static const char *const bad_create[] = {
+	    "",
+	    "{",
+	    "[]",
+	    "\"bob\"",
+	    "null",
+	    "{\"username\":\"bob\"}",
+	    "{\"email\":\"bob@mail.com\"}",
+	    "{\"username\":\"\",\"email\":\"bob@mail.com\"}",
+	    "{\"username\":\"bob\",\"email\":\"\"}",
+	    "{\"username\":1,\"email\":\"bob@mail.com\"}",
+	    "{\"username\":\"bob\",\"email\":null}",
+	    "{\"username\":[\"bob\"],\"email\":\"bob@mail.com\"}",
+	    "{\"username\":\"bob\",\"email\":\"bobmail.com\"}",
+	    "{\"username\":\"bob\",\"email\":\"bob@mail\"}",
+	    "{\"username\":\"b\\u0000b\",\"email\":\"bob@mail.com\"}",
+	    "{\"username\":\"b\\nb\",\"email\":\"bob@mail.com\"}",
+	    "{\"username\":\"\xff\xfe\",\"email\":\"bob@mail.com\"}",
+	    "{\"username\":\"bob\",\"username\":\"eve\",\"email\":\"bob@mail.com\"}",
+	    "{\"username\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"email\":\"b@mail.com\"}",
+	};
+	char path[96];
+
+	for (size_t i = 0; i < sizeof bad_create / sizeof bad_create[0]; i++) {
+		api_request ar;
+		int http = prep(&ar, "POST", "/api/profile", NULL, NULL, bad_create[i]);
+		if (http != 400)
+			fprintf(stderr, "body %zu: %s -> %d\n", i, bad_create[i], http);
+		CHECK_INT(http, 400);
+		CHECK(ar.resp.body && strstr(ar.resp.body, "\"code\":\"INVALID_ARGUMENT\""));
+		api_request_fini(&ar);
+	}
+	snprintf(path, sizeof path, "/api/profile/%s", uid);
+	CHECK_INT(status_of("PUT", path, "{}"), 400);
+	CHECK_INT(status_of("PUT", path, ""), 400);
+	CHECK_INT(status_of("PUT", path, "{\"email\":5}"), 400);
+	/* PUT may leave a field out. */
+	CHECK_INT(status_of("PUT", path, "{\"username\":\"bobby\"}"), 0);
+}
+
+static void
+test_body_too_large_is_413(void)
+{
+	api_request ar;
+
+	api_prepare(&ar, "POST", "/api/profile", NULL, NULL, NULL, 0, 1);
+	CHECK_INT(ar.resp.http, 413);
+	api_request_fini(&ar);
+}
+
+static void
+test_search_arguments(void)
+{
+	api_request ar;
+
+	CHECK_INT(prep(&ar, "GET", "/api/search", NULL, NULL, NULL), 400);
+	api_request_fini(&ar);
+	CHECK_INT(prep(&ar, "GET", "/api/search", "", NULL, NULL), 400);
+	api_request_fini(&ar);
+	CHECK_INT(prep(&ar, "GET", "/api/search", "nope", NULL, NULL), 400);
+	api_request_fini(&ar);
+	CHECK_INT(prep(&ar, "GET", "/api/search", "Bob1@Mail.com", NULL, NULL), 0);
+	CHECK_STR(ar.req.search->email, "Bob1@Mail.com");
+	api_request_fini(&ar);
+}
+
+static void
+test_if_match_forms(void)
+{
+	Profile__V1__Precondition pre = PROFILE__V1__PRECONDITION__INIT;
+	const char *why;
+	char path[96];
+	api_request ar;
+
+	CHECK_INT(api_parse_if_match("\"3\"", &pre, &why), PROFILE_OK);
+	CHECK_INT(pre.version, 3);
+	CHECK_INT(api_parse_if_match("7", &pre, &why), PROFILE_OK);
+	CHECK_INT(pre.version, 7);
+	CHECK_INT(api_parse_if_match("W/\"12\"", &pre, &why), PROFILE_OK);
+	CHECK_INT(pre.version, 12);
+	CHECK_INT(api_parse_if_match(" *", &pre, &why), PROFILE_OK);
+	CHECK_INT(pre.check_case, PROFILE__V1__PRECONDITION__CHECK_EXISTS);
+	CHECK_INT(api_parse_if_match("\"abc\"", &pre, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_if_match("\"1\", \"2\"", &pre, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_if_match("\"", &pre, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_if_match("", &pre, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_if_match("99999999999999999999", &pre, &why), PROFILE_INVALID_ARGUMENT);
+
+	snprintf(path, sizeof path, "/api/profile/%s", uid);
+	CHECK_INT(prep(&ar, "DELETE", path, NULL, "\"4\"", NULL), 0);
+	CHECK(ar.req.delete_->precondition != NULL && ar.req.delete_->precondition->version == 4);
+	api_request_fini(&ar);
+	CHECK_INT(prep(&ar, "PUT", path, NULL, "bogus", "{\"email\":\"a@b.co\"}"), 400);
+	api_request_fini(&ar);
+}
+
+static void
+test_status_table(void)
+{
+	CHECK_INT(api_http_status(PROFILE_OK), 200);
+	CHECK_INT(api_http_status(PROFILE_INVALID_ARGUMENT), 400);
+	CHECK_INT(api_http_status(PROFILE_NOT_FOUND), 404);
+	CHECK_INT(api_http_status(PROFILE_FAILED_PRECONDITION), 412);
+	CHECK_INT(api_http_status(PROFILE_DEADLINE_EXCEEDED), 504);
+	CHECK_INT(api_http_status(PROFILE_UNAVAILABLE), 503);
+	CHECK_INT(api_http_status(PROFILE_INTERNAL), 500);
+	CHECK_INT(api_http_status(PROFILE_ALREADY_EXISTS), 409);
+	CHECK_INT(api_http_status(1234), 500);
+}
+
+/* Replies become the documented answers. */
+static void
+test_finish(void)
+{
+	Profile__V1__Profile p = PROFILE__V1__PROFILE__INIT;
+	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+	Profile__V1__SearchReply sr = PROFILE__V1__SEARCH_REPLY__INIT;
+	Profile__V1__Profile *list[1] = {&p};
+	char path[96];
+	api_request ar;
+
+	p.uid = (char *)uid;
+	p.username = "bob";
+	p.email = "bob1@mail.com";
+	p.version = 3;
+	p.created_at = 1;
+	p.updated_at = 2;
+	r.body_case = PROFILE__V1__RESPONSE__BODY_PROFILE;
+	r.profile = &p;
+	prep(&ar, "POST", "/api/profile", NULL, NULL, "{\"username\":\"bob\",\"email\":\"bob1@mail.com\"}");
+	api_finish(&ar, PROFILE_OK, &r);
+	CHECK_INT(ar.resp.http, 201);
+	CHECK_STR(ar.resp.etag, "\"3\"");
+	CHECK_STR(ar.resp.body, "{\"uid\":\"74292b21-0fbb-4f1d-a18f-fa80f947fa5d\",\"username\":\"bob\","
+	                        "\"email\":\"bob1@mail.com\",\"version\":3,\"created_at\":1,\"updated_at\":2}");
+	api_request_fini(&ar);
+
+	snprintf(path, sizeof path, "/api/profile/%s", uid);
+	prep(&ar, "DELETE", path, NULL, NULL, NULL);
+	r.body_case = PROFILE__V1__RESPONSE__BODY_DELETED;
+	api_finish(&ar, PROFILE_OK, &r);
+	CHECK_INT(ar.resp.http, 204);
+	CHECK(ar.resp.body == NULL);
+	api_request_fini(&ar);
+
+	prep(&ar, "GET", "/api/search", "bob1@mail.com", NULL, NULL);
+	r.body_case = PROFILE__V1__RESPONSE__BODY_SEARCH;
+	r.search = &sr;
+	api_finish(&ar, PROFILE_OK, &r);
+	CHECK_INT(ar.resp.http, 404);
+	api_request_fini(&ar);
+	prep(&ar, "GET", "/api/search", "bob1@mail.com", NULL, NULL);
+	sr.n_profiles = 1;
+	sr.profiles = list;
+	api_finish(&ar, PROFILE_OK, &r);
+	CHECK_INT(ar.resp.http, 200);
+	api_request_fini(&ar);
+
+	prep(&ar, "PUT", path, NULL, "\"1\"", "{\"email\":\"x@y.co\"}");
+	r.status = PROFILE__V1__STATUS__FAILED_PRECONDITION;
+	r.message = "version is 3, not 1";
+	api_finish(&ar, PROFILE_OK, &r);
+	CHECK_INT(ar.resp.http, 412);
+	CHECK_STR(ar.resp.body, "{\"error\":{\"code\":\"FAILED_PRECONDITION\",\"message\":\"version is 3, not 1\"}}");
+	api_request_fini(&ar);
+
+	prep(&ar, "GET", path, NULL, NULL, NULL);
+	api_finish(&ar, PROFILE_UNAVAILABLE, NULL);
+	CHECK_INT(ar.resp.http, 503);
+	CHECK_INT(ar.resp.retry_after, 1);
+	api_request_fini(&ar);
+
+	/* A reply of the wrong shape is an internal error, not a crash. */
+	prep(&ar, "GET", path, NULL, NULL, NULL);
+	r.status = PROFILE__V1__STATUS__OK;
+	r.body_case = PROFILE__V1__RESPONSE__BODY__NOT_SET;
+	api_finish(&ar, PROFILE_OK, &r);
+	CHECK_INT(ar.resp.http, 500);
+	api_request_fini(&ar);
+}
+
+int
+main(void)
+{
+	test_routes();
+	test_uid_in_path_is_lowercased();
+	test_bad_bodies();
+	test_body_too_large_is_413();
+	test_search_arguments();
+	test_if_match_forms();
+	test_status_table();
+	test_finish();
+	return check_done("test_api");
+}

@@ -1,0 +1,208 @@
+/* test_store.c: the partition store (core/store.c). */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "store.h"
+
+static const char *uid_a = "74292b21-0fbb-4f1d-a18f-fa80f947fa5d";
+static const char *uid_b = "0f0e0d0c-0b0a-4908-8706-050403020100";
+
+/* A packed ProfileEvent, in buf (static: one at a time). */
+static size_t
+event(uint8_t *buf, const char *uid, const char *username, const char *email, uint64_t version,
+      int64_t updated)
+{
+	Profile__V1__Profile p = PROFILE__V1__PROFILE__INIT;
+	Profile__V1__ProfileEvent ev = PROFILE__V1__PROFILE_EVENT__INIT;
+
+	p.uid = (char *)uid;
+	p.username = (char *)username;
+	p.email = (char *)email;
+	p.version = version;
+	p.created_at = 1000;
+	p.updated_at = updated;
+	ev.type = version == 1 ? PROFILE__V1__EVENT_TYPE__CREATED : PROFILE__V1__EVENT_TYPE__UPDATED;
+	ev.profile = &p;
+	return profile__v1__profile_event__pack(&ev, buf);
+}
+
+static store_record
+rec(int64_t offset, const char *uid, const uint8_t *value, size_t len)
+{
+	store_record r = {offset, uid, 36, value, len};
+	return r;
+}
+
+static size_t
+search(store *s, const char *email_key, Profile__V1__Profile ***found)
+{
+	size_t n = 0;
+
+	*found = NULL;
+	CHECK_INT(store_search(s, email_key, found, &n), PROFILE_OK);
+	return n;
+}
+
+static void
+free_found(Profile__V1__Profile **found, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		profile__v1__profile__free_unpacked(found[i], NULL);
+	free(found);
+}
+
+/* Create, update (email change moves the index), delete. */
+static void
+test_apply_keeps_profile_and_email_index(const char *dir)
+{
+	uint8_t v1[512], v2[512];
+	size_t l1 = event(v1, uid_a, "bob", "Bob1@Mail.com", 1, 1000);
+	size_t l2 = event(v2, uid_a, "bob", "bob2@mail.com", 2, 2000);
+	Profile__V1__Profile *p = NULL, **found;
+	store_record recs[2];
+	store *s;
+	size_t n;
+
+	CHECK_INT(store_open(&s, dir, 0, NULL), PROFILE_OK);
+	recs[0] = rec(0, uid_a, v1, l1);
+	CHECK_INT(store_apply(s, recs, 1), PROFILE_OK);
+	CHECK_INT(store_get(s, uid_a, &p), PROFILE_OK);
+	CHECK_STR(p->email, "Bob1@Mail.com");
+	CHECK_INT(p->version, 1);
+	profile__v1__profile__free_unpacked(p, NULL);
+	n = search(s, "bob1@mail.com", &found);
+	CHECK_INT(n, 1);
+	free_found(found, n);
+
+	recs[0] = rec(1, uid_a, v2, l2);
+	CHECK_INT(store_apply(s, recs, 1), PROFILE_OK);
+	n = search(s, "bob1@mail.com", &found);
+	CHECK_INT(n, 0);
+	free_found(found, n);
+	n = search(s, "bob2@mail.com", &found);
+	CHECK_INT(n, 1);
+	if (n == 1)
+		CHECK_INT(found[0]->version, 2);
+	free_found(found, n);
+
+	recs[0] = rec(2, uid_a, NULL, 0); /* tombstone */
+	CHECK_INT(store_apply(s, recs, 1), PROFILE_OK);
+	CHECK_INT(store_get(s, uid_a, &p), PROFILE_NOT_FOUND);
+	n = search(s, "bob2@mail.com", &found);
+	CHECK_INT(n, 0);
+	free_found(found, n);
+	CHECK_INT(store_count(s), 0);
+	store_close(s);
+}
+
+/* Two profiles may share an email; both are found. */
+static void
+test_search_finds_every_holder_of_an_email(const char *dir)
+{
+	uint8_t va[512], vb[512];
+	size_t la = event(va, uid_a, "a", "same@mail.com", 1, 1000);
+	size_t lb = event(vb, uid_b, "b", "SAME@mail.com", 1, 2000);
+	store_record recs[2];
+	Profile__V1__Profile **found;
+	store *s;
+	size_t n;
+
+	CHECK_INT(store_open(&s, dir, 1, NULL), PROFILE_OK);
+	recs[0] = rec(0, uid_a, va, la);
+	recs[1] = rec(1, uid_b, vb, lb);
+	CHECK_INT(store_apply(s, recs, 2), PROFILE_OK);
+	n = search(s, "same@mail.com", &found);
+	CHECK_INT(n, 2);
+	free_found(found, n);
+	CHECK_INT(store_count(s), 2);
+	store_close(s);
+}
+
+/* The applied position survives a close and reopen, with its fingerprint. */
+static void
+test_position_persists_with_data(const char *dir)
+{
+	uint8_t v[512];
+	size_t l = event(v, uid_a, "bob", "bob@mail.com", 1, 1000);
+	store_record r = rec(41, uid_a, v, l);
+	Profile__V1__Profile *p = NULL;
+	int64_t off;
+	uint64_t fp;
+	store *s;
+
+	CHECK_INT(store_open(&s, dir, 2, NULL), PROFILE_OK);
+	store_position(s, &off, &fp);
+	CHECK_INT(off, -1);
+	CHECK_INT(store_apply(s, &r, 1), PROFILE_OK);
+	store_close(s);
+
+	CHECK_INT(store_open(&s, dir, 2, NULL), PROFILE_OK);
+	store_position(s, &off, &fp);
+	CHECK_INT(off, 41);
+	CHECK(fp == store_fingerprint(uid_a, 36, v, l));
+	CHECK(fp != store_fingerprint(uid_a, 36, NULL, 0));
+	CHECK_INT(store_get(s, uid_a, &p), PROFILE_OK);
+	if (p)
+		profile__v1__profile__free_unpacked(p, NULL);
+	CHECK_INT(store_clear(s), PROFILE_OK);
+	store_position(s, &off, &fp);
+	CHECK_INT(off, -1);
+	CHECK_INT(store_get(s, uid_a, &p), PROFILE_NOT_FOUND);
+	store_close(s);
+}
+
+/* A record that is not ours (bad key, bad value, key/uid mismatch) is
+ * skipped but still advances the position: the partition never wedges. */
+static void
+test_foreign_records_are_skipped(const char *dir)
+{
+	uint8_t v[512];
+	size_t l = event(v, uid_b, "b", "b@mail.com", 1, 1000); /* uid_b inside, key uid_a */
+	store_record recs[3] = {
+	    {0, "short", 5, "x", 1},
+	    rec(1, uid_a, (const uint8_t *)"\xff\xff\xff", 3),
+	    rec(2, uid_a, v, l),
+	};
+	Profile__V1__Profile *p = NULL;
+	int64_t off;
+	uint64_t fp;
+	store *s;
+
+	CHECK_INT(store_open(&s, dir, 3, NULL), PROFILE_OK);
+	CHECK_INT(store_apply(s, recs, 3), PROFILE_OK);
+	store_position(s, &off, &fp);
+	CHECK_INT(off, 2);
+	CHECK_INT(store_get(s, uid_a, &p), PROFILE_NOT_FOUND);
+	CHECK_INT(store_get(s, uid_b, &p), PROFILE_NOT_FOUND);
+	store_close(s);
+}
+
+static void
+test_open_fails_cleanly_on_a_bad_directory(void)
+{
+	store *s = NULL;
+
+	CHECK_INT(store_open(&s, "/nonexistent/dir/for/sure", 0, NULL), PROFILE_INTERNAL);
+	CHECK(s == NULL);
+	store_close(NULL); /* a no-op */
+}
+
+int
+main(void)
+{
+	char dir[] = "/tmp/test_store.XXXXXX";
+	char cmd[64];
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	test_apply_keeps_profile_and_email_index(dir);
+	test_search_finds_every_holder_of_an_email(dir);
+	test_position_persists_with_data(dir);
+	test_foreign_records_are_skipped(dir);
+	test_open_fails_cleanly_on_a_bad_directory();
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return check_done("test_store");
+}
