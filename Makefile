@@ -7,6 +7,7 @@ RPC_PORT   ?= 7001
 NODES      ?= 1
 DATA       ?= ./var
 PARTITIONS ?= 12
+BROKERS    ?=
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -25,7 +26,7 @@ build: configure
 
 run: build
 	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
-	  BUILD=$(BUILD) scripts/run.sh
+	  BUILD=$(BUILD) BROKERS=$(BROKERS) scripts/run.sh
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
