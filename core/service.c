@@ -515,7 +515,8 @@ read_run(service *svc, const Profile__V1__Request *req, service_done_fn done, vo
 			}
 		}
 		if (rc == PROFILE_OK) {
-			qsort(found, n, sizeof *found, cmp_recent);
+			if (n > 1)
+				qsort(found, n, sizeof *found, cmp_recent);
 			sr.n_profiles = n;
 			sr.profiles = found;
 			r.body_case = PROFILE__V1__RESPONSE__BODY_SEARCH;

@@ -124,9 +124,11 @@ journal_append(journal *j, int64_t offset, const void *key, int32_t klen, const 
 	put32(p, (uint32_t)(body + 4)), p += 4;
 	put64(p, (uint64_t)offset), p += 8;
 	put32(p, (uint32_t)klen), p += 4;
-	memcpy(p, key, kl), p += kl;
+	if (kl)
+		memcpy(p, key, kl), p += kl;
 	put32(p, (uint32_t)vlen), p += 4;
-	memcpy(p, val, vl), p += vl;
+	if (vl) /* a tombstone has no value at all */
+		memcpy(p, val, vl), p += vl;
 	put32(p, fnv32(buf, (size_t)(p - buf), 2166136261u));
 	w = write(j->fd, buf, total);
 	free(buf);

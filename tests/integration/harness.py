@@ -32,6 +32,9 @@ LOCAL_KAFKA_OPTS = [
 
 _live = []  # every process started, for the exit hook
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
+
 
 def _stop_leftovers():
     for p in _live:
@@ -195,11 +198,30 @@ class Stack:
             codes["broker"] = self.broker.stop()
         return codes
 
+    def sanitizer_reports(self):
+        """Sanitizer findings in any process log of this stack (a build with
+        -DPROFILE_SANITIZER): a test fails on them even if all else passed."""
+        found = []
+        for name in sorted(os.listdir(self.data)) if os.path.isdir(self.data) else []:
+            if not name.endswith(".log"):
+                continue
+            with open(os.path.join(self.data, name), "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            for marker in SANITIZER_MARKERS:
+                i = text.find(marker)
+                if i >= 0:
+                    found.append("%s: %s" % (name, text[i:i + 1500]))
+                    break
+        return found
+
     def destroy(self):
         try:
             for _, p in self.procs():
                 if p.alive():
                     p.stop(signal.SIGKILL)
+            reports = self.sanitizer_reports()
+            if reports:
+                raise AssertionError("sanitizer reports:\n" + "\n".join(reports))
         finally:
             if self.own_data:
                 shutil.rmtree(self.data, ignore_errors=True)

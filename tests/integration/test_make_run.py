@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BUILD, SOURCE, free_port, wait_for, main
+from harness import BUILD, SANITIZER_MARKERS, SOURCE, free_port, wait_for, main
 
 
 def sh(cmd):
@@ -50,6 +50,8 @@ class MakeRun(unittest.TestCase):
             os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
             output, _ = run.communicate(timeout=60)
             self.assertEqual(run.returncode, 0, output)
+            for marker in SANITIZER_MARKERS:
+                self.assertNotIn(marker, output)
             self.assertIn("Gateway:         %s/" % url, output)
             self.assertRegex(output, r"Kafka bootstrap: 127\.0\.0\.1:\d+")
             # Every process started with this data directory has exited.

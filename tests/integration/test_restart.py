@@ -94,6 +94,7 @@ class StackRestart(StackTest):
         self.assertEqual(codes, {"gateway": 0, "core1": 0, "broker": 0})
 
         again = Stack(partitions=s.partitions, data=s.data)
+        again.own_data = True  # removed with the test
         again.port = s.port
         again.core_addr = dict(s.core_addr)
         self.stack = again
