@@ -56,7 +56,7 @@ void api_prepare(api_request *ar, const char *method, const char *path, const ch
                  const char *if_match, const char *body, size_t body_len, int body_too_large);
 
 /* Turns the RPC outcome into ar->resp (call_status and resp as from
- * call_done_fn; resp borrowed). */
+ * client_raw_fn; resp borrowed). */
 void api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp);
 
 void api_request_fini(api_request *ar);

@@ -37,7 +37,7 @@ typedef struct exchange {
 
 struct http_server {
 	struct MHD_Daemon *d;
-	call_channel *ch;
+	profile_client *client;
 	http_config cfg;
 };
 
@@ -67,7 +67,7 @@ queue(struct MHD_Connection *conn, const api_response *r)
 	return ok;
 }
 
-/* call_done_fn: runs on an nng thread. */
+/* client_raw_fn: runs on an nng thread. */
 static void
 on_reply(void *arg, int status, Profile__V1__Response *resp)
 {
@@ -127,7 +127,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 	}
 	x->state = X_WAITING;
 	MHD_suspend_connection(conn);
-	rc = call_start(srv->ch, &x->ar.req, srv->cfg.call_timeout_ms, x->ar.write, on_reply, x);
+	rc = client_call(srv->client, &x->ar.req, srv->cfg.call_timeout_ms, x->ar.write, on_reply, x);
 	if (rc != PROFILE_OK) {
 		/* Never sent: answer from here. */
 		api_finish(&x->ar, rc, NULL);
@@ -165,7 +165,7 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 int
-http_server_open(http_server **out, const http_config *cfg, call_channel *ch)
+http_server_open(http_server **out, const http_config *cfg, profile_client *client)
 {
 	struct sockaddr_in sa;
 	http_server *srv;
@@ -177,7 +177,7 @@ http_server_open(http_server **out, const http_config *cfg, call_channel *ch)
 		return PROFILE_INVALID_ARGUMENT;
 	if ((srv = calloc(1, sizeof *srv)) == NULL)
 		return PROFILE_RESOURCE_EXHAUSTED;
-	srv->ch = ch;
+	srv->client = client;
 	srv->cfg = *cfg;
 	srv->d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "call.h"
+#include "client_internal.h"
 
 typedef struct http_server http_server;
 
@@ -26,7 +26,7 @@ typedef struct http_config {
 
 /* Starts serving. PROFILE_OK and *out; PROFILE_UNAVAILABLE when the port
  * cannot be bound; PROFILE_INVALID_ARGUMENT for a bad address. */
-int http_server_open(http_server **out, const http_config *cfg, call_channel *ch);
+int http_server_open(http_server **out, const http_config *cfg, profile_client *client);
 
 /* Stops accepting, waits for requests in flight (their RPCs complete within
  * the call deadline), frees. NULL is a no-op. */

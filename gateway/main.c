@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "call.h"
 #include "cli.h"
 #include "http.h"
 #include "log.h"
@@ -39,7 +38,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
-	call_channel *ch = NULL;
+	profile_client *client = NULL;
 	http_server *srv = NULL;
 	sigset_t sigs;
 	size_t ncores = 0;
@@ -71,7 +70,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((rc = call_channel_open(&ch, opt_cores, ncores, 0)) != PROFILE_OK) {
+	if ((rc = profile_client_open(&client, opt_cores, ncores, NULL)) != PROFILE_OK) {
 		log_error("cannot use the core addresses given (%s)", profile_status_name(rc));
 		return 2;
 	}
@@ -84,10 +83,10 @@ main(int argc, char **argv)
 		    .max_connections = (unsigned)opt_max_conn,
 		    .call_timeout_ms = (uint32_t)opt_timeout_ms,
 		};
-		if ((rc = http_server_open(&srv, &hc, ch)) != PROFILE_OK) {
+		if ((rc = http_server_open(&srv, &hc, client)) != PROFILE_OK) {
 			log_error("cannot listen on %s:%ld (%s)", opt_address, opt_port,
 			          rc == PROFILE_INVALID_ARGUMENT ? "bad address" : "in use or not allowed");
-			call_channel_close(ch);
+			profile_client_close(client);
 			return 1;
 		}
 	}
@@ -95,7 +94,7 @@ main(int argc, char **argv)
 	sigwait(&sigs, &sig);
 	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	http_server_close(srv);
-	call_channel_close(ch);
+	profile_client_close(client);
 	log_info("stopped");
 	return 0;
 }

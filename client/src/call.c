@@ -36,6 +36,7 @@ struct call_channel {
 	int slots, busy, max;
 	uint64_t next_id;
 	int closing;
+	int pipes; /* live connections, kept by pipe events */
 };
 
 /* nng's codes, mapped once for the open path. */
@@ -115,6 +116,21 @@ slot_cb(void *arg)
 	slot_finish(s, resp ? PROFILE_OK : PROFILE_INTERNAL, resp);
 }
 
+static void
+on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	call_channel *ch = arg;
+
+	(void)p;
+	__atomic_add_fetch(&ch->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1, __ATOMIC_RELAXED);
+}
+
+int
+call_channel_connected(call_channel *ch)
+{
+	return __atomic_load_n(&ch->pipes, __ATOMIC_RELAXED);
+}
+
 int
 call_channel_open(call_channel **out, const char *const *addrs, size_t n, int max_in_flight)
 {
@@ -135,6 +151,8 @@ call_channel_open(call_channel **out, const char *const *addrs, size_t n, int ma
 	/* Off before any context is opened: contexts copy it at open. */
 	if ((rv = nng_socket_set_ms(ch->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0)
 		goto fail;
+	nng_pipe_notify(ch->sock, NNG_PIPE_EV_ADD_POST, on_pipe, ch);
+	nng_pipe_notify(ch->sock, NNG_PIPE_EV_REM_POST, on_pipe, ch);
 	nng_socket_set_ms(ch->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(ch->sock, NNG_OPT_RECONNMAXT, 1000);
 	for (size_t i = 0; i < n; i++)
@@ -198,6 +216,13 @@ int
 call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int write,
            call_done_fn done, void *arg)
 {
+	return call_start_ex(ch, req, timeout_ms, timeout_ms, write, done, arg);
+}
+
+int
+call_start_ex(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms,
+              uint32_t send_timeout_ms, int write, call_done_fn done, void *arg)
+{
 	size_t len;
 	nng_msg *msg;
 	slot *s;
@@ -222,7 +247,9 @@ call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int
 	s->deadline = wire_mono_ms() + timeout_ms;
 	s->state = S_SEND;
 	nng_aio_set_msg(s->aio, msg);
-	nng_aio_set_timeout(s->aio, timeout_ms > 0 ? (nng_duration)timeout_ms : 1);
+	if (send_timeout_ms > timeout_ms || send_timeout_ms == 0)
+		send_timeout_ms = timeout_ms;
+	nng_aio_set_timeout(s->aio, send_timeout_ms > 0 ? (nng_duration)send_timeout_ms : 1);
 	nng_ctx_send(s->ctx, s->aio);
 	return PROFILE_OK;
 }

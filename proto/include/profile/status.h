@@ -12,6 +12,14 @@
 extern "C" {
 #endif
 
+#ifndef PROFILE_API
+#if defined(PROFILE_CLIENT_BUILD)
+#define PROFILE_API __attribute__((visibility("default")))
+#else
+#define PROFILE_API
+#endif
+#endif
+
 typedef enum profile_status {
 	PROFILE_OK = 0,
 	PROFILE_CANCELLED = 1,
@@ -33,7 +41,7 @@ typedef enum profile_status {
 
 /* The code's name as the protocol spells it ("NOT_FOUND"); "UNKNOWN" for a
  * value outside the enum. Never NULL; the string is static. */
-const char *profile_status_name(int status);
+PROFILE_API const char *profile_status_name(int status);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,171 @@
+/* profile/client.h: libprofile-client, the native C client of the profile
+ * service.
+ *
+ * It speaks the service's own protocol (protobuf over nng REQ/REP) straight to
+ * the core nodes, with no HTTP in between. One handle is opened on one or
+ * more core addresses and may be shared by any number of threads.
+ *
+ * Conventions:
+ *  - Every function returns a profile_status (profile/status.h): PROFILE_OK
+ *    or the reason it failed; profile_strerror() says it in words.
+ *  - Out-parameters are written only on PROFILE_OK. Results belong to the
+ *    caller: free a profile_info with profile_free(), a profile_list with
+ *    profile_list_free().
+ *  - Every call has a deadline: deadline_ms, or the handle's default when
+ *    deadline_ms is 0 (5000 ms unless set otherwise). A call never outlives
+ *    its deadline by more than a scheduling delay.
+ *  - PROFILE_UNAVAILABLE means "not executed": the library retries it
+ *    itself, with backoff, on the next address, while the deadline allows;
+ *    when it still reaches the caller, retrying later is safe. No other
+ *    status is ever retried. PROFILE_DEADLINE_EXCEEDED from a write means
+ *    the outcome is unknown (it may have been applied).
+ *  - Arguments are checked before anything is sent: NULL, empty, too long or
+ *    malformed values give PROFILE_INVALID_ARGUMENT and send nothing.
+ *
+ * Link with `pkg-config --cflags --libs profile-client`, or in CMake
+ * `find_package(ProfileClient)` and target `profile::client`.
+ */
+#ifndef PROFILE_CLIENT_H
+#define PROFILE_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An open connection to the service. Opaque; thread-safe. */
+typedef struct profile_client profile_client;
+
+/* A profile as the service holds it. All strings are NUL-terminated UTF-8
+ * owned by the struct. */
+typedef struct profile_info {
+	char uid[37];          /* lowercase canonical UUID */
+	char *username;
+	char *email;
+	uint64_t version;      /* 1 on create, +1 per change */
+	int64_t created_at;    /* Unix milliseconds */
+	int64_t updated_at;    /* Unix milliseconds */
+} profile_info;
+
+/* Search results, most recently updated first. */
+typedef struct profile_list {
+	size_t count;
+	profile_info **items;
+} profile_list;
+
+/* Handle settings; zero fields take the defaults. */
+typedef struct profile_client_options {
+	uint32_t deadline_ms;  /* default deadline per call; 0 = 5000 */
+	int max_in_flight;     /* calls in flight per address; 0 = 4096 */
+} profile_client_options;
+
+/* For update and delete: no expected version (last writer wins). */
+#define PROFILE_ANY_VERSION 0
+
+/* ---- handle ---------------------------------------------------------- */
+
+/* Opens a handle on the core nodes at addrs[0..n) ("tcp://host:port" or
+ * "ipc:///path"). Connections are made in the background and remade when a
+ * node restarts, so opening succeeds while nodes are down; calls then fail
+ * with PROFILE_UNAVAILABLE within their deadline. opts may be NULL.
+ * On PROFILE_OK, *out is a new handle for profile_client_close.
+ * Errors: PROFILE_INVALID_ARGUMENT (no address, or one nng cannot parse),
+ * PROFILE_RESOURCE_EXHAUSTED. */
+PROFILE_API int profile_client_open(profile_client **out, const char *const *addrs, size_t n,
+                                    const profile_client_options *opts);
+
+/* Completes every call still in flight (with PROFILE_UNAVAILABLE or
+ * PROFILE_DEADLINE_EXCEEDED), then frees the handle. Must not be called
+ * from a completion callback, nor while another thread still calls on the
+ * handle. NULL is a no-op. */
+PROFILE_API void profile_client_close(profile_client *c);
+
+/* Sets the handle's default deadline (ms, > 0) for calls that pass 0. */
+PROFILE_API void profile_client_set_deadline(profile_client *c, uint32_t deadline_ms);
+
+/* ---- calls (blocking) -------------------------------------------------- */
+
+/* Creates a profile. username: 1..64 characters, no control characters;
+ * email: local@domain with a dot in the domain, at most 254 bytes. On
+ * PROFILE_OK *out is the new profile (version 1, uid made by the service),
+ * already visible to every later read. */
+PROFILE_API int profile_create(profile_client *c, const char *username, const char *email,
+                               uint32_t deadline_ms, profile_info **out);
+
+/* Looks a profile up by uid. PROFILE_NOT_FOUND when there is none. */
+PROFILE_API int profile_get(profile_client *c, const char *uid, uint32_t deadline_ms,
+                            profile_info **out);
+
+/* Changes a profile: username and/or email (NULL keeps the current value;
+ * at least one must be given). expected_version: PROFILE_ANY_VERSION, or the
+ * version the profile must have, else PROFILE_FAILED_PRECONDITION and nothing
+ * changes. On PROFILE_OK *out (if out is not NULL) is the whole updated
+ * profile. PROFILE_NOT_FOUND when there is none. */
+PROFILE_API int profile_update(profile_client *c, const char *uid, const char *username,
+                               const char *email, uint64_t expected_version, uint32_t deadline_ms,
+                               profile_info **out);
+
+/* Deletes a profile. expected_version as for profile_update.
+ * PROFILE_NOT_FOUND when there is none. */
+PROFILE_API int profile_delete(profile_client *c, const char *uid, uint64_t expected_version,
+                               uint32_t deadline_ms);
+
+/* Finds the profiles whose email equals email, compared case-insensitively.
+ * On PROFILE_OK *out is the list (count 0 when none), most recently updated
+ * first. */
+PROFILE_API int profile_search(profile_client *c, const char *email, uint32_t deadline_ms,
+                               profile_list **out);
+
+/* ---- calls (asynchronous) ---------------------------------------------- */
+
+/* Completion of an asynchronous call, run exactly once on one of the
+ * library's threads; it must not block (starting another asynchronous call
+ * is fine). status as the blocking call would return. On PROFILE_OK, result
+ * is what the blocking call would put in *out: a profile_info * for create,
+ * get and update, a profile_list * for search, NULL for delete; the callback
+ * owns it. Otherwise result is NULL. */
+typedef void (*profile_done_fn)(void *arg, int status, void *result);
+
+/* The asynchronous variants: same arguments and checks as the blocking
+ * calls. PROFILE_OK means the call started and done will be called;
+ * any other status means it did not start (nothing was sent) and done will
+ * not be called. One thread can keep thousands of calls in flight. */
+PROFILE_API int profile_create_async(profile_client *c, const char *username, const char *email,
+                                     uint32_t deadline_ms, profile_done_fn done, void *arg);
+PROFILE_API int profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms,
+                                  profile_done_fn done, void *arg);
+PROFILE_API int profile_update_async(profile_client *c, const char *uid, const char *username,
+                                     const char *email, uint64_t expected_version,
+                                     uint32_t deadline_ms, profile_done_fn done, void *arg);
+PROFILE_API int profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version,
+                                     uint32_t deadline_ms, profile_done_fn done, void *arg);
+PROFILE_API int profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms,
+                                     profile_done_fn done, void *arg);
+
+/* ---- results and errors ------------------------------------------------ */
+
+/* Frees a profile from this library. NULL is a no-op. */
+PROFILE_API void profile_free(profile_info *p);
+
+/* Frees a list and every profile in it. NULL is a no-op. */
+PROFILE_API void profile_list_free(profile_list *l);
+
+/* A sentence for a status ("no such profile"); never NULL, static. */
+PROFILE_API const char *profile_strerror(int status);
+
+/* The message that came with the last failed call on this thread (e.g.
+ * "version is 3, not 2"), or "" when there is none. Valid until the thread's
+ * next call; inside a completion callback, it is the message of that call.
+ * (profile_status_name(), in profile/status.h, gives a status's protocol
+ * name, e.g. "NOT_FOUND".) */
+PROFILE_API const char *profile_last_message(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

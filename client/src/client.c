@@ -1,0 +1,701 @@
+/* client.c: libprofile-client (profile/client.h).
+ *
+ * Layers: the public calls check their arguments and build a Request (an
+ * `op` owns it and its strings); client_call sends it through one channel
+ * per address (call.c), retrying UNAVAILABLE on the next address with
+ * backoff inside the deadline; the blocking calls wait on the asynchronous
+ * ones.
+ */
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "client_internal.h"
+
+#define DEFAULT_DEADLINE_MS 5000
+#define SEND_TIMEOUT_MS 1000   /* to give up on an address and try the next */
+#define BACKOFF_FIRST_MS 10
+#define BACKOFF_MAX_MS 250
+
+struct profile_client {
+	call_channel **ch;
+	size_t n;
+	uint32_t deadline_ms;
+	unsigned next; /* round-robin start */
+};
+
+static __thread char last_message[256];
+
+static void
+set_message(const char *m)
+{
+	size_t len = m ? strlen(m) : 0;
+
+	if (len >= sizeof last_message)
+		len = sizeof last_message - 1;
+	memcpy(last_message, m ? m : "", len);
+	last_message[len] = '\0';
+}
+
+const char *
+profile_last_message(void)
+{
+	return last_message;
+}
+
+const char *
+profile_strerror(int status)
+{
+	switch (status) {
+	case PROFILE_OK: return "success";
+	case PROFILE_CANCELLED: return "the call was cancelled";
+	case PROFILE_INVALID_ARGUMENT: return "invalid argument";
+	case PROFILE_DEADLINE_EXCEEDED: return "no answer within the deadline (a write may have been applied)";
+	case PROFILE_NOT_FOUND: return "no such profile";
+	case PROFILE_ALREADY_EXISTS: return "the profile already exists";
+	case PROFILE_PERMISSION_DENIED: return "permission denied";
+	case PROFILE_RESOURCE_EXHAUSTED: return "too many calls in flight, or out of memory";
+	case PROFILE_FAILED_PRECONDITION: return "the profile's version is not the one expected";
+	case PROFILE_ABORTED: return "aborted by a conflict";
+	case PROFILE_OUT_OF_RANGE: return "out of range";
+	case PROFILE_UNIMPLEMENTED: return "not implemented by the service";
+	case PROFILE_INTERNAL: return "internal error, or a malformed answer";
+	case PROFILE_UNAVAILABLE: return "the service is unavailable (nothing was executed; retry later)";
+	default: return "unknown error";
+	}
+}
+
+/* ---- handle ------------------------------------------------------------ */
+
+int
+profile_client_open(profile_client **out, const char *const *addrs, size_t n,
+                    const profile_client_options *opts)
+{
+	profile_client *c;
+	int rc = PROFILE_OK;
+
+	if (out == NULL || addrs == NULL || n == 0)
+		return PROFILE_INVALID_ARGUMENT;
+	for (size_t i = 0; i < n; i++)
+		if (addrs[i] == NULL || addrs[i][0] == '\0')
+			return PROFILE_INVALID_ARGUMENT;
+	if ((c = calloc(1, sizeof *c)) == NULL || (c->ch = calloc(n, sizeof *c->ch)) == NULL) {
+		free(c);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	c->deadline_ms = opts && opts->deadline_ms ? opts->deadline_ms : DEFAULT_DEADLINE_MS;
+	for (size_t i = 0; i < n && rc == PROFILE_OK; i++) {
+		rc = call_channel_open(&c->ch[i], &addrs[i], 1, opts ? opts->max_in_flight : 0);
+		if (rc == PROFILE_OK)
+			c->n = i + 1;
+	}
+	if (rc != PROFILE_OK) {
+		profile_client_close(c);
+		return rc;
+	}
+	*out = c;
+	return PROFILE_OK;
+}
+
+void
+profile_client_close(profile_client *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		call_channel_close(c->ch[i]);
+	free(c->ch);
+	free(c);
+}
+
+void
+profile_client_set_deadline(profile_client *c, uint32_t deadline_ms)
+{
+	if (c && deadline_ms > 0)
+		__atomic_store_n(&c->deadline_ms, deadline_ms, __ATOMIC_RELAXED);
+}
+
+/* ---- the raw call, with retries ---------------------------------------- */
+
+typedef struct attempt {
+	profile_client *c;
+	Profile__V1__Request *req;
+	int64_t deadline;   /* monotonic ms */
+	int write;
+	size_t idx;         /* address in use */
+	unsigned tries;
+	nng_aio *sleep;
+	client_raw_fn done;
+	void *arg;
+} attempt;
+
+static void attempt_send(attempt *a);
+
+static void
+attempt_finish(attempt *a, int status, Profile__V1__Response *resp)
+{
+	client_raw_fn done = a->done;
+	void *arg = a->arg;
+
+	/* The sleep aio may be the one whose callback we are in: reap, not free. */
+	if (a->sleep)
+		nng_aio_reap(a->sleep);
+	free(a);
+	done(arg, status, resp);
+}
+
+static void
+on_slept(void *arg)
+{
+	attempt_send(arg);
+}
+
+/* Picks the next address, preferring one with a live connection. */
+static size_t
+pick(profile_client *c, size_t from)
+{
+	for (size_t k = 0; k < c->n; k++) {
+		size_t i = (from + k) % c->n;
+		if (call_channel_connected(c->ch[i]) > 0)
+			return i;
+	}
+	return from % c->n;
+}
+
+static void
+on_answer(void *arg, int status, Profile__V1__Response *resp)
+{
+	attempt *a = arg;
+	int unavailable = status == PROFILE_UNAVAILABLE ||
+	                  (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__UNAVAILABLE);
+	int64_t left = a->deadline - wire_mono_ms();
+	unsigned backoff;
+
+	if (!unavailable || left <= 1) {
+		attempt_finish(a, status, resp);
+		return;
+	}
+	/* Not executed: try again, on the next address, after a pause that
+	 * grows each time every address has been tried. */
+	a->tries++;
+	backoff = a->tries < a->c->n ? 0 : BACKOFF_FIRST_MS << ((a->tries / a->c->n) < 5 ? a->tries / a->c->n : 5);
+	if (backoff > BACKOFF_MAX_MS)
+		backoff = BACKOFF_MAX_MS;
+	if ((int64_t)backoff >= left) {
+		attempt_finish(a, status, resp);
+		return;
+	}
+	if (resp)
+		profile__v1__response__free_unpacked(resp, NULL);
+	a->idx = pick(a->c, a->idx + 1);
+	if (backoff == 0) {
+		attempt_send(a);
+		return;
+	}
+	if (a->sleep == NULL && nng_aio_alloc(&a->sleep, on_slept, a) != 0) {
+		attempt_finish(a, PROFILE_UNAVAILABLE, NULL);
+		return;
+	}
+	nng_sleep_aio((nng_duration)backoff, a->sleep);
+}
+
+static void
+attempt_send(attempt *a)
+{
+	int64_t left = a->deadline - wire_mono_ms();
+	int rc;
+
+	if (left <= 0) {
+		attempt_finish(a, a->tries ? PROFILE_UNAVAILABLE : PROFILE_DEADLINE_EXCEEDED, NULL);
+		return;
+	}
+	/* With other addresses to try, do not wait the whole deadline on one
+	 * that takes nothing. */
+	rc = call_start_ex(a->c->ch[a->idx], a->req, (uint32_t)left, a->c->n > 1 ? SEND_TIMEOUT_MS : 0,
+	                   a->write, on_answer, a);
+	if (rc != PROFILE_OK)
+		attempt_finish(a, rc, NULL);
+}
+
+int
+client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, int write,
+            client_raw_fn done, void *arg)
+{
+	attempt *a;
+	int rc;
+
+	if (c == NULL || req == NULL || done == NULL)
+		return PROFILE_INVALID_ARGUMENT;
+	if ((a = calloc(1, sizeof *a)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	if (deadline_ms == 0)
+		deadline_ms = __atomic_load_n(&c->deadline_ms, __ATOMIC_RELAXED);
+	a->c = c;
+	a->req = req;
+	a->deadline = wire_mono_ms() + deadline_ms;
+	a->write = write;
+	a->done = done;
+	a->arg = arg;
+	a->idx = pick(c, __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED));
+	/* The first send's failure to start is the caller's to see. */
+	rc = call_start_ex(c->ch[a->idx], req, deadline_ms, c->n > 1 ? SEND_TIMEOUT_MS : 0, write,
+	                   on_answer, a);
+	if (rc != PROFILE_OK)
+		free(a);
+	return rc;
+}
+
+/* ---- results ----------------------------------------------------------- */
+
+profile_info *
+client_profile_from(const Profile__V1__Profile *p)
+{
+	profile_info *out = calloc(1, sizeof *out);
+
+	if (out == NULL)
+		return NULL;
+	snprintf(out->uid, sizeof out->uid, "%s", p->uid);
+	out->username = strdup(p->username);
+	out->email = strdup(p->email);
+	out->version = p->version;
+	out->created_at = p->created_at;
+	out->updated_at = p->updated_at;
+	if (out->username == NULL || out->email == NULL) {
+		profile_free(out);
+		return NULL;
+	}
+	return out;
+}
+
+void
+profile_free(profile_info *p)
+{
+	if (p == NULL)
+		return;
+	free(p->username);
+	free(p->email);
+	free(p);
+}
+
+void
+profile_list_free(profile_list *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		profile_free(l->items[i]);
+	free(l->items);
+	free(l);
+}
+
+/* ---- the public calls -------------------------------------------------- */
+
+/* One public call in flight: the request it owns and where its result goes. */
+typedef struct op {
+	Profile__V1__Request req;
+	union {
+		Profile__V1__CreateRequest create;
+		Profile__V1__GetRequest get;
+		Profile__V1__UpdateRequest update;
+		Profile__V1__DeleteRequest del;
+		Profile__V1__SearchRequest search;
+	} body;
+	Profile__V1__Precondition pre;
+	char uid[WIRE_UID_LEN + 1];
+	char *username, *email;
+	profile_done_fn done;
+	void *arg;
+} op;
+
+static void
+op_free(op *o)
+{
+	free(o->username);
+	free(o->email);
+	free(o);
+}
+
+/* Turns a Response into the public result of the op's method. */
+static int
+result_of(const op *o, const Profile__V1__Response *resp, void **result)
+{
+	profile_list *l;
+
+	*result = NULL;
+	switch (o->req.body_case) {
+	case PROFILE__V1__REQUEST__BODY_DELETE:
+		return PROFILE_OK;
+	case PROFILE__V1__REQUEST__BODY_SEARCH:
+		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_SEARCH)
+			return PROFILE_INTERNAL;
+		if ((l = calloc(1, sizeof *l)) == NULL ||
+		    (resp->search->n_profiles && (l->items = calloc(resp->search->n_profiles, sizeof *l->items)) == NULL)) {
+			free(l);
+			return PROFILE_RESOURCE_EXHAUSTED;
+		}
+		for (size_t i = 0; i < resp->search->n_profiles; i++) {
+			if ((l->items[i] = client_profile_from(resp->search->profiles[i])) == NULL) {
+				profile_list_free(l);
+				return PROFILE_RESOURCE_EXHAUSTED;
+			}
+			l->count = i + 1;
+		}
+		*result = l;
+		return PROFILE_OK;
+	default:
+		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_PROFILE)
+			return PROFILE_INTERNAL;
+		if ((*result = client_profile_from(resp->profile)) == NULL)
+			return PROFILE_RESOURCE_EXHAUSTED;
+		return PROFILE_OK;
+	}
+}
+
+static void
+op_answer(void *arg, int status, Profile__V1__Response *resp)
+{
+	op *o = arg;
+	void *result = NULL;
+
+	if (status == PROFILE_OK) {
+		status = (int)resp->status;
+		set_message(resp->message);
+		if (status == PROFILE_OK && (status = result_of(o, resp, &result)) != PROFILE_OK)
+			set_message("the service's answer could not be read");
+		profile__v1__response__free_unpacked(resp, NULL);
+	} else {
+		set_message(status == PROFILE_UNAVAILABLE         ? "no core node took the request"
+		            : status == PROFILE_DEADLINE_EXCEEDED ? "no answer from the service in time"
+		            : status == PROFILE_INTERNAL          ? "malformed answer from the service"
+		                                                  : "");
+	}
+	o->done(o->arg, status, result);
+	op_free(o);
+}
+
+static op *
+op_new(profile_done_fn done, void *arg)
+{
+	op *o = calloc(1, sizeof *o);
+
+	if (o == NULL)
+		return NULL;
+	profile__v1__request__init(&o->req);
+	o->done = done;
+	o->arg = arg;
+	return o;
+}
+
+static int
+op_start(profile_client *c, op *o, uint32_t deadline_ms, int write)
+{
+	int rc = client_call(c, &o->req, deadline_ms, write, op_answer, o);
+
+	if (rc != PROFILE_OK)
+		op_free(o);
+	return rc;
+}
+
+static int
+check(int rc, const char *why)
+{
+	if (rc != PROFILE_OK)
+		set_message(why);
+	return rc;
+}
+
+/* Applies one of wire.h's rules to s; on failure the rule's sentence
+ * becomes the thread's last message. */
+static int
+rule(int (*check_fn)(const char *, const char **), const char *s)
+{
+	const char *why = NULL;
+	int rc = check_fn(s, &why);
+
+	return check(rc, why);
+}
+
+static int
+check_uid(const char *uid, char *out)
+{
+	if (rule(wire_check_uid, uid) != PROFILE_OK)
+		return PROFILE_INVALID_ARGUMENT;
+	for (int i = 0; i <= WIRE_UID_LEN; i++)
+		out[i] = (uid[i] >= 'A' && uid[i] <= 'F') ? (char)(uid[i] - 'A' + 'a') : uid[i];
+	return PROFILE_OK;
+}
+
+static void
+set_precondition(op *o, uint64_t expected_version, Profile__V1__Precondition **slot)
+{
+	if (expected_version == PROFILE_ANY_VERSION)
+		return;
+	profile__v1__precondition__init(&o->pre);
+	o->pre.check_case = PROFILE__V1__PRECONDITION__CHECK_VERSION;
+	o->pre.version = expected_version;
+	*slot = &o->pre;
+}
+
+int
+profile_create_async(profile_client *c, const char *username, const char *email, uint32_t deadline_ms,
+                     profile_done_fn done, void *arg)
+{
+	op *o;
+
+	set_message("");
+	if (c == NULL || done == NULL)
+		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
+	if (rule(wire_check_username, username) || rule(wire_check_email, email))
+		return PROFILE_INVALID_ARGUMENT;
+	if ((o = op_new(done, arg)) == NULL || (o->username = strdup(username)) == NULL ||
+	    (o->email = strdup(email)) == NULL) {
+		if (o)
+			op_free(o);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	profile__v1__create_request__init(&o->body.create);
+	o->body.create.username = o->username;
+	o->body.create.email = o->email;
+	o->req.body_case = PROFILE__V1__REQUEST__BODY_CREATE;
+	o->req.create = &o->body.create;
+	return op_start(c, o, deadline_ms, 1);
+}
+
+int
+profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms, profile_done_fn done, void *arg)
+{
+	char id[WIRE_UID_LEN + 1];
+	op *o;
+
+	set_message("");
+	if (c == NULL || done == NULL)
+		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
+	if (check_uid(uid, id) != PROFILE_OK)
+		return PROFILE_INVALID_ARGUMENT;
+	if ((o = op_new(done, arg)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	memcpy(o->uid, id, sizeof o->uid);
+	profile__v1__get_request__init(&o->body.get);
+	o->body.get.uid = o->uid;
+	o->req.body_case = PROFILE__V1__REQUEST__BODY_GET;
+	o->req.get = &o->body.get;
+	return op_start(c, o, deadline_ms, 0);
+}
+
+int
+profile_update_async(profile_client *c, const char *uid, const char *username, const char *email,
+                     uint64_t expected_version, uint32_t deadline_ms, profile_done_fn done, void *arg)
+{
+	char id[WIRE_UID_LEN + 1];
+	Profile__V1__UpdateRequest *u;
+	op *o;
+
+	set_message("");
+	if (c == NULL || done == NULL)
+		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
+	if (check_uid(uid, id) != PROFILE_OK)
+		return PROFILE_INVALID_ARGUMENT;
+	if (username == NULL && email == NULL)
+		return check(PROFILE_INVALID_ARGUMENT, "an update must set username or email");
+	if ((username && rule(wire_check_username, username)) ||
+	    (email && rule(wire_check_email, email)))
+		return PROFILE_INVALID_ARGUMENT;
+	if ((o = op_new(done, arg)) == NULL || (username && (o->username = strdup(username)) == NULL) ||
+	    (email && (o->email = strdup(email)) == NULL)) {
+		if (o)
+			op_free(o);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	memcpy(o->uid, id, sizeof o->uid);
+	u = &o->body.update;
+	profile__v1__update_request__init(u);
+	u->uid = o->uid;
+	if (o->username) {
+		u->username_set_case = PROFILE__V1__UPDATE_REQUEST__USERNAME_SET_USERNAME;
+		u->username = o->username;
+	}
+	if (o->email) {
+		u->email_set_case = PROFILE__V1__UPDATE_REQUEST__EMAIL_SET_EMAIL;
+		u->email = o->email;
+	}
+	set_precondition(o, expected_version, &u->precondition);
+	o->req.body_case = PROFILE__V1__REQUEST__BODY_UPDATE;
+	o->req.update = u;
+	return op_start(c, o, deadline_ms, 1);
+}
+
+int
+profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version, uint32_t deadline_ms,
+                     profile_done_fn done, void *arg)
+{
+	char id[WIRE_UID_LEN + 1];
+	op *o;
+
+	set_message("");
+	if (c == NULL || done == NULL)
+		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
+	if (check_uid(uid, id) != PROFILE_OK)
+		return PROFILE_INVALID_ARGUMENT;
+	if ((o = op_new(done, arg)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	memcpy(o->uid, id, sizeof o->uid);
+	profile__v1__delete_request__init(&o->body.del);
+	o->body.del.uid = o->uid;
+	set_precondition(o, expected_version, &o->body.del.precondition);
+	o->req.body_case = PROFILE__V1__REQUEST__BODY_DELETE;
+	o->req.delete_ = &o->body.del;
+	return op_start(c, o, deadline_ms, 1);
+}
+
+int
+profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms, profile_done_fn done,
+                     void *arg)
+{
+	op *o;
+
+	set_message("");
+	if (c == NULL || done == NULL)
+		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
+	if (rule(wire_check_email, email))
+		return PROFILE_INVALID_ARGUMENT;
+	if ((o = op_new(done, arg)) == NULL || (o->email = strdup(email)) == NULL) {
+		if (o)
+			op_free(o);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	profile__v1__search_request__init(&o->body.search);
+	o->body.search.email = o->email;
+	o->req.body_case = PROFILE__V1__REQUEST__BODY_SEARCH;
+	o->req.search = &o->body.search;
+	return op_start(c, o, deadline_ms, 0);
+}
+
+/* ---- blocking calls: an async call and a wait -------------------------- */
+
+typedef struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	int status;
+	void *result;
+	char message[sizeof last_message];
+} waiter;
+
+static void
+wake(void *arg, int status, void *result)
+{
+	waiter *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->status = status;
+	w->result = result;
+	memcpy(w->message, last_message, sizeof w->message);
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void
+waiter_init(waiter *w)
+{
+	memset(w, 0, sizeof *w);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+}
+
+/* Waits for the call started with status rc; returns its status and, on
+ * PROFILE_OK, its result in *result (freed with free_fn when not wanted). */
+static int
+wait_for(waiter *w, int rc, void **result)
+{
+	if (rc == PROFILE_OK) {
+		pthread_mutex_lock(&w->mu);
+		while (!w->done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+		rc = w->status;
+		set_message(w->message);
+		*result = w->result;
+	}
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	return rc;
+}
+
+/* Waits for the call, then hands its profile to *out (or frees it when out
+ * is NULL). */
+static int
+finish_profile(waiter *w, int started, profile_info **out)
+{
+	void *r = NULL;
+	int rc = wait_for(w, started, &r);
+
+	if (rc == PROFILE_OK) {
+		if (out)
+			*out = r;
+		else
+			profile_free(r);
+	}
+	return rc;
+}
+
+int
+profile_create(profile_client *c, const char *username, const char *email, uint32_t deadline_ms,
+               profile_info **out)
+{
+	waiter w;
+
+	waiter_init(&w);
+	return finish_profile(&w, profile_create_async(c, username, email, deadline_ms, wake, &w), out);
+}
+
+int
+profile_get(profile_client *c, const char *uid, uint32_t deadline_ms, profile_info **out)
+{
+	waiter w;
+
+	waiter_init(&w);
+	return finish_profile(&w, profile_get_async(c, uid, deadline_ms, wake, &w), out);
+}
+
+int
+profile_update(profile_client *c, const char *uid, const char *username, const char *email,
+               uint64_t expected_version, uint32_t deadline_ms, profile_info **out)
+{
+	waiter w;
+
+	waiter_init(&w);
+	return finish_profile(
+	    &w, profile_update_async(c, uid, username, email, expected_version, deadline_ms, wake, &w), out);
+}
+
+int
+profile_delete(profile_client *c, const char *uid, uint64_t expected_version, uint32_t deadline_ms)
+{
+	waiter w;
+	void *r = NULL;
+
+	waiter_init(&w);
+	return wait_for(&w, profile_delete_async(c, uid, expected_version, deadline_ms, wake, &w), &r);
+}
+
+int
+profile_search(profile_client *c, const char *email, uint32_t deadline_ms, profile_list **out)
+{
+	waiter w;
+	void *r = NULL;
+	int rc;
+
+	waiter_init(&w);
+	rc = wait_for(&w, profile_search_async(c, email, deadline_ms, wake, &w), &r);
+	if (rc == PROFILE_OK) {
+		if (out)
+			*out = r;
+		else
+			profile_list_free(r);
+	}
+	return rc;
+}
