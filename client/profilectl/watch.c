@@ -108,6 +108,7 @@ watch_main(int argc, char **argv)
 	struct sigaction sa = {0};
 	rd_kafka_t *rk;
 	int from_beginning = 0, c, count = -1;
+	rd_kafka_resp_err_t last_err = 0;
 	char err[512];
 
 	optind = 0; /* full reset: the global options were parsed with "+" */
@@ -142,6 +143,9 @@ watch_main(int argc, char **argv)
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) ||
 	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
 	    rd_kafka_conf_set(conf, "client.id", "profilectl-watch", err, sizeof err) ||
+	    /* librdkafka's consumer wants a group id even with a manual
+	     * assignment; this one is never joined and nothing is committed. */
+	    rd_kafka_conf_set(conf, "group.id", "profilectl-watch", err, sizeof err) ||
 	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err)) {
 		fprintf(stderr, "profilectl watch: %s\n", err);
 		rd_kafka_conf_destroy(conf);
@@ -179,10 +183,14 @@ watch_main(int argc, char **argv)
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
 		if (m == NULL)
 			continue;
-		if (m->err == 0)
+		if (m->err == 0) {
 			print_change(m);
-		else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			last_err = 0;
+		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && m->err != last_err) {
+			/* Once per distinct error, not once per poll. */
 			fprintf(stderr, "watch: %s\n", rd_kafka_message_errstr(m));
+			last_err = m->err;
+		}
 		rd_kafka_message_destroy(m);
 	}
 	rd_kafka_consumer_close(rk);
