@@ -255,16 +255,18 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	return 0;
 }
 
-/* Splits $PROFILE_CORE on whitespace into list (adding to *n). */
-static void
+/* Splits $PROFILE_CORE on whitespace or commas into list (adding to *n);
+ * returns the copy the list points into, for the caller to free. */
+static char *
 cores_from_env(const char **list, size_t max, size_t *n)
 {
 	char *env = getenv("PROFILE_CORE"), *save, *tok;
 
 	if (env == NULL || (env = strdup(env)) == NULL)
-		return;
+		return NULL;
 	for (tok = strtok_r(env, " \t\n,", &save); tok && *n < max; tok = strtok_r(NULL, " \t\n,", &save))
 		list[(*n)++] = tok;
+	return env;
 }
 
 int
@@ -275,6 +277,7 @@ main(int argc, char **argv)
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *cores[64];
+	char *env_cores = NULL;
 	size_t ncores = 0;
 	double timeout_s = 5.0;
 	profile_client *c = NULL;
@@ -318,7 +321,7 @@ main(int argc, char **argv)
 		return watch_main(argc, argv);
 
 	if (ncores == 0)
-		cores_from_env(cores, sizeof cores / sizeof cores[0], &ncores);
+		env_cores = cores_from_env(cores, sizeof cores / sizeof cores[0], &ncores);
 	if (ncores == 0)
 		cores[ncores++] = DEFAULT_CORE;
 	copts.deadline_ms = (uint32_t)(timeout_s * 1000.0 + 0.5);
@@ -326,13 +329,17 @@ main(int argc, char **argv)
 		copts.deadline_ms = 1;
 	/* Help needs no connection. */
 	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			free(env_cores);
 			return help_for(argv[0]);
+		}
 	if ((rc = profile_client_open(&c, cores, ncores, &copts)) != PROFILE_OK) {
 		fprintf(stderr, "%s: cannot use the core address(es) given\n", profile_status_name(rc));
+		free(env_cores);
 		return 2;
 	}
 	rc = run(c, 0, argc, argv);
 	profile_client_close(c);
+	free(env_cores);
 	return rc;
 }

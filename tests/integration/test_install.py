@@ -10,6 +10,11 @@ import tempfile
 from harness import BUILD, SOURCE, StackTest, main
 
 
+# In a sanitizer build the installed library is instrumented: programs
+# linked against it must be too.
+SANITIZE = ["-fsanitize=" + os.environ["PROFILE_SANITIZER"]] if os.environ.get("PROFILE_SANITIZER") else []
+
+
 def run(cmd, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     assert r.returncode == 0, "%s failed:\n%s%s" % (cmd, r.stdout, r.stderr)
@@ -41,7 +46,7 @@ class Install(StackTest):
         with open(src, "w") as f:
             f.write(readme_example())
         exe = os.path.join(self.tmp, name)
-        run(["cc", src] + self.pkg_flags(prefix) + ["-o", exe])
+        run(["cc", src] + SANITIZE + self.pkg_flags(prefix) + ["-o", exe])
         out = run([exe, self.stack.core_addr[1]], env=dict(os.environ, LD_LIBRARY_PATH=os.path.join(prefix, "lib")))
         self.assertIn("created, read and deleted", out)
 
@@ -79,7 +84,8 @@ class Install(StackTest):
                     "target_link_libraries(example PRIVATE profile::client)\n")
         with open(os.path.join(proj, "example.c"), "w") as f:
             f.write(readme_example())
-        run(["cmake", "-S", proj, "-B", os.path.join(proj, "b"), "-DCMAKE_PREFIX_PATH=" + prefix])
+        run(["cmake", "-S", proj, "-B", os.path.join(proj, "b"), "-DCMAKE_PREFIX_PATH=" + prefix,
+             "-DCMAKE_C_FLAGS=" + " ".join(SANITIZE)])
         run(["cmake", "--build", os.path.join(proj, "b")])
         out = run([os.path.join(proj, "b", "example"), self.stack.core_addr[1]])
         self.assertIn("created, read and deleted", out)
