@@ -29,6 +29,7 @@ struct changelog {
 	volatile int stopping;
 	pthread_t consumer_thread, producer_thread;
 	int threads_started;
+	int in_group;
 };
 
 /* rd_kafka errors that a caller may see, mapped once. */
@@ -161,6 +162,23 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	if (error) {
 		log_error("kafka: rebalance: %s", rd_kafka_error_string(error));
 		rd_kafka_error_destroy(error);
+	}
+	cl->in_group = 1;
+	if (cl->h.rebalanced) {
+		rd_kafka_topic_partition_list_t *now = NULL;
+		int32_t *mine;
+		size_t n = 0;
+
+		if (rd_kafka_assignment(rk, &now) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    (mine = calloc((size_t)now->cnt + 1, sizeof *mine)) != NULL) {
+			for (int i = 0; i < now->cnt; i++)
+				if (strcmp(now->elems[i].topic, cl->topic) == 0)
+					mine[n++] = now->elems[i].partition;
+			cl->h.rebalanced(cl->h.rebalanced_arg, mine, n);
+			free(mine);
+		}
+		if (now)
+			rd_kafka_topic_partition_list_destroy(now);
 	}
 }
 
@@ -445,6 +463,12 @@ changelog_start(changelog *cl, const changelog_handler *h)
 	}
 	cl->threads_started = 1;
 	return PROFILE_OK;
+}
+
+int
+changelog_in_group(const changelog *cl)
+{
+	return cl->in_group;
 }
 
 int32_t

@@ -44,6 +44,9 @@ typedef struct changelog_handler {
 	 * the log), or another status when Kafka refused it. */
 	void (*delivered)(void *arg, void *opaque, int status, int32_t p, int64_t offset);
 	void *delivered_arg; /* arg of delivered */
+	/* After each rebalance: the whole assignment now (consumer thread). */
+	void (*rebalanced)(void *arg, const int32_t *parts, size_t n);
+	void *rebalanced_arg;
 } changelog_handler;
 
 typedef struct changelog_config {
@@ -84,6 +87,9 @@ int32_t changelog_partition_count(const changelog *cl);
  * not be called). */
 int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len,
                       const void *value, size_t value_len, void *opaque);
+
+/* 1 once the consumer has had its first assignment from the group. */
+int changelog_in_group(const changelog *cl);
 
 /* The log end offset of p last seen by the consumer, or -1. */
 int64_t changelog_high_watermark(changelog *cl, int32_t p);

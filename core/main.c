@@ -17,20 +17,24 @@
 #include "changelog.h"
 #include "cli.h"
 #include "log.h"
+#include "members.h"
 #include "partition.h"
+#include "router.h"
 #include "rpc.h"
 #include "service.h"
 
 #define SHUTDOWN_LIMIT_S 20
 
-static const char *opt_listen, *opt_brokers, *opt_brokers_file, *opt_data, *opt_node_id,
-    *opt_group, *opt_topic, *opt_store_tune, *opt_log_level;
+static const char *opt_listen, *opt_advertise, *opt_brokers, *opt_brokers_file, *opt_data, *opt_node_id,
+    *opt_group, *opt_topic, *opt_members_topic, *opt_state, *opt_store_tune, *opt_log_level;
 static long opt_partitions, opt_contexts, opt_deadline_ms;
 static const char **opt_kafka, **opt_producer, **opt_consumer;
 
 static cli_option options[] = {
     {"listen", 'l', "PROFILED_LISTEN", CLI_STRING, "tcp://127.0.0.1:7001", "URL",
      "nng address to serve RPCs on (tcp:// or ipc://)", &opt_listen},
+    {"advertise", 0, "PROFILED_ADVERTISE", CLI_STRING, NULL, "URL",
+     "address other nodes and gateways reach this node at (default: --listen)", &opt_advertise},
     {"brokers", 'b', "PROFILED_BROKERS", CLI_STRING, NULL, "LIST",
      "Kafka bootstrap servers, host:port[,host:port...]", &opt_brokers},
     {"brokers-file", 0, "PROFILED_BROKERS_FILE", CLI_STRING, NULL, "FILE",
@@ -42,6 +46,12 @@ static cli_option options[] = {
     {"group", 'g', "PROFILED_GROUP", CLI_STRING, "profiled", "ID", "Kafka consumer group of the nodes",
      &opt_group},
     {"topic", 't', "PROFILED_TOPIC", CLI_STRING, "profiles", "NAME", "the profiles topic", &opt_topic},
+    {"members-topic", 0, "PROFILED_MEMBERS_TOPIC", CLI_STRING, "profiles.members", "NAME",
+     "the membership topic (one partition, compacted)", &opt_members_topic},
+    {"state", 's', "PROFILED_STATE", CLI_STRING, "partitioned", "MODE",
+     "partitioned (hold the partitions this node owns) or replicated (also follow all others, "
+     "read-only, so every read is local)",
+     &opt_state},
     {"partitions", 'p', "PROFILED_PARTITIONS", CLI_INT, "12", "N",
      "partitions to create the topic with when it does not exist", &opt_partitions},
     {"contexts", 0, "PROFILED_CONTEXTS", CLI_INT, "64", "N", "RPC requests served at once",
@@ -112,6 +122,23 @@ mkdirs(const char *path)
 	return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* What a rebalance changes outside the partition table: the service's
+ * write ownership, and this node's claim in the members topic. */
+typedef struct node_ctx {
+	service *svc;
+	members *m;
+} node_ctx;
+
+static void
+on_rebalanced(void *arg, const int32_t *parts, size_t n)
+{
+	node_ctx *ctx = arg;
+
+	service_on_rebalanced(ctx->svc, parts, n);
+	members_publish(ctx->m, parts, n);
+	log_info("assignment: %zu partition(s) owned", n);
+}
+
 static void *
 watchdog_main(void *arg)
 {
@@ -130,6 +157,10 @@ main(int argc, char **argv)
 	service *svc = NULL;
 	changelog *cl = NULL;
 	rpc_server *rpc = NULL;
+	members *mem = NULL;
+	router *rt = NULL;
+	node_ctx ctx;
+	int replicated;
 	sigset_t sigs;
 	pthread_t watchdog;
 	int rc, sig, level;
@@ -155,6 +186,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "profiled: give --brokers or --brokers-file (see --help)\n");
 		return 2;
 	}
+	if (strcmp(opt_state, "partitioned") != 0 && strcmp(opt_state, "replicated") != 0) {
+		fprintf(stderr, "profiled: --state must be partitioned or replicated\n");
+		return 2;
+	}
+	replicated = strcmp(opt_state, "replicated") == 0;
+	if (opt_advertise == NULL)
+		opt_advertise = opt_listen;
 	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
 	    opt_deadline_ms < 1) {
 		fprintf(stderr, "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0\n");
@@ -164,7 +202,7 @@ main(int argc, char **argv)
 		if (gethostname(host, sizeof host) != 0)
 			snprintf(host, sizeof host, "localhost");
 		host[sizeof host - 1] = '\0';
-		snprintf(node_id, sizeof node_id, "%s/%s", host, opt_listen);
+		snprintf(node_id, sizeof node_id, "%s/%s", host, opt_advertise);
 		opt_node_id = node_id;
 	}
 	if (mkdirs(opt_data) != 0) {
@@ -197,9 +235,18 @@ main(int argc, char **argv)
 	{
 		service_config sc = {
 		    .node_id = opt_node_id,
-		    .address = opt_listen,
+		    .address = opt_advertise,
 		    .default_deadline_ms = (uint32_t)opt_deadline_ms,
 		    .max_deadline_ms = 60000,
+		    .replicated = replicated,
+		};
+		members_config mc = {
+		    .brokers = brokers,
+		    .topic = opt_members_topic,
+		    .node_id = opt_node_id,
+		    .address = opt_advertise,
+		    .partitions = changelog_partition_count(cl),
+		    .kafka_opts = opt_kafka,
 		};
 		char dir[4096];
 
@@ -208,6 +255,9 @@ main(int argc, char **argv)
 		    service_new(&svc, &sc, table) != PROFILE_OK)
 			goto fail;
 		service_attach(svc, cl);
+		if (members_open(&mem, &mc) != PROFILE_OK || router_new(&rt, mem, opt_node_id) != PROFILE_OK)
+			goto fail;
+		service_attach_router(svc, rt);
 	}
 	if ((rc = rpc_server_open(&rpc, opt_listen, (int)opt_contexts, svc)) != PROFILE_OK) {
 		log_error("cannot serve on %s (%s)", opt_listen, profile_status_name(rc));
@@ -221,14 +271,19 @@ main(int argc, char **argv)
 		    .records = partitions_on_records,
 		    .caught_up = partitions_on_caught_up,
 		    .delivered = service_on_delivered,
+		    .delivered_arg = svc,
+		    .rebalanced = on_rebalanced,
+		    .rebalanced_arg = &ctx,
 		};
-		/* delivered takes the service, the rest the table. */
-		h.delivered_arg = svc;
+		/* delivered takes the service, rebalanced the node, the rest the table. */
+		ctx.svc = svc;
+		ctx.m = mem;
 		if (changelog_start(cl, &h) != PROFILE_OK)
 			goto fail;
 	}
-	log_info("node %s serving on %s; topic %s has %d partitions; joining group %s", opt_node_id,
-	         opt_listen, opt_topic, (int)changelog_partition_count(cl), opt_group);
+	log_info("node %s serving on %s (advertised as %s, %s); topic %s has %d partitions; joining group %s",
+	         opt_node_id, opt_listen, opt_advertise, opt_state, opt_topic, (int)changelog_partition_count(cl),
+	         opt_group);
 
 	sigwait(&sigs, &sig);
 	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -237,11 +292,14 @@ main(int argc, char **argv)
 	/* 1. New requests are turned away (UNAVAILABLE: not executed).
 	 * 2. Kafka gets what was produced; the stores apply it; the group
 	 *    is left, which wakes every write still waiting for its apply.
-	 * 3. Whatever is still pending is answered.
-	 * 4. The socket closes (bounded), the stores close. */
+	 * 3. The members topic hears that this node left.
+	 * 4. Whatever is still pending is answered; peer channels close.
+	 * 5. The socket closes (bounded), the stores close. */
 	rpc_server_drain(rpc);
 	changelog_close(cl, 10000);
+	members_close(mem, 2000);
 	service_free(svc);
+	router_free(rt);
 	rpc_server_close(rpc, 2000);
 	partitions_free(table);
 	log_info("stopped");
@@ -250,7 +308,9 @@ main(int argc, char **argv)
 fail:
 	rpc_server_close(rpc, 2000);
 	changelog_close(cl, 1000);
+	members_close(mem, 0);
 	service_free(svc);
+	router_free(rt);
 	partitions_free(table);
 	return 1;
 }

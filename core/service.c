@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "remote.h"
 
 #define KEY_BUCKETS 4096
 #define SWEEP_INTERVAL_MS 20
@@ -70,7 +71,10 @@ struct service {
 	keyslot *keys[KEY_BUCKETS];
 	pthread_t sweeper;
 	int stopping;
-	uint64_t requests, writes, in_flight;
+	uint64_t requests, writes, in_flight, forwards;
+	router *router;          /* NULL: a node alone */
+	uint8_t *owned;          /* per partition: the group assigned it here (writes) */
+	int in_group;
 };
 
 /* ---- replies ----------------------------------------------------------- */
@@ -459,79 +463,265 @@ cmp_recent(const void *a, const void *b)
 	return strcmp(x->uid, y->uid);
 }
 
-/* Runs a read. PROFILE_ABORTED: partition *wait_p is restoring (nothing was
- * answered); otherwise the answer was given through done. */
-static int
-read_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int32_t *wait_p)
+/* ---- search: here, and scattered to the owners of the rest ------------- */
+
+typedef struct search_ctx {
+	service_done_fn done;
+	void *arg;
+	uint64_t id;
+	Profile__V1__Profile **found; /* this node's part */
+	size_t n;
+	size_t nodes;
+	char (*addresses)[MEMBERS_ADDR_MAX];
+	const char **addr_ptrs;
+	Profile__V1__Request *reqs;
+	Profile__V1__Request **req_ptrs;
+	Profile__V1__SearchRequest *sreqs;
+	int32_t *parts;         /* storage for every node's partition list */
+} search_ctx;
+
+static void
+free_profiles(Profile__V1__Profile **found, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		profile__v1__profile__free_unpacked(found[i], NULL);
+	free(found);
+}
+
+static void
+search_ctx_free(search_ctx *c)
+{
+	free_profiles(c->found, c->n);
+	free(c->addresses);
+	free(c->addr_ptrs);
+	free(c->reqs);
+	free(c->req_ptrs);
+	free(c->sreqs);
+	free(c->parts);
+	free(c);
+}
+
+/* Answers a search with the profiles of every part, most recent first. */
+static void
+search_reply(service_done_fn done, void *arg, uint64_t id, Profile__V1__Profile **found, size_t n)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+	Profile__V1__SearchReply sr = PROFILE__V1__SEARCH_REPLY__INIT;
+
+	if (n > 1)
+		qsort(found, n, sizeof *found, cmp_recent);
+	sr.n_profiles = n;
+	sr.profiles = found;
+	r.request_id = id;
+	r.body_case = PROFILE__V1__RESPONSE__BODY_SEARCH;
+	r.search = &sr;
+	done(arg, &r);
+}
+
+static void
+search_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *const *resp)
+{
+	search_ctx *c = arg;
+	Profile__V1__Profile **all;
+	size_t total = c->n;
+
+	/* Never a silent partial result: one missing part fails the search. */
+	for (size_t i = 0; i < n; i++) {
+		if (status[i] != PROFILE_OK || resp[i]->status != PROFILE__V1__STATUS__OK ||
+		    resp[i]->body_case != PROFILE__V1__RESPONSE__BODY_SEARCH) {
+			answer(c->done, c->arg, c->id, PROFILE_UNAVAILABLE,
+			       "a node holding part of the data did not answer; no partial result is given");
+			search_ctx_free(c);
+			return;
+		}
+		total += resp[i]->search->n_profiles;
+	}
+	if ((all = malloc((total ? total : 1) * sizeof *all)) == NULL) {
+		answer(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		search_ctx_free(c);
+		return;
+	}
+	total = 0;
+	for (size_t i = 0; i < c->n; i++)
+		all[total++] = c->found[i];
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < resp[i]->search->n_profiles; k++)
+			all[total++] = resp[i]->search->profiles[k];
+	search_reply(c->done, c->arg, c->id, all, total);
+	free(all);
+	search_ctx_free(c);
+}
+
+/* Scatters the search of remote[0..nr) to their owners; takes found. */
+static void
+search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline,
+               Profile__V1__Profile **found, size_t n, const int32_t *remote, size_t nr)
+{
+	search_ctx *c = calloc(1, sizeof *c);
+	int64_t left = deadline - wire_mono_ms();
+	int self;
+
+	if (c == NULL || (c->addresses = calloc(nr, sizeof *c->addresses)) == NULL ||
+	    (c->addr_ptrs = calloc(nr, sizeof *c->addr_ptrs)) == NULL || (c->reqs = calloc(nr, sizeof *c->reqs)) == NULL ||
+	    (c->req_ptrs = calloc(nr, sizeof *c->req_ptrs)) == NULL || (c->sreqs = calloc(nr, sizeof *c->sreqs)) == NULL ||
+	    (c->parts = calloc(nr, sizeof *c->parts)) == NULL) {
+		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		if (c)
+			search_ctx_free(c);
+		free_profiles(found, n);
+		return;
+	}
+	c->done = done;
+	c->arg = arg;
+	c->id = req->request_id;
+	c->found = found;
+	c->n = n;
+	/* Group the partitions by owner: one request per node. */
+	for (size_t i = 0; i < nr; i++) {
+		char addr[MEMBERS_ADDR_MAX];
+		size_t k;
+
+		if (router_owner(svc->router, remote[i], addr, sizeof addr, &self) != PROFILE_OK || self) {
+			answer(done, arg, req->request_id, PROFILE_UNAVAILABLE, "no node serves a partition right now");
+			search_ctx_free(c);
+			return;
+		}
+		for (k = 0; k < c->nodes && strcmp(c->addresses[k], addr) != 0; k++)
+			;
+		if (k == c->nodes) {
+			snprintf(c->addresses[k], sizeof c->addresses[k], "%s", addr);
+			c->addr_ptrs[k] = c->addresses[k];
+			profile__v1__request__init(&c->reqs[k]);
+			profile__v1__search_request__init(&c->sreqs[k]);
+			c->sreqs[k].email = req->search->email;
+			c->reqs[k].body_case = PROFILE__V1__REQUEST__BODY_SEARCH;
+			c->reqs[k].search = &c->sreqs[k];
+			c->req_ptrs[k] = &c->reqs[k];
+			c->nodes++;
+		}
+		c->parts[i] = remote[i];
+	}
+	/* Each node's list: the entries of c->parts that it owns, contiguous. */
+	{
+		int32_t *sorted = malloc(nr * sizeof *sorted);
+		size_t at = 0;
+		if (sorted == NULL) {
+			answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+			search_ctx_free(c);
+			return;
+		}
+		for (size_t k = 0; k < c->nodes; k++) {
+			c->sreqs[k].partitions = sorted + at;
+			for (size_t i = 0; i < nr; i++) {
+				char addr[MEMBERS_ADDR_MAX];
+				if (router_owner(svc->router, c->parts[i], addr, sizeof addr, &self) == PROFILE_OK &&
+				    strcmp(addr, c->addresses[k]) == 0)
+					sorted[at++] = c->parts[i];
+			}
+			c->sreqs[k].n_partitions = (size_t)(sorted + at - c->sreqs[k].partitions);
+		}
+		free(c->parts);
+		c->parts = sorted;
+	}
+	pthread_mutex_lock(&svc->mu);
+	svc->forwards += c->nodes;
+	pthread_mutex_unlock(&svc->mu);
+	if (remote_gather(svc->router, c->addr_ptrs, c->req_ptrs, c->nodes, left > 0 ? (uint32_t)left : 1,
+	                  search_gathered, c) != PROFILE_OK) {
+		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		search_ctx_free(c);
+	}
+}
+
+static int
+search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline,
+           int32_t *wait_p)
+{
+	const Profile__V1__SearchRequest *sq = req->search;
+	int32_t count = partitions_count(svc->t);
+	size_t np = sq->n_partitions ? sq->n_partitions : (size_t)count, nr = 0, n = 0;
+	int32_t *remote = calloc(np, sizeof *remote);
+	Profile__V1__Profile **found = NULL;
+	char key[WIRE_EMAIL_MAX + 1];
+	int rc = PROFILE_OK;
+	store *st;
+
+	if (remote == NULL) {
+		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	wire_email_key(sq->email, key);
+	for (size_t i = 0; i < np && rc == PROFILE_OK; i++) {
+		int32_t p = sq->n_partitions ? sq->partitions[i] : (int32_t)i;
+
+		if (p < 0 || p >= count) {
+			rc = PROFILE_INVALID_ARGUMENT;
+		} else if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_OK) {
+			rc = store_search(st, key, &found, &n);
+			partitions_read_end(svc->t, p);
+		} else if (rc == PROFILE_ABORTED) {
+			*wait_p = p;
+		} else if (rc == PROFILE_UNAVAILABLE && req->hops == 0 && svc->router) {
+			remote[nr++] = p; /* not served here: ask its owner */
+			rc = PROFILE_OK;
+		}
+	}
+	if (rc == PROFILE_OK && nr > 0) {
+		search_scatter(svc, req, done, arg, deadline, found, n, remote, nr);
+		free(remote);
+		return PROFILE_OK;
+	}
+	free(remote);
+	if (rc == PROFILE_OK)
+		search_reply(done, arg, req->request_id, found, n);
+	else if (rc == PROFILE_INVALID_ARGUMENT || rc == PROFILE_INTERNAL)
+		answer(done, arg, req->request_id, rc, rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
+	else if (rc != PROFILE_ABORTED)
+		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE, "a partition is not served by this node");
+	free_profiles(found, n);
+	return rc;
+}
+
+/* Runs a read. PROFILE_ABORTED: partition *wait_p is restoring (nothing was
+ * answered); otherwise the answer was given (or will be, by the nodes a
+ * search was scattered to) through done. */
+static int
+read_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline,
+         int32_t *wait_p)
+{
+	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+	const char *uid;
+	int32_t p;
+	Profile__V1__Profile *prof = NULL;
 	store *st;
 	int rc;
 
+	if (req->body_case == PROFILE__V1__REQUEST__BODY_SEARCH)
+		return search_run(svc, req, done, arg, deadline, wait_p);
+	uid = req->get->uid;
+	p = wire_partition(uid, WIRE_UID_LEN, partitions_count(svc->t));
 	r.request_id = req->request_id;
-	if (req->body_case == PROFILE__V1__REQUEST__BODY_GET) {
-		const char *uid = req->get->uid;
-		int32_t p = wire_partition(uid, WIRE_UID_LEN, partitions_count(svc->t));
-		Profile__V1__Profile *prof = NULL;
-
-		if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_ABORTED) {
-			*wait_p = p;
-			return rc;
-		}
-		if (rc != PROFILE_OK) {
-			answer(done, arg, req->request_id, rc, "partition is not served by this node");
-			return rc;
-		}
-		rc = store_get(st, uid, &prof);
-		partitions_read_end(svc->t, p);
-		r.status = (Profile__V1__Status)rc;
-		if (rc == PROFILE_OK) {
-			r.body_case = PROFILE__V1__RESPONSE__BODY_PROFILE;
-			r.profile = prof;
-		} else {
-			r.message = rc == PROFILE_NOT_FOUND ? "no profile with this uid" : "store read failed";
-		}
-		done(arg, &r);
-		if (prof)
-			profile__v1__profile__free_unpacked(prof, NULL);
+	if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_ABORTED) {
+		*wait_p = p;
 		return rc;
 	}
-
-	/* Search: every partition, each from its caught-up store. */
-	{
-		char key[WIRE_EMAIL_MAX + 1];
-		Profile__V1__SearchReply sr = PROFILE__V1__SEARCH_REPLY__INIT;
-		Profile__V1__Profile **found = NULL;
-		size_t n = 0;
-
-		wire_email_key(req->search->email, key);
-		rc = PROFILE_OK;
-		for (int32_t p = 0; p < partitions_count(svc->t) && rc == PROFILE_OK; p++) {
-			if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_OK) {
-				rc = store_search(st, key, &found, &n);
-				partitions_read_end(svc->t, p);
-			} else if (rc == PROFILE_ABORTED) {
-				*wait_p = p;
-			}
-		}
-		if (rc == PROFILE_OK) {
-			if (n > 1)
-				qsort(found, n, sizeof *found, cmp_recent);
-			sr.n_profiles = n;
-			sr.profiles = found;
-			r.body_case = PROFILE__V1__RESPONSE__BODY_SEARCH;
-			r.search = &sr;
-			done(arg, &r);
-		} else if (rc != PROFILE_ABORTED) {
-			answer(done, arg, req->request_id, rc == PROFILE_UNAVAILABLE ? rc : PROFILE_INTERNAL,
-			       rc == PROFILE_UNAVAILABLE ? "a partition is not served by this node"
-			                                 : "store read failed");
-		}
-		for (size_t i = 0; i < n; i++)
-			profile__v1__profile__free_unpacked(found[i], NULL);
-		free(found);
+	if (rc != PROFILE_OK) {
+		answer(done, arg, req->request_id, rc, "partition is not served by this node");
 		return rc;
 	}
+	rc = store_get(st, uid, &prof);
+	partitions_read_end(svc->t, p);
+	r.status = (Profile__V1__Status)rc;
+	if (rc == PROFILE_OK) {
+		r.body_case = PROFILE__V1__RESPONSE__BODY_PROFILE;
+		r.profile = prof;
+	} else {
+		r.message = rc == PROFILE_NOT_FOUND ? "no profile with this uid" : "store read failed";
+	}
+	done(arg, &r);
+	if (prof)
+		profile__v1__profile__free_unpacked(prof, NULL);
+	return rc;
 }
 
 static void read_wait(op *o, int32_t p);
@@ -549,7 +739,7 @@ on_read_active(partition_waiter *w, int status)
 	pthread_mutex_unlock(&svc->mu);
 	if (status != PROFILE_OK)
 		op_fail(o, PROFILE_UNAVAILABLE, "partition was revoked");
-	else if (!replied && read_run(svc, o->req, o->done, o->arg, &p) == PROFILE_ABORTED)
+	else if (!replied && read_run(svc, o->req, o->done, o->arg, o->deadline, &p) == PROFILE_ABORTED)
 		return read_wait(o, p);
 	pthread_mutex_lock(&svc->mu);
 	o->replied = 1;
@@ -577,50 +767,267 @@ read_wait(op *o, int32_t p)
 	}
 }
 
+/* ---- status and the cluster view -------------------------------------- */
+
+/* A node's status, with the storage its pointers point into. */
+typedef struct status_buf {
+	Profile__V1__StatusReply reply;
+	partition_info *info;
+	Profile__V1__PartitionState *ps;
+	Profile__V1__PartitionState **pps;
+	int32_t *owned;
+} status_buf;
+
+static void
+status_buf_fini(status_buf *b)
+{
+	free(b->info);
+	free(b->ps);
+	free(b->pps);
+	free(b->owned);
+}
+
+static int
+status_build(service *svc, status_buf *b)
+{
+	int32_t n = partitions_count(svc->t), served = 0, owned = 0;
+
+	memset(b, 0, sizeof *b);
+	profile__v1__status_reply__init(&b->reply);
+	b->info = calloc((size_t)n, sizeof *b->info);
+	b->ps = calloc((size_t)n, sizeof *b->ps);
+	b->pps = calloc((size_t)n, sizeof *b->pps);
+	b->owned = calloc((size_t)n, sizeof *b->owned);
+	if (!b->info || !b->ps || !b->pps || !b->owned) {
+		status_buf_fini(b);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	partitions_info(svc->t, svc->cl, b->info);
+	for (int32_t p = 0; p < n; p++) {
+		if (__atomic_load_n(&svc->owned[p], __ATOMIC_RELAXED))
+			b->owned[owned++] = p;
+		if (!b->info[p].owned)
+			continue;
+		profile__v1__partition_state__init(&b->ps[served]);
+		b->ps[served].partition = p;
+		b->ps[served].state = b->info[p].active ? PROFILE__V1__PARTITION_STATE__STATE__ACTIVE
+		                                        : PROFILE__V1__PARTITION_STATE__STATE__RESTORING;
+		b->ps[served].lag = b->info[p].lag;
+		b->ps[served].applied_offset = b->info[p].applied;
+		b->ps[served].replayed = b->info[p].replayed;
+		b->pps[served] = &b->ps[served];
+		served++;
+	}
+	b->reply.node_id = (char *)svc->cfg.node_id;
+	b->reply.address = (char *)svc->cfg.address;
+	b->reply.partition_count = n;
+	b->reply.n_partitions = (size_t)served;
+	b->reply.partitions = b->pps;
+	b->reply.n_owned = (size_t)owned;
+	b->reply.owned = b->owned;
+	b->reply.state_mode = svc->cfg.replicated ? "replicated" : "partitioned";
+	pthread_mutex_lock(&svc->mu);
+	b->reply.requests = svc->requests;
+	b->reply.forwards = svc->forwards;
+	b->reply.in_group = svc->in_group;
+	pthread_mutex_unlock(&svc->mu);
+	return PROFILE_OK;
+}
+
 static void
 status_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg)
 {
-	int32_t n = partitions_count(svc->t), owned = 0;
-	partition_info *info = calloc((size_t)n, sizeof *info);
-	Profile__V1__PartitionState *ps = calloc((size_t)n, sizeof *ps);
-	Profile__V1__PartitionState **pps = calloc((size_t)n, sizeof *pps);
-	Profile__V1__StatusReply sr = PROFILE__V1__STATUS_REPLY__INIT;
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+	status_buf b;
 
-	if (!info || !ps || !pps) {
+	if (status_build(svc, &b) != PROFILE_OK) {
 		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
-		goto out;
+		return;
 	}
-	partitions_info(svc->t, svc->cl, info);
-	for (int32_t p = 0; p < n; p++) {
-		if (!info[p].owned)
-			continue;
-		profile__v1__partition_state__init(&ps[owned]);
-		ps[owned].partition = p;
-		ps[owned].state = info[p].active ? PROFILE__V1__PARTITION_STATE__STATE__ACTIVE
-		                                 : PROFILE__V1__PARTITION_STATE__STATE__RESTORING;
-		ps[owned].lag = info[p].lag;
-		ps[owned].applied_offset = info[p].applied;
-		ps[owned].replayed = info[p].replayed;
-		pps[owned] = &ps[owned];
-		owned++;
-	}
-	sr.node_id = (char *)svc->cfg.node_id;
-	sr.address = (char *)svc->cfg.address;
-	sr.partition_count = n;
-	sr.n_partitions = (size_t)owned;
-	sr.partitions = pps;
-	pthread_mutex_lock(&svc->mu);
-	sr.requests = svc->requests;
-	pthread_mutex_unlock(&svc->mu);
 	r.request_id = req->request_id;
 	r.body_case = PROFILE__V1__RESPONSE__BODY_STATUS_REPLY;
-	r.status_reply = &sr;
+	r.status_reply = &b.reply;
 	done(arg, &r);
+	status_buf_fini(&b);
+}
+
+typedef struct cluster_ctx {
+	service *svc;
+	service_done_fn done;
+	void *arg;
+	uint64_t id;
+	member_node *nodes;     /* from the members table */
+	size_t n_nodes;
+	int *owner;             /* per partition: index into nodes, or -1 */
+	size_t *asked;          /* remote request i went to nodes[asked[i]] */
+	const char **addrs;
+	Profile__V1__Request *reqs;
+	Profile__V1__Request **req_ptrs;
+	Profile__V1__StatusRequest sreq;
+	status_buf self;        /* this node's own status */
+	int self_index;
+} cluster_ctx;
+
+static void
+cluster_ctx_free(cluster_ctx *c)
+{
+	free(c->nodes);
+	free(c->owner);
+	free(c->asked);
+	free(c->addrs);
+	free(c->reqs);
+	free(c->req_ptrs);
+	status_buf_fini(&c->self);
+	free(c);
+}
+
+/* Builds the cluster view from the table and every node's status. */
+static void
+cluster_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *const *resp)
+{
+	cluster_ctx *c = arg;
+	int32_t count = partitions_count(c->svc->t);
+	const Profile__V1__StatusReply **st = calloc(c->n_nodes + 1, sizeof *st);
+	Profile__V1__ClusterNode *cn = calloc(c->n_nodes + 1, sizeof *cn);
+	Profile__V1__ClusterNode **cnp = calloc(c->n_nodes + 1, sizeof *cnp);
+	Profile__V1__ClusterPartition *cp = calloc((size_t)count, sizeof *cp);
+	Profile__V1__ClusterPartition **cpp = calloc((size_t)count, sizeof *cpp);
+	int32_t *owned = calloc((size_t)count + 1, sizeof *owned);
+	Profile__V1__ClusterReply cr = PROFILE__V1__CLUSTER_REPLY__INIT;
+	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+	size_t at = 0;
+
+	if (!st || !cn || !cnp || !cp || !cpp || !owned) {
+		answer(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	if (c->self_index >= 0)
+		st[c->self_index] = &c->self.reply;
+	for (size_t i = 0; i < n; i++)
+		if (status[i] == PROFILE_OK && resp[i]->status == PROFILE__V1__STATUS__OK &&
+		    resp[i]->body_case == PROFILE__V1__RESPONSE__BODY_STATUS_REPLY)
+			st[c->asked[i]] = resp[i]->status_reply;
+	for (size_t k = 0; k < c->n_nodes; k++) {
+		profile__v1__cluster_node__init(&cn[k]);
+		cn[k].node_id = c->nodes[k].id;
+		cn[k].address = c->nodes[k].address;
+		cn[k].reachable = st[k] != NULL;
+		cn[k].requests = st[k] ? st[k]->requests : 0;
+		cn[k].forwards = st[k] ? st[k]->forwards : 0;
+		cn[k].partitions = owned + at;
+		for (int32_t p = 0; p < count; p++)
+			if (c->owner[p] == (int)k)
+				owned[at++] = p;
+		cn[k].n_partitions = (size_t)(owned + at - cn[k].partitions);
+		cnp[k] = &cn[k];
+	}
+	for (int32_t p = 0; p < count; p++) {
+		const Profile__V1__StatusReply *o = c->owner[p] >= 0 ? st[c->owner[p]] : NULL;
+
+		profile__v1__cluster_partition__init(&cp[p]);
+		cp[p].partition = p;
+		cp[p].owner = c->owner[p] >= 0 ? c->nodes[c->owner[p]].id : "";
+		cp[p].applied_offset = -1;
+		for (size_t i = 0; o && i < o->n_partitions; i++)
+			if (o->partitions[i]->partition == p) {
+				cp[p].state = o->partitions[i]->state;
+				cp[p].lag = o->partitions[i]->lag;
+				cp[p].applied_offset = o->partitions[i]->applied_offset;
+				cp[p].replayed = o->partitions[i]->replayed;
+			}
+		cpp[p] = &cp[p];
+	}
+	cr.partition_count = count;
+	cr.n_nodes = c->n_nodes;
+	cr.nodes = cnp;
+	cr.n_partitions = (size_t)count;
+	cr.partitions = cpp;
+	r.request_id = c->id;
+	r.body_case = PROFILE__V1__RESPONSE__BODY_CLUSTER;
+	r.cluster = &cr;
+	c->done(c->arg, &r);
 out:
-	free(info);
-	free(ps);
-	free(pps);
+	free(st);
+	free(cn);
+	free(cnp);
+	free(cp);
+	free(cpp);
+	free(owned);
+	cluster_ctx_free(c);
+}
+
+/* The cluster view: the members table, and each member's status asked for
+ * at once (a member that does not answer is shown unreachable). */
+static void
+cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline)
+{
+	int32_t count = partitions_count(svc->t);
+	cluster_ctx *c = calloc(1, sizeof *c);
+	int64_t left = deadline - wire_mono_ms();
+	size_t nr = 0;
+
+	if (c == NULL || (c->owner = calloc((size_t)count, sizeof *c->owner)) == NULL ||
+	    status_build(svc, &c->self) != PROFILE_OK) {
+		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		if (c) {
+			free(c->owner);
+			free(c);
+		}
+		return;
+	}
+	c->svc = svc;
+	c->done = done;
+	c->arg = arg;
+	c->id = req->request_id;
+	c->self_index = -1;
+	if (svc->router == NULL || router_snapshot(svc->router, &c->nodes, &c->n_nodes, c->owner) != PROFILE_OK) {
+		/* Alone: this node is the whole cluster. */
+		free(c->nodes);
+		c->nodes = calloc(1, sizeof *c->nodes);
+		c->n_nodes = c->nodes ? 1 : 0;
+		for (int32_t p = 0; p < count; p++)
+			c->owner[p] = -1;
+		if (c->nodes) {
+			snprintf(c->nodes[0].id, sizeof c->nodes[0].id, "%s", svc->cfg.node_id);
+			snprintf(c->nodes[0].address, sizeof c->nodes[0].address, "%s", svc->cfg.address);
+			for (size_t i = 0; i < c->self.reply.n_owned; i++)
+				c->owner[c->self.reply.owned[i]] = 0;
+		}
+	}
+	c->asked = calloc(c->n_nodes + 1, sizeof *c->asked);
+	c->addrs = calloc(c->n_nodes + 1, sizeof *c->addrs);
+	c->reqs = calloc(c->n_nodes + 1, sizeof *c->reqs);
+	c->req_ptrs = calloc(c->n_nodes + 1, sizeof *c->req_ptrs);
+	if (!c->asked || !c->addrs || !c->reqs || !c->req_ptrs) {
+		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		cluster_ctx_free(c);
+		return;
+	}
+	profile__v1__status_request__init(&c->sreq);
+	for (size_t k = 0; k < c->n_nodes; k++) {
+		if (strcmp(c->nodes[k].id, svc->cfg.node_id) == 0) {
+			c->self_index = (int)k;
+			continue;
+		}
+		if (c->nodes[k].leaving || req->hops > 0)
+			continue;
+		profile__v1__request__init(&c->reqs[nr]);
+		c->reqs[nr].body_case = PROFILE__V1__REQUEST__BODY_STATUS;
+		c->reqs[nr].status = &c->sreq;
+		c->req_ptrs[nr] = &c->reqs[nr];
+		c->addrs[nr] = c->nodes[k].address;
+		c->asked[nr] = k;
+		nr++;
+	}
+	if (nr == 0) {
+		cluster_gathered(c, 0, NULL, NULL);
+		return;
+	}
+	if (remote_gather(svc->router, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1, cluster_gathered,
+	                  c) != PROFILE_OK) {
+		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		cluster_ctx_free(c);
+	}
 }
 
 /* ---- entry ------------------------------------------------------------- */
@@ -675,6 +1082,7 @@ check_request(const Profile__V1__Request *req, const char **why)
 	case PROFILE__V1__REQUEST__BODY_SEARCH:
 		return wire_check_email(req->search->email, why);
 	case PROFILE__V1__REQUEST__BODY_STATUS:
+	case PROFILE__V1__REQUEST__BODY_CLUSTER:
 		return PROFILE_OK;
 	default:
 		*why = "request has no known method";
@@ -690,11 +1098,58 @@ lowercase(char *s)
 			*s = (char)(*s - 'A' + 'a');
 }
 
+/* Whether the group assigned p to this node (it takes p's writes). */
+static int
+owns(service *svc, int32_t p)
+{
+	return __atomic_load_n(&svc->owned[p], __ATOMIC_RELAXED);
+}
+
+/* Hands req to the owner of p: forwarded once, or UNAVAILABLE when it was
+ * forwarded already (a node must not answer for a partition it lost). */
+static void
+send_to_owner(service *svc, int32_t p, Profile__V1__Request *req, uint32_t budget, int write,
+              service_done_fn done, void *arg)
+{
+	if (req->hops > 0 || svc->router == NULL) {
+		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE, "this node does not own the partition");
+		profile__v1__request__free_unpacked(req, NULL);
+		return;
+	}
+	pthread_mutex_lock(&svc->mu);
+	svc->forwards++;
+	pthread_mutex_unlock(&svc->mu);
+	remote_forward(svc->router, p, req, budget, write, done, arg);
+}
+
+/* A new uid whose partition this node owns and serves, so that a create
+ * never needs another hop; -1 when it owns none (the create is then
+ * forwarded). Still a random version 4 UUID: draws are only filtered. */
+static int32_t
+uid_for_create(service *svc, char *uid)
+{
+	int32_t count = partitions_count(svc->t);
+	int any = 0;
+
+	for (int32_t p = 0; p < count && !any; p++)
+		any = owns(svc, p);
+	for (int tries = 0; any && tries < 100000; tries++) {
+		int32_t p;
+		service_new_uid(uid);
+		p = wire_partition(uid, WIRE_UID_LEN, count);
+		if (owns(svc, p))
+			return p;
+	}
+	service_new_uid(uid);
+	return -1;
+}
+
 void
 service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void *arg)
 {
 	const char *why = NULL;
 	uint32_t budget = req->deadline_ms ? req->deadline_ms : svc->cfg.default_deadline_ms;
+	int32_t count = partitions_count(svc->t);
 	int64_t deadline;
 	int32_t p = -1;
 	op *o;
@@ -712,17 +1167,26 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
-	/* uids are compared (and keyed on Kafka) in canonical lowercase. */
-	if (req->body_case == PROFILE__V1__REQUEST__BODY_GET)
-		lowercase(req->get->uid);
-	if (req->body_case == PROFILE__V1__REQUEST__BODY_STATUS) {
+	switch (req->body_case) {
+	case PROFILE__V1__REQUEST__BODY_STATUS:
 		status_run(svc, req, done, arg);
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
-	}
-	if (req->body_case == PROFILE__V1__REQUEST__BODY_GET ||
-	    req->body_case == PROFILE__V1__REQUEST__BODY_SEARCH) {
-		if (read_run(svc, req, done, arg, &p) != PROFILE_ABORTED) {
+	case PROFILE__V1__REQUEST__BODY_CLUSTER:
+		cluster_run(svc, req, done, arg, deadline);
+		profile__v1__request__free_unpacked(req, NULL);
+		return;
+	case PROFILE__V1__REQUEST__BODY_GET:
+		/* uids are compared (and keyed on Kafka) in canonical lowercase. */
+		lowercase(req->get->uid);
+		p = wire_partition(req->get->uid, WIRE_UID_LEN, count);
+		if (!partitions_owned(svc->t, p)) {
+			send_to_owner(svc, p, req, budget, 0, done, arg);
+			return;
+		}
+		/* fall through */
+	case PROFILE__V1__REQUEST__BODY_SEARCH:
+		if (read_run(svc, req, done, arg, deadline, &p) != PROFILE_ABORTED) {
 			profile__v1__request__free_unpacked(req, NULL);
 			return;
 		}
@@ -733,25 +1197,38 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 		}
 		read_wait(o, p);
 		return;
+	default:
+		break;
 	}
 
-	if ((o = op_new(svc, req, done, arg, deadline)) == NULL) {
-		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
-		profile__v1__request__free_unpacked(req, NULL);
-		return;
-	}
-	o->is_write = 1;
-	if (req->body_case == PROFILE__V1__REQUEST__BODY_CREATE)
-		service_new_uid(o->uid);
-	else
-		memcpy(o->uid, req->body_case == PROFILE__V1__REQUEST__BODY_UPDATE ? req->update->uid
-		                                                                   : req->delete_->uid,
-		       WIRE_UID_LEN);
-	lowercase(o->uid);
-	o->p = wire_partition(o->uid, WIRE_UID_LEN, partitions_count(svc->t));
-	if (!partitions_owned(svc->t, o->p)) {
-		write_end(o, PROFILE_UNAVAILABLE, "partition is not served by this node");
-		return;
+	/* Writes: served by the owner of partition(uid). */
+	{
+		char uid[WIRE_UID_LEN + 1];
+
+		if (req->body_case == PROFILE__V1__REQUEST__BODY_CREATE) {
+			if ((p = uid_for_create(svc, uid)) < 0) {
+				send_to_owner(svc, wire_partition(uid, WIRE_UID_LEN, count), req, budget, 1, done, arg);
+				return;
+			}
+		} else {
+			memcpy(uid, req->body_case == PROFILE__V1__REQUEST__BODY_UPDATE ? req->update->uid : req->delete_->uid,
+			       WIRE_UID_LEN);
+			uid[WIRE_UID_LEN] = '\0';
+			lowercase(uid);
+			p = wire_partition(uid, WIRE_UID_LEN, count);
+			if (!owns(svc, p)) {
+				send_to_owner(svc, p, req, budget, 1, done, arg);
+				return;
+			}
+		}
+		if ((o = op_new(svc, req, done, arg, deadline)) == NULL) {
+			answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+			profile__v1__request__free_unpacked(req, NULL);
+			return;
+		}
+		o->is_write = 1;
+		memcpy(o->uid, uid, sizeof o->uid);
+		o->p = p;
 	}
 	switch (key_enter(o)) {
 	case 1:
@@ -761,6 +1238,28 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 		write_end(o, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		break;
 	}
+}
+
+void
+service_on_rebalanced(void *arg, const int32_t *parts, size_t n)
+{
+	service *svc = arg;
+	int32_t count = partitions_count(svc->t);
+
+	for (int32_t p = 0; p < count; p++)
+		__atomic_store_n(&svc->owned[p], 0, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < n; i++)
+		if (parts[i] >= 0 && parts[i] < count)
+			__atomic_store_n(&svc->owned[parts[i]], 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&svc->mu);
+	svc->in_group = 1;
+	pthread_mutex_unlock(&svc->mu);
+}
+
+void
+service_attach_router(service *svc, router *r)
+{
+	svc->router = r;
 }
 
 /* ---- deadlines --------------------------------------------------------- */
@@ -880,6 +1379,10 @@ service_new(service **out, const service_config *cfg, partitions *t)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	svc->cfg = *cfg;
 	svc->t = t;
+	if ((svc->owned = calloc((size_t)partitions_count(t), 1)) == NULL) {
+		free(svc);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
 	svc->live.next = svc->live.prev = &svc->live;
 	pthread_mutex_init(&svc->mu, NULL);
 	pthread_condattr_init(&ca);
@@ -923,6 +1426,7 @@ service_free(service *svc)
 	pthread_mutex_unlock(&svc->mu);
 	pthread_mutex_destroy(&svc->mu);
 	pthread_cond_destroy(&svc->cv);
+	free(svc->owned);
 	free(svc);
 }
 
@@ -931,7 +1435,7 @@ service_stats_get(service *svc, service_stats *out)
 {
 	pthread_mutex_lock(&svc->mu);
 	out->requests = svc->requests;
-	out->forwards = 0;
+	out->forwards = svc->forwards;
 	out->writes = svc->writes;
 	out->in_flight = svc->in_flight;
 	pthread_mutex_unlock(&svc->mu);

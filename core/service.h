@@ -16,6 +16,8 @@
 #include "changelog.h"
 #include "partition.h"
 
+struct router;
+
 typedef struct service service;
 
 /* Receives the single answer to a call. resp (and all it points to) is
@@ -28,6 +30,7 @@ typedef struct service_config {
 	const char *address;        /* RPC address, reported by Status */
 	uint32_t default_deadline_ms; /* for requests that carry none */
 	uint32_t max_deadline_ms;
+	int replicated;             /* state mode: every partition followed here */
 } service_config;
 
 typedef struct service_stats {
@@ -44,6 +47,15 @@ int service_new(service **out, const service_config *cfg, partitions *t);
 
 /* Sets the changelog writes go to. Call once, before service_call. */
 void service_attach(service *svc, changelog *cl);
+
+/* Routes requests for partitions this node does not serve through r
+ * (forwarding, scatter-gather). Without it the node answers only for
+ * itself. Call once, before service_call. */
+void service_attach_router(service *svc, struct router *r);
+
+/* The group's assignment changed: this node now owns parts[0..n) and takes
+ * their writes. (The changelog's rebalanced callback; arg = the service.) */
+void service_on_rebalanced(void *svc, const int32_t *parts, size_t n);
 
 /* Answers every call still pending with UNAVAILABLE or DEADLINE_EXCEEDED
  * (never silently), stops the sweeper, frees. Call after the changelog is

@@ -163,7 +163,7 @@ lower_uid(char *dst, const char *src)
 }
 
 void
-api_prepare(api_request *ar, const char *method, const char *path, const char *email,
+api_prepare(api_request *ar, const api_context *ctx, const char *method, const char *path, const char *email,
             const char *if_match, const char *body, size_t body_len, int too_large)
 {
 	const char *uid = NULL, *allow = NULL, *why = NULL;
@@ -172,6 +172,7 @@ api_prepare(api_request *ar, const char *method, const char *path, const char *e
 
 	memset(ar, 0, sizeof *ar);
 	profile__v1__request__init(&ar->req);
+	ar->ctx = ctx;
 	r = route_find(method, path, &uid, &allow);
 	if (r == -404) {
 		answer(ar, 404, "NOT_FOUND", "no such resource");
@@ -277,9 +278,9 @@ api_prepare(api_request *ar, const char *method, const char *path, const char *e
 		return;
 	case R_READY:
 	case R_CLUSTER:
-		profile__v1__status_request__init(&ar->body.status);
-		ar->req.body_case = PROFILE__V1__REQUEST__BODY_STATUS;
-		ar->req.status = &ar->body.status;
+		profile__v1__cluster_request__init(&ar->body.cluster);
+		ar->req.body_case = PROFILE__V1__REQUEST__BODY_CLUSTER;
+		ar->req.cluster = &ar->body.cluster;
 		return;
 	}
 }
@@ -296,23 +297,35 @@ answer_profile(api_request *ar, const Profile__V1__Profile *p, int http)
 	}
 }
 
-/* /readyz: every partition of the topic is served and active. */
+/* /readyz: every core this gateway was given is a reachable member of the
+ * cluster, and every partition of the topic is owned and active. */
 static void
-answer_ready(api_request *ar, const Profile__V1__StatusReply *s)
+answer_ready(api_request *ar, const Profile__V1__ClusterReply *c)
 {
 	size_t active = 0;
-	char msg[160];
+	char msg[320];
 
-	for (size_t i = 0; i < s->n_partitions; i++)
-		if (s->partitions[i]->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE)
+	for (size_t i = 0; ar->ctx && i < ar->ctx->n_cores; i++) {
+		int found = 0;
+		for (size_t k = 0; k < c->n_nodes && !found; k++)
+			found = c->nodes[k]->reachable && strcmp(c->nodes[k]->address, ar->ctx->cores[i]) == 0;
+		if (!found) {
+			snprintf(msg, sizeof msg, "core %.200s is not a reachable member of the cluster", ar->ctx->cores[i]);
+			answer_status(ar, PROFILE_UNAVAILABLE, msg);
+			return;
+		}
+	}
+	for (size_t i = 0; i < c->n_partitions; i++)
+		if (c->partitions[i]->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE && c->partitions[i]->owner[0])
 			active++;
-	if (s->partition_count > 0 && active == (size_t)s->partition_count) {
+	if (c->partition_count > 0 && active == (size_t)c->partition_count) {
 		ar->resp.http = 200;
-		snprintf(msg, sizeof msg, "{\"status\":\"ready\",\"partitions\":%d}", (int)s->partition_count);
+		snprintf(msg, sizeof msg, "{\"status\":\"ready\",\"partitions\":%d,\"nodes\":%zu}",
+		         (int)c->partition_count, c->n_nodes);
 		ar->resp.body = strdup(msg);
 		return;
 	}
-	snprintf(msg, sizeof msg, "%zu of %d partitions active", active, (int)s->partition_count);
+	snprintf(msg, sizeof msg, "%zu of %d partitions active", active, (int)c->partition_count);
 	answer_status(ar, PROFILE_UNAVAILABLE, msg);
 }
 
@@ -355,15 +368,15 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 			answer_profile(ar, resp->search->profiles[0], 200);
 		return;
 	case R_READY:
-		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_STATUS_REPLY)
+		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_CLUSTER)
 			break;
-		answer_ready(ar, resp->status_reply);
+		answer_ready(ar, resp->cluster);
 		return;
 	case R_CLUSTER:
-		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_STATUS_REPLY)
+		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_CLUSTER)
 			break;
 		ar->resp.http = 200;
-		if ((ar->resp.body = json_render_cluster(resp->status_reply)) == NULL)
+		if ((ar->resp.body = json_render_cluster(resp->cluster)) == NULL)
 			answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	case R_HEALTH:

@@ -26,11 +26,19 @@ typedef struct api_response {
 
 typedef enum { API_ANSWER, API_CALL } api_kind;
 
+/* What the API knows of its deployment: the core addresses it was given
+ * (/readyz wants each of them in the cluster). Borrowed; outlives requests. */
+typedef struct api_context {
+	const char *const *cores;
+	size_t n_cores;
+} api_context;
+
 typedef struct api_request {
 	api_kind kind;
 	api_response resp;      /* API_ANSWER: the answer */
 	/* API_CALL: the request to send, and how to read its reply. */
 	Profile__V1__Request req;
+	const api_context *ctx;
 	int route;              /* index into the route table */
 	int write;
 	/* storage the request points into */
@@ -40,7 +48,7 @@ typedef struct api_request {
 		Profile__V1__UpdateRequest update;
 		Profile__V1__DeleteRequest del;
 		Profile__V1__SearchRequest search;
-		Profile__V1__StatusRequest status;
+		Profile__V1__ClusterRequest cluster;
 	} body;
 	Profile__V1__Precondition pre;
 	json_fields fields;
@@ -52,8 +60,9 @@ typedef struct api_request {
  * argument or NULL; if_match: the header or NULL; body_too_large: the body
  * exceeded API_BODY_MAX (body is then ignored). Always fills ar; free with
  * api_request_fini. */
-void api_prepare(api_request *ar, const char *method, const char *path, const char *email,
-                 const char *if_match, const char *body, size_t body_len, int body_too_large);
+void api_prepare(api_request *ar, const api_context *ctx, const char *method, const char *path,
+                 const char *email, const char *if_match, const char *body, size_t body_len,
+                 int body_too_large);
 
 /* Turns the RPC outcome into ar->resp (call_status and resp as from
  * client_raw_fn; resp borrowed). */

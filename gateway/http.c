@@ -39,6 +39,7 @@ struct http_server {
 	struct MHD_Daemon *d;
 	profile_client *client;
 	http_config cfg;
+	api_context api;
 };
 
 static enum MHD_Result
@@ -117,7 +118,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 		return MHD_YES;
 	}
 
-	api_prepare(&x->ar, method, url,
+	api_prepare(&x->ar, &srv->api, method, url,
 	            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "email"),
 	            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH), x->body,
 	            x->len, x->too_large);
@@ -179,6 +180,8 @@ http_server_open(http_server **out, const http_config *cfg, profile_client *clie
 		return PROFILE_RESOURCE_EXHAUSTED;
 	srv->client = client;
 	srv->cfg = *cfg;
+	srv->api.cores = cfg->cores;
+	srv->api.n_cores = cfg->n_cores;
 	srv->d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 	    cfg->port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

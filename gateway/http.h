@@ -22,6 +22,8 @@ typedef struct http_config {
 	unsigned connection_timeout_s;
 	unsigned max_connections;
 	uint32_t call_timeout_ms; /* deadline of each RPC */
+	const char *const *cores; /* the core addresses given (for /readyz) */
+	size_t n_cores;
 } http_config;
 
 /* Starts serving. PROFILE_OK and *out; PROFILE_UNAVAILABLE when the port

@@ -113,41 +113,42 @@ json_render_error(const char *code, const char *message)
 }
 
 char *
-json_render_cluster(const Profile__V1__StatusReply *s)
+json_render_cluster(const Profile__V1__ClusterReply *c)
 {
-	json_t *root = json_object(), *nodes = json_array(), *node = json_object(), *owned = json_array(),
-	       *parts = json_array();
+	json_t *root = json_object(), *nodes = json_array(), *parts = json_array();
 	char *text = NULL;
 
-	if (!root || !nodes || !node || !owned || !parts)
+	if (!root || !nodes || !parts)
 		goto out;
-	for (size_t i = 0; i < s->n_partitions; i++) {
-		const Profile__V1__PartitionState *ps = s->partitions[i];
-		int active = ps->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE;
+	for (size_t i = 0; i < c->n_nodes; i++) {
+		const Profile__V1__ClusterNode *n = c->nodes[i];
+		json_t *owned = json_array();
 
-		json_array_append_new(owned, json_integer(ps->partition));
-		json_array_append_new(parts, json_pack("{s:i, s:s, s:s, s:I, s:I, s:I}", "partition",
-		                                       (int)ps->partition, "owner", s->node_id, "state",
-		                                       active ? "active" : "restoring", "lag",
-		                                       (json_int_t)ps->lag, "applied_offset",
-		                                       (json_int_t)ps->applied_offset, "replayed",
-		                                       (json_int_t)ps->replayed));
+		for (size_t k = 0; owned && k < n->n_partitions; k++)
+			json_array_append_new(owned, json_integer(n->partitions[k]));
+		json_array_append_new(nodes, json_pack("{s:s, s:s, s:o, s:b, s:I, s:I}", "id", n->node_id, "address",
+		                                       n->address, "partitions", owned ? owned : json_array(),
+		                                       "reachable", n->reachable, "requests", (json_int_t)n->requests,
+		                                       "forwards", (json_int_t)n->forwards));
 	}
-	json_object_set_new(node, "id", json_string(s->node_id));
-	json_object_set_new(node, "address", json_string(s->address));
-	json_object_set(node, "partitions", owned);
-	json_object_set_new(node, "requests", json_integer((json_int_t)s->requests));
-	json_object_set_new(node, "forwards", json_integer((json_int_t)s->forwards));
-	json_array_append(nodes, node);
+	for (size_t i = 0; i < c->n_partitions; i++) {
+		const Profile__V1__ClusterPartition *p = c->partitions[i];
+		const char *state = p->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE      ? "active"
+		                    : p->state == PROFILE__V1__PARTITION_STATE__STATE__RESTORING ? "restoring"
+		                                                                                : "unknown";
+
+		json_array_append_new(parts, json_pack("{s:i, s:s?, s:s, s:I, s:I, s:I}", "partition", (int)p->partition,
+		                                       "owner", p->owner[0] ? p->owner : NULL, "state", state, "lag",
+		                                       (json_int_t)p->lag, "applied_offset", (json_int_t)p->applied_offset,
+		                                       "replayed", (json_int_t)p->replayed));
+	}
+	json_object_set_new(root, "partition_count", json_integer(c->partition_count));
 	json_object_set(root, "nodes", nodes);
 	json_object_set(root, "partitions", parts);
-	json_object_set_new(root, "partition_count", json_integer(s->partition_count));
-	text = json_dumps(root, JSON_COMPACT);
+	text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 out:
 	json_decref(root);
 	json_decref(nodes);
-	json_decref(node);
-	json_decref(owned);
 	json_decref(parts);
 	return text;
 }

@@ -29,11 +29,13 @@ void json_fields_fini(json_fields *f);
 /* New malloc'd JSON text of a profile, or NULL when out of memory. */
 char *json_render_profile(const Profile__V1__Profile *p);
 
-/* New malloc'd JSON text of the cluster view built from a node's status:
- * {"nodes":[{"id","address","partitions":[...]}],
- *  "partitions":[{"partition","owner","state","lag","applied_offset","replayed"}]},
- * or NULL when out of memory. */
-char *json_render_cluster(const Profile__V1__StatusReply *s);
+/* New malloc'd JSON text of the cluster view:
+ * {"partition_count":N,
+ *  "nodes":[{"id","address","partitions":[...],"reachable","requests","forwards"}],
+ *  "partitions":[{"partition","owner","state","lag","applied_offset","replayed"}]}
+ * where state is "active", "restoring" or "unknown" (no owner, or its owner
+ * did not answer); or NULL when out of memory. */
+char *json_render_cluster(const Profile__V1__ClusterReply *c);
 
 /* New malloc'd {"error":{"code":code,"message":message}}, or NULL. */
 char *json_render_error(const char *code, const char *message);

@@ -82,6 +82,8 @@ main(int argc, char **argv)
 		    .connection_timeout_s = (unsigned)opt_conn_timeout,
 		    .max_connections = (unsigned)opt_max_conn,
 		    .call_timeout_ms = (uint32_t)opt_timeout_ms,
+		    .cores = opt_cores,
+		    .n_cores = ncores,
 		};
 		if ((rc = http_server_open(&srv, &hc, client)) != PROFILE_OK) {
 			log_error("cannot listen on %s:%ld (%s)", opt_address, opt_port,

@@ -5,6 +5,7 @@
 #include "check.h"
 
 static const char *uid = "74292b21-0fbb-4f1d-a18f-fa80f947fa5d";
+static const api_context no_cores = {NULL, 0};
 
 /* Prepares a request and returns its HTTP status when answered at once,
  * or 0 when it becomes an RPC. */
@@ -12,7 +13,7 @@ static int
 prep(api_request *ar, const char *method, const char *path, const char *email, const char *if_match,
      const char *body)
 {
-	api_prepare(ar, method, path, email, if_match, body, body ? strlen(body) : 0, 0);
+	api_prepare(ar, &no_cores, method, path, email, if_match, body, body ? strlen(body) : 0, 0);
 	return ar->kind == API_ANSWER ? ar->resp.http : 0;
 }
 
@@ -120,7 +121,7 @@ test_body_too_large_is_413(void)
 {
 	api_request ar;
 
-	api_prepare(&ar, "POST", "/api/profile", NULL, NULL, NULL, 0, 1);
+	api_prepare(&ar, &no_cores, "POST", "/api/profile", NULL, NULL, NULL, 0, 1);
 	CHECK_INT(ar.resp.http, 413);
 	api_request_fini(&ar);
 }

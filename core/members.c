@@ -1,0 +1,330 @@
+/* members.c: the partition -> node table, kept through Kafka (members.h). */
+#include "members.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct members {
+	members_config cfg;
+	char *topic;
+	char *node_id;
+	char *address;
+	rd_kafka_t *producer;
+	rd_kafka_t *reader;
+	pthread_t thread;
+	volatile int stopping;
+	int started;
+	pthread_rwlock_t lock;   /* guards the table below */
+	member_node *nodes;
+	size_t n_nodes, cap_nodes;
+	int *owner;              /* per partition: index into nodes, or -1 */
+	int ready;
+	int64_t end_at_open;     /* the reader is ready past this offset */
+};
+
+static void
+on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	if (level <= 4)
+		log_warn("members kafka %s: %s", fac, buf);
+}
+
+static rd_kafka_t *
+client_new(const members_config *cfg, rd_kafka_type_t type)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char err[256];
+	rd_kafka_t *rk;
+
+	rd_kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err, sizeof err);
+	rd_kafka_conf_set(conf, "client.id", cfg->node_id, err, sizeof err);
+	rd_kafka_conf_set_log_cb(conf, on_log);
+	if (type == RD_KAFKA_PRODUCER) {
+		rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err);
+		rd_kafka_conf_set(conf, "acks", "all", err, sizeof err);
+		rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
+	} else {
+		/* Manual assignment; the id is required by librdkafka, never joined. */
+		rd_kafka_conf_set(conf, "group.id", "profiled-members-reader", err, sizeof err);
+		rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+	}
+	for (const char *const *o = cfg->kafka_opts; o && *o; o++) {
+		char key[256];
+		const char *eq = strchr(*o, '=');
+		if (eq == NULL || (size_t)(eq - *o) >= sizeof key)
+			continue;
+		memcpy(key, *o, (size_t)(eq - *o));
+		key[eq - *o] = '\0';
+		/* Properties of the other client type only warn; ignore them. */
+		rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err);
+	}
+	if ((rk = rd_kafka_new(type, conf, err, sizeof err)) == NULL)
+		log_error("members: %s", err);
+	return rk;
+}
+
+/* Under the write lock: the node's index, added if new. */
+static int
+node_index(members *m, const char *id, const char *address)
+{
+	for (size_t i = 0; i < m->n_nodes; i++)
+		if (strcmp(m->nodes[i].id, id) == 0) {
+			snprintf(m->nodes[i].address, sizeof m->nodes[i].address, "%s", address);
+			return (int)i;
+		}
+	if (m->n_nodes == m->cap_nodes) {
+		size_t cap = m->cap_nodes ? m->cap_nodes * 2 : 8;
+		member_node *grown = realloc(m->nodes, cap * sizeof *grown);
+		if (grown == NULL)
+			return -1;
+		m->nodes = grown;
+		m->cap_nodes = cap;
+	}
+	memset(&m->nodes[m->n_nodes], 0, sizeof m->nodes[0]);
+	snprintf(m->nodes[m->n_nodes].id, sizeof m->nodes[0].id, "%s", id);
+	snprintf(m->nodes[m->n_nodes].address, sizeof m->nodes[0].address, "%s", address);
+	return (int)m->n_nodes++;
+}
+
+/* Applies one record of the members topic, in log order. */
+static void
+apply(members *m, const rd_kafka_message_t *msg)
+{
+	Profile__V1__Member *mb;
+	int idx;
+
+	if (msg->payload == NULL) /* a tombstone: compaction's business */
+		return;
+	if ((mb = profile__v1__member__unpack(NULL, msg->len, msg->payload)) == NULL) {
+		log_warn("members: offset %lld is not a member record, skipped", (long long)msg->offset);
+		return;
+	}
+	pthread_rwlock_wrlock(&m->lock);
+	if ((idx = node_index(m, mb->node_id, mb->address)) >= 0) {
+		m->nodes[idx].leaving = mb->leaving;
+		/* Its earlier claims lapse; the new ones supersede anyone's. */
+		for (int32_t p = 0; p < m->cfg.partitions; p++)
+			if (m->owner[p] == idx)
+				m->owner[p] = -1;
+		for (size_t i = 0; i < mb->n_partitions && !mb->leaving; i++)
+			if (mb->partitions[i] >= 0 && mb->partitions[i] < m->cfg.partitions)
+				m->owner[mb->partitions[i]] = idx;
+	}
+	if (msg->offset + 1 >= m->end_at_open)
+		m->ready = 1;
+	pthread_rwlock_unlock(&m->lock);
+	profile__v1__member__free_unpacked(mb, NULL);
+}
+
+static void *
+reader_main(void *arg)
+{
+	members *m = arg;
+
+	while (!m->stopping) {
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->reader, 100);
+
+		rd_kafka_poll(m->producer, 0); /* delivery reports */
+		if (msg == NULL)
+			continue;
+		if (msg->err == 0)
+			apply(m, msg);
+		else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			log_warn("members: %s", rd_kafka_message_errstr(msg));
+		rd_kafka_message_destroy(msg);
+	}
+	return NULL;
+}
+
+/* Creates the topic, compacted, if it is missing and the broker can. */
+static void
+ensure_topic(rd_kafka_t *rk, const char *topic)
+{
+	const struct rd_kafka_metadata *md;
+	int found = 0;
+	char err[256];
+
+	if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	for (int i = 0; i < md->topic_cnt; i++)
+		if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0)
+			found = 1;
+	rd_kafka_metadata_destroy(md);
+	if (!found) {
+		rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, -1, err, sizeof err);
+		rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+		rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+		rd_kafka_event_t *ev;
+
+		rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+		rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof err);
+		rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
+		if ((ev = rd_kafka_queue_poll(q, 6000)) != NULL)
+			rd_kafka_event_destroy(ev);
+		else
+			log_warn("members: creating topic %s: no answer from the broker", topic);
+		rd_kafka_queue_destroy(q);
+		rd_kafka_AdminOptions_destroy(opt);
+		rd_kafka_NewTopic_destroy(nt);
+	}
+}
+
+int
+members_open(members **out, const members_config *cfg)
+{
+	members *m = calloc(1, sizeof *m);
+	rd_kafka_topic_partition_list_t *l;
+	int64_t lo = 0, hi = 0;
+
+	if (m == NULL || (m->owner = malloc((size_t)cfg->partitions * sizeof *m->owner)) == NULL) {
+		free(m);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	m->cfg = *cfg;
+	m->topic = strdup(cfg->topic);
+	m->node_id = strdup(cfg->node_id);
+	m->address = strdup(cfg->address);
+	m->cfg.topic = m->topic;
+	m->cfg.node_id = m->node_id;
+	m->cfg.address = m->address;
+	for (int32_t p = 0; p < cfg->partitions; p++)
+		m->owner[p] = -1;
+	pthread_rwlock_init(&m->lock, NULL);
+	if ((m->producer = client_new(cfg, RD_KAFKA_PRODUCER)) == NULL ||
+	    (m->reader = client_new(cfg, RD_KAFKA_CONSUMER)) == NULL) {
+		members_close(m, 0);
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	ensure_topic(m->producer, m->topic);
+	if (rd_kafka_query_watermark_offsets(m->reader, m->topic, 0, &lo, &hi, 10000) != 0) {
+		log_error("members: cannot read topic %s", m->topic);
+		members_close(m, 0);
+		return PROFILE_UNAVAILABLE;
+	}
+	m->end_at_open = hi;
+	m->ready = hi <= lo;
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, m->topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_assign(m->reader, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (pthread_create(&m->thread, NULL, reader_main, m) != 0) {
+		members_close(m, 0);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	m->started = 1;
+	*out = m;
+	return PROFILE_OK;
+}
+
+static void
+publish(members *m, const int32_t *parts, size_t n, int leaving)
+{
+	Profile__V1__Member mb = PROFILE__V1__MEMBER__INIT;
+	size_t len;
+	uint8_t *buf;
+	rd_kafka_resp_err_t err;
+
+	mb.node_id = m->node_id;
+	mb.address = m->address;
+	mb.partitions = (int32_t *)parts;
+	mb.n_partitions = n;
+	mb.leaving = leaving;
+	mb.updated_at = wire_now_ms();
+	len = profile__v1__member__get_packed_size(&mb);
+	if ((buf = malloc(len)) == NULL)
+		return;
+	profile__v1__member__pack(&mb, buf);
+	err = rd_kafka_producev(m->producer, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_PARTITION(0),
+	                        RD_KAFKA_V_KEY(m->node_id, strlen(m->node_id)), RD_KAFKA_V_VALUE(buf, len),
+	                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
+	if (err) {
+		log_warn("members: publish: %s", rd_kafka_err2str(err));
+		free(buf);
+	}
+}
+
+void
+members_publish(members *m, const int32_t *parts, size_t n)
+{
+	publish(m, parts, n, 0);
+}
+
+void
+members_close(members *m, int timeout_ms)
+{
+	if (m == NULL)
+		return;
+	if (m->started) {
+		publish(m, NULL, 0, 1);
+		rd_kafka_flush(m->producer, timeout_ms);
+		m->stopping = 1;
+		pthread_join(m->thread, NULL);
+	}
+	if (m->reader) {
+		rd_kafka_consumer_close(m->reader);
+		rd_kafka_destroy(m->reader);
+	}
+	if (m->producer)
+		rd_kafka_destroy(m->producer);
+	pthread_rwlock_destroy(&m->lock);
+	free(m->nodes);
+	free(m->owner);
+	free(m->topic);
+	free(m->node_id);
+	free(m->address);
+	free(m);
+}
+
+int
+members_owner(members *m, int32_t p, char *id, size_t id_size, char *address, size_t addr_size)
+{
+	int rc = PROFILE_NOT_FOUND;
+
+	if (p < 0 || p >= m->cfg.partitions)
+		return PROFILE_NOT_FOUND;
+	pthread_rwlock_rdlock(&m->lock);
+	if (m->owner[p] >= 0) {
+		const member_node *n = &m->nodes[m->owner[p]];
+		if (id)
+			snprintf(id, id_size, "%s", n->id);
+		if (address)
+			snprintf(address, addr_size, "%s", n->address);
+		rc = PROFILE_OK;
+	}
+	pthread_rwlock_unlock(&m->lock);
+	return rc;
+}
+
+int
+members_ready(members *m)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&m->lock);
+	r = m->ready;
+	pthread_rwlock_unlock(&m->lock);
+	return r;
+}
+
+int
+members_snapshot(members *m, member_node **nodes, size_t *n_nodes, int *owner)
+{
+	int rc = PROFILE_OK;
+
+	pthread_rwlock_rdlock(&m->lock);
+	*n_nodes = m->n_nodes;
+	*nodes = malloc((m->n_nodes ? m->n_nodes : 1) * sizeof **nodes);
+	if (*nodes == NULL)
+		rc = PROFILE_RESOURCE_EXHAUSTED;
+	else
+		memcpy(*nodes, m->nodes, m->n_nodes * sizeof **nodes);
+	memcpy(owner, m->owner, (size_t)m->cfg.partitions * sizeof *owner);
+	pthread_rwlock_unlock(&m->lock);
+	return rc;
+}
