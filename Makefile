@@ -4,7 +4,8 @@
 BUILD      ?= build
 PORT       ?= 8080
 RPC_PORT   ?= 7001
-NODES      ?= 1
+NODES      ?= 3
+STATE      ?= partitioned
 DATA       ?= ./var
 PARTITIONS ?= 12
 BROKERS    ?=
@@ -25,7 +26,7 @@ build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
+	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
 	  BUILD=$(BUILD) BROKERS=$(BROKERS) scripts/run.sh
 
 test: build

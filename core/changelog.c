@@ -22,7 +22,10 @@
 
 struct changelog {
 	rd_kafka_t *producer;
-	rd_kafka_t *consumer;
+	rd_kafka_t *consumer;    /* the group consumer */
+	rd_kafka_t *follower;    /* replicated mode: reads every partition */
+	int replicated;
+	pthread_t group_thread;
 	changelog_handler h;
 	char *topic;
 	int32_t partitions;
@@ -133,7 +136,21 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	rd_kafka_error_t *error = NULL;
 
-	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+	if (cl->replicated) {
+		/* Ownership only: the follower feeds the stores. Assigned
+		 * partitions are paused so this consumer never fetches them. */
+		if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+			if (cooperative)
+				error = rd_kafka_incremental_assign(rk, parts);
+			else
+				rd_kafka_assign(rk, parts);
+			rd_kafka_pause_partitions(rk, parts);
+		} else if (cooperative) {
+			error = rd_kafka_incremental_unassign(rk, parts);
+		} else {
+			rd_kafka_assign(rk, NULL);
+		}
+	} else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		for (int i = 0; i < parts->cnt; i++) {
 			rd_kafka_topic_partition_t *tp = &parts->elems[i];
 			int64_t lo = -1, hi = -1;
@@ -216,16 +233,24 @@ deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *re
 		seek(cl, p, to);
 }
 
+/* The consumer whose records feed the stores. */
+static rd_kafka_t *
+data_consumer(const changelog *cl)
+{
+	return cl->replicated ? cl->follower : cl->consumer;
+}
+
 static void *
 consumer_main(void *arg)
 {
 	changelog *cl = arg;
+	rd_kafka_t *rk = data_consumer(cl);
 	rd_kafka_message_t **batch = calloc(BATCH_MAX, sizeof *batch);
 	store_record *recs = calloc(BATCH_MAX, sizeof *recs);
 
 	while (!cl->stopping) {
 		size_t n = 0, start = 0;
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, 100);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 
 		while (m != NULL) {
 			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -245,7 +270,7 @@ consumer_main(void *arg)
 			}
 			if (n == BATCH_MAX)
 				break;
-			m = rd_kafka_consumer_poll(cl->consumer, 0);
+			m = rd_kafka_consumer_poll(rk, 0);
 		}
 		for (size_t i = start; i < n; i++)
 			if (i + 1 == n || batch[i + 1]->partition != batch[start]->partition) {
@@ -255,10 +280,33 @@ consumer_main(void *arg)
 		for (size_t i = 0; i < n; i++)
 			rd_kafka_message_destroy(batch[i]);
 	}
-	/* Leaving the group serves the revoke through on_rebalance, here. */
-	rd_kafka_consumer_close(cl->consumer);
+	if (cl->replicated) {
+		/* The follower leaves no group: revoke its partitions here. */
+		for (int32_t p = 0; p < cl->partitions; p++)
+			cl->h.revoked(cl->h.arg, p);
+		rd_kafka_consumer_close(cl->follower);
+	} else {
+		/* Leaving the group serves the revoke through on_rebalance, here. */
+		rd_kafka_consumer_close(cl->consumer);
+	}
 	free(batch);
 	free(recs);
+	return NULL;
+}
+
+/* Replicated mode: keeps the group consumer in the group (its partitions
+ * are paused, so it only ever sees rebalances). */
+static void *
+group_main(void *arg)
+{
+	changelog *cl = arg;
+
+	while (!cl->stopping) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, 100);
+		if (m)
+			rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(cl->consumer);
 	return NULL;
 }
 
@@ -365,6 +413,7 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	if ((cl = calloc(1, sizeof *cl)) == NULL)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	cl->topic = strdup(cfg->topic);
+	cl->replicated = cfg->replicated;
 
 	if ((pconf = conf_new(cfg, producer_defaults, cl)) == NULL ||
 	    conf_apply(pconf, cfg->producer_opts) != PROFILE_OK)
@@ -403,6 +452,23 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	}
 	cconf = NULL;
 	rd_kafka_poll_set_consumer(cl->consumer);
+	if (cl->replicated) {
+		rd_kafka_conf_t *fconf = conf_new(cfg, consumer_defaults, cl);
+		char gid[512];
+
+		/* A group id librdkafka requires; never joined (manual assignment). */
+		snprintf(gid, sizeof gid, "%s-follower", cfg->group);
+		if (fconf == NULL || conf_apply(fconf, cfg->consumer_opts) != PROFILE_OK ||
+		    rd_kafka_conf_set(fconf, "group.id", gid, err, sizeof err) != RD_KAFKA_CONF_OK ||
+		    (cl->follower = rd_kafka_new(RD_KAFKA_CONSUMER, fconf, err, sizeof err)) == NULL) {
+			log_error("kafka: follower: %s", err);
+			if (fconf && cl->follower == NULL)
+				rd_kafka_conf_destroy(fconf);
+			rc = PROFILE_INVALID_ARGUMENT;
+			goto fail;
+		}
+		rd_kafka_poll_set_consumer(cl->follower);
+	}
 	*out = cl;
 	return PROFILE_OK;
 
@@ -411,6 +477,8 @@ fail:
 		rd_kafka_conf_destroy(pconf);
 	if (cconf)
 		rd_kafka_conf_destroy(cconf);
+	if (cl->follower)
+		rd_kafka_destroy(cl->follower);
 	if (cl->consumer)
 		rd_kafka_destroy(cl->consumer);
 	if (cl->producer)
@@ -431,9 +499,15 @@ changelog_close(changelog *cl, int timeout_ms)
 	if (cl->threads_started) {
 		pthread_join(cl->consumer_thread, NULL);
 		pthread_join(cl->producer_thread, NULL);
+		if (cl->replicated)
+			pthread_join(cl->group_thread, NULL);
 	} else {
 		rd_kafka_consumer_close(cl->consumer);
+		if (cl->follower)
+			rd_kafka_consumer_close(cl->follower);
 	}
+	if (cl->follower)
+		rd_kafka_destroy(cl->follower);
 	rd_kafka_destroy(cl->consumer);
 	rd_kafka_destroy(cl->producer);
 	free(cl->topic);
@@ -454,11 +528,33 @@ changelog_start(changelog *cl, const changelog_handler *h)
 		log_error("kafka: subscribe: %s", rd_kafka_err2str(err));
 		return PROFILE_UNAVAILABLE;
 	}
+	if (cl->replicated) {
+		/* Follow every partition from where its store stands. */
+		rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(cl->partitions);
+
+		for (int32_t p = 0; p < cl->partitions; p++) {
+			int64_t lo = -1, hi = -1;
+			if (rd_kafka_query_watermark_offsets(cl->follower, cl->topic, p, &lo, &hi,
+			                                     WATERMARK_TIMEOUT_MS) != 0)
+				lo = hi = -1;
+			int64_t from = cl->h.assigned(cl->h.arg, p, lo, hi);
+			rd_kafka_topic_partition_list_add(all, cl->topic, p)->offset =
+			    from == CHANGELOG_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING : from;
+		}
+		rd_kafka_assign(cl->follower, all);
+		rd_kafka_topic_partition_list_destroy(all);
+	}
 	if (pthread_create(&cl->producer_thread, NULL, producer_main, cl) != 0)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	if (pthread_create(&cl->consumer_thread, NULL, consumer_main, cl) != 0) {
 		cl->stopping = 1;
 		pthread_join(cl->producer_thread, NULL);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	if (cl->replicated && pthread_create(&cl->group_thread, NULL, group_main, cl) != 0) {
+		cl->stopping = 1;
+		pthread_join(cl->producer_thread, NULL);
+		pthread_join(cl->consumer_thread, NULL);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	cl->threads_started = 1;
@@ -498,7 +594,7 @@ changelog_high_watermark(changelog *cl, int32_t p)
 {
 	int64_t lo, hi;
 
-	if (rd_kafka_get_watermark_offsets(cl->consumer, cl->topic, p, &lo, &hi) != 0)
+	if (rd_kafka_get_watermark_offsets(data_consumer(cl), cl->topic, p, &lo, &hi) != 0)
 		return -1;
 	return hi;
 }

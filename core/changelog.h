@@ -5,7 +5,8 @@
  * consumer on the `profiles` topic, with a thread each that polls them. The
  * consumer thread is the only thread that writes to the stores: it hands each
  * batch of records to the handler, and tells it when partitions are assigned
- * and revoked. rd_kafka error codes are mapped to profile statuses here and
+ * and revoked. In replicated mode a third handle, the follower, reads every
+ * partition for the stores, and the group consumer only decides ownership. rd_kafka error codes are mapped to profile statuses here and
  * never leave this module.
  */
 #ifndef PROFILE_CHANGELOG_H
@@ -60,6 +61,10 @@ typedef struct changelog_config {
 	const char *const *kafka_opts;
 	const char *const *producer_opts;
 	const char *const *consumer_opts;
+	/* Replicated state: the group consumer only decides ownership (its
+	 * partitions stay paused) and a follower consumer, assigned every
+	 * partition by hand, feeds the handler all of them. */
+	int replicated;
 } changelog_config;
 
 /* Connects, makes sure the topic exists (trying to create it compacted; a

@@ -228,6 +228,7 @@ main(int argc, char **argv)
 		    .kafka_opts = opt_kafka,
 		    .producer_opts = opt_producer,
 		    .consumer_opts = opt_consumer,
+		    .replicated = replicated,
 		};
 		if ((rc = changelog_open(&cl, &cc)) != PROFILE_OK)
 			return rc == PROFILE_INVALID_ARGUMENT ? 2 : 1;

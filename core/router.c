@@ -8,6 +8,8 @@
 #include "call.h"
 #include "log.h"
 
+#define FORWARD_SEND_TIMEOUT_MS 1000
+
 typedef struct peer {
 	struct peer *next;
 	char *address;
@@ -103,7 +105,16 @@ router_send(router *r, const char *address, Profile__V1__Request *req, uint32_t 
 	if (ch == NULL)
 		return PROFILE_UNAVAILABLE;
 	req->hops = 1;
-	return call_start(ch, req, deadline_ms, write, done, arg);
+	/* An owner that takes nothing within a second (down, or not yet
+	 * reconnected) fails the call with UNAVAILABLE: not executed, so the
+	 * caller may retry elsewhere while the group moves its partitions. */
+	return call_start_ex(ch, req, deadline_ms, FORWARD_SEND_TIMEOUT_MS, write, done, arg);
+}
+
+int
+router_ready(router *r)
+{
+	return r->m == NULL || members_ready(r->m);
 }
 
 int

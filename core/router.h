@@ -31,6 +31,10 @@ int router_owner(router *r, int32_t p, char *address, size_t size, int *is_self)
 int router_send(router *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms,
                 int write, client_raw_fn done, void *arg);
 
+/* 1 once the table has been read up to where the members topic stood when
+ * this node started (always 1 without a table). */
+int router_ready(router *r);
+
 /* The table, for the cluster view (see members_snapshot). */
 int router_snapshot(router *r, member_node **nodes, size_t *n, int *owner);
 

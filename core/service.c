@@ -966,6 +966,11 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 	int64_t left = deadline - wire_mono_ms();
 	size_t nr = 0;
 
+	if (svc->router && !router_ready(svc->router)) {
+		free(c);
+		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE, "this node has not read the membership yet");
+		return;
+	}
 	if (c == NULL || (c->owner = calloc((size_t)count, sizeof *c->owner)) == NULL ||
 	    status_build(svc, &c->self) != PROFILE_OK) {
 		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");

@@ -4,14 +4,19 @@
 # and returns once all of it has exited.
 #
 # Variables: PORT (gateway, 8080), RPC_PORT (first core node, 7001; node i
-# listens on RPC_PORT+i-1), NODES (1), DATA (all state, ./var), BUILD (build),
-# PARTITIONS (12, fixed once the broker's journal exists),
-# BROKERS (use this Kafka instead of starting the local broker).
+# listens on RPC_PORT+i-1), NODES (3), STATE (partitioned or replicated),
+# DATA (all state, ./var), BUILD (build), PARTITIONS (12, fixed once the
+# broker's journal exists), BROKERS (use this Kafka instead of starting the
+# local broker), SESSION_MS (4000) and HEARTBEAT_MS (300): the group session
+# against the local broker.
 set -uo pipefail
 
 PORT=${PORT:-8080}
 RPC_PORT=${RPC_PORT:-7001}
-NODES=${NODES:-1}
+NODES=${NODES:-3}
+STATE=${STATE:-partitioned}
+SESSION_MS=${SESSION_MS:-4000}
+HEARTBEAT_MS=${HEARTBEAT_MS:-300}
 DATA=${DATA:-./var}
 BUILD=${BUILD:-build}
 PARTITIONS=${PARTITIONS:-12}
@@ -49,8 +54,8 @@ if [ -z "$BROKERS" ]; then
   BROKERS=$(head -n1 "$DATA/kafka/bootstrap")
   # The local broker answers an empty fetch only after fetch.wait.max.ms and
   # needs a session of at least ~3.5 s (see the README).
-  kafka_opts=(--consumer fetch.wait.max.ms=5 --consumer session.timeout.ms=4000
-              --consumer heartbeat.interval.ms=300 --kafka reconnect.backoff.max.ms=1000)
+  kafka_opts=(--consumer fetch.wait.max.ms=5 --consumer session.timeout.ms="$SESSION_MS"
+              --consumer heartbeat.interval.ms="$HEARTBEAT_MS" --kafka reconnect.backoff.max.ms=1000)
 else
   pids+=("")
 fi
@@ -60,7 +65,7 @@ for i in $(seq 1 "$NODES"); do
   addr="tcp://127.0.0.1:$((RPC_PORT + i - 1))"
   cores+=(--core "$addr")
   "$BUILD/profiled" --listen "$addr" --brokers "$BROKERS" --data "$DATA/core$i" \
-    --node-id "node$i" --partitions "$PARTITIONS" "${kafka_opts[@]}" &
+    --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" "${kafka_opts[@]}" &
   pids+=($!)
 done
 "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" &

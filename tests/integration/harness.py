@@ -124,6 +124,8 @@ class Stack:
         self.port = None
         self.nodes = nodes
         self.bootstrap = None
+        self.extra = []  # per-node gateways
+        self.state = "partitioned"
 
     # ---- processes -----------------------------------------------------
     def start_broker(self):
@@ -148,7 +150,8 @@ class Stack:
                                     "--brokers", self.bootstrap,
                                     "--data", os.path.join(self.data, name),
                                     "--node-id", "node%d" % i,
-                                    "--partitions", str(self.partitions)]
+                                    "--partitions", str(self.partitions),
+                                    "--state", self.state]
                              + LOCAL_KAFKA_OPTS + list(extra), self.data)
         return self.cores[i]
 
@@ -162,6 +165,13 @@ class Stack:
         self.gateway = Proc("gateway", argv, self.data)
         wait_for(lambda: self._answers("/healthz") or not self.gateway.alive(), 20, "the gateway")
         assert self.gateway.alive(), self.gateway.tail()
+
+    def node_gateway(self, i):
+        """A second gateway that talks to core node i only: a way to put a
+        request to one particular node over REST."""
+        gw = NodeGateway(self, i)
+        self.extra.append(gw)
+        return gw
 
     def start(self):
         self.start_broker()
@@ -185,11 +195,14 @@ class Stack:
         out += [("core%d" % i, p) for i, p in sorted(self.cores.items())]
         if self.gateway:
             out.append(("gateway", self.gateway))
+        out += [("gateway-node%d" % g.node, g.proc) for g in self.extra]
         return out
 
     def stop(self):
         """Stops everything in the order that loses nothing; returns exit codes."""
         codes = {}
+        for g in self.extra:
+            g.proc.stop()
         if self.gateway:
             codes["gateway"] = self.gateway.stop()
         for i, p in sorted(self.cores.items()):
@@ -270,13 +283,34 @@ class Stack:
         return {p["partition"]: p["applied_offset"] for p in self.cluster()["partitions"]}
 
 
+class NodeGateway:
+    def __init__(self, stack, i):
+        self.node = i
+        self.port = free_port()
+        self.proc = Proc("gateway-node%d" % i, [os.path.join(BUILD, "profile-gateway"), "--address", "127.0.0.1",
+                                                "--port", str(self.port), "--core", stack.core_addr[i]], stack.data)
+        wait_for(lambda: self._up() or not self.proc.alive(), 20, "gateway for node %d" % i)
+
+    def _up(self):
+        try:
+            return self.request("GET", "/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        return Stack.request(self, method, path, body, headers, timeout)
+
+
 class StackTest(unittest.TestCase):
     """A test case with one running stack per test, torn down afterwards."""
     nodes = 1
     partitions = 12
 
+    state = "partitioned"
+
     def setUp(self):
         self.stack = Stack(nodes=self.nodes, partitions=self.partitions)
+        self.stack.state = self.state
         try:
             self.stack.start()
         except BaseException:

@@ -1,0 +1,235 @@
+"""Three core nodes: partitioned state, forwarding, membership through Kafka,
+failover, search across nodes, and the replicated state mode."""
+import http.client
+import json
+import os
+import re
+import signal
+import struct
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from harness import StackTest, main, wait_for
+
+
+def murmur2(data):
+    """Kafka's Java Utils.murmur2, as a signed 32-bit int."""
+    m, h = 0x5bd1e995, (0x9747b28c ^ len(data)) & 0xffffffff
+    full = len(data) - len(data) % 4
+    for i in range(0, full, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xffffffff
+        k ^= k >> 24
+        k = (k * m) & 0xffffffff
+        h = ((h * m) & 0xffffffff) ^ k
+    rest = data[full:]
+    if len(rest) == 3:
+        h ^= rest[2] << 16
+    if len(rest) >= 2:
+        h ^= rest[1] << 8
+    if len(rest) >= 1:
+        h ^= rest[0]
+        h = (h * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    h ^= h >> 15
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def java_partition(key, count):
+    return (murmur2(key.encode()) & 0x7fffffff) % count
+
+
+def journal_partitions(data_dir):
+    """uid -> partition of every record the broker journaled."""
+    where = {}
+    journal = os.path.join(data_dir, "kafka", "journal")
+    for name in os.listdir(journal):
+        m = re.match(r"profiles-(\d+)\.log$", name)
+        if not m:
+            continue
+        with open(os.path.join(journal, name), "rb") as f:
+            data = f.read()
+        pos = 0
+        while pos + 4 <= len(data):
+            (length,) = struct.unpack_from("<I", data, pos)
+            (klen,) = struct.unpack_from("<i", data, pos + 4 + 8)
+            where[data[pos + 16:pos + 16 + klen].decode()] = int(m.group(1))
+            pos += 4 + length
+    return where
+
+
+def get_all(port, uids):
+    """GETs every uid over one keep-alive connection; {uid: (status, body)}."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    out = {}
+    for u in uids:
+        conn.request("GET", "/api/profile/" + u)
+        r = conn.getresponse()
+        out[u] = (r.status, json.loads(r.read() or b"null"))
+    conn.close()
+    return out
+
+
+def forwards(stack):
+    return {n["id"]: n["forwards"] for n in stack.cluster()["nodes"]}
+
+
+class Cluster(StackTest):
+    nodes = 3
+
+    def test_every_profile_is_readable_through_every_node(self):
+        s = self.stack
+        with ThreadPoolExecutor(16) as pool:
+            made = list(pool.map(lambda i: s.create("n%d" % i, "n%d@mail.com" % i), range(1000)))
+        gws = {i: s.node_gateway(i) for i in (1, 2, 3)}
+        owner = {p["partition"]: p["owner"] for p in s.cluster()["partitions"]}
+        self.assertEqual(sorted(set(owner.values())), ["node1", "node2", "node3"])
+        before = forwards(s)
+        for i, gw in gws.items():
+            got = get_all(gw.port, [p["uid"] for p in made])
+            for p in made:
+                self.assertEqual(got[p["uid"]], (200, p))
+        after = forwards(s)
+        # Each node forwarded exactly the reads of keys it does not own.
+        for i in (1, 2, 3):
+            others = sum(1 for p in made if owner[java_partition(p["uid"], 12)] != "node%d" % i)
+            self.assertGreaterEqual(after["node%d" % i] - before["node%d" % i], others)
+            self.assertGreater(others, 500)
+
+        # Placement is Kafka's own: the Java murmur2 partitioner's choice.
+        self.assertEqual(murmur2(b"21"), -973932308)
+        self.assertEqual(murmur2(b"foobar"), -790332482)
+        where = wait_for(lambda: (lambda w: w if all(p["uid"] in w for p in made) else None)(
+            journal_partitions(s.data)), 30, "the journal")
+        for p in made:
+            self.assertEqual(where[p["uid"]], java_partition(p["uid"], 12), p["uid"])
+
+    def test_search_finds_profiles_on_every_node(self):
+        s = self.stack
+        made = [s.create("s%d" % i, "s%d@mail.com" % i) for i in range(24)]
+        gws = [s.node_gateway(i) for i in (1, 2, 3)]
+        for gw in gws:
+            for p in made:
+                r = gw.request("GET", "/api/search?email=S%d@mail.com" % made.index(p))
+                self.assertEqual((r.status, r.json["uid"] if r.json else None), (200, p["uid"]))
+        moved = made[5]
+        r = s.request("PUT", "/api/profile/" + moved["uid"], {"email": "moved@mail.com"})
+        self.assertEqual(r.status, 200)
+        for gw in gws:
+            self.assertEqual(gw.request("GET", "/api/search?email=s5@mail.com").status, 404)
+            self.assertEqual(gw.request("GET", "/api/search?email=moved@mail.com").json["uid"], moved["uid"])
+
+    def test_kill_9_failover_then_rejoin_replays_only_the_tail(self):
+        s = self.stack
+        acked, stop = [], threading.Event()
+
+        def writer(k):
+            i = 0
+            while not stop.is_set():
+                try:
+                    r = s.request("POST", "/api/profile", {"username": "k%d" % k, "email": "k%d.%d@mail.com" % (k, i)},
+                                  timeout=10)
+                    if r.status == 201:
+                        acked.append(r.json)
+                except OSError:
+                    pass
+                i += 1
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: len(acked) >= 200, 60, "200 acknowledged creates")
+            watcher = s.node_gateway(1)
+            s.cores[2].stop(signal.SIGKILL)
+            killed = time.monotonic()
+
+            def settled():
+                try:
+                    r = watcher.request("GET", "/api/cluster", timeout=5)
+                except OSError:
+                    return False
+                return r.status == 200 and all(
+                    p["state"] == "active" and p["owner"] in ("node1", "node3") for p in r.json["partitions"])
+
+            wait_for(settled, 60, "the partitions of the killed node to be active elsewhere")
+            failover = time.monotonic() - killed
+            sys.stderr.write("failover: kill -9 of one of three nodes to all partitions active: %.1f s\n" % failover)
+            n = len(acked)
+            wait_for(lambda: len(acked) >= n + 50, 60, "writes after the failover")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        for uid, (status, body) in get_all(s.port, [p["uid"] for p in acked]).items():
+            self.assertEqual(status, 200, uid)
+        self.assertLess(failover, 30)
+
+        # Node 2 comes back and rejoins with its stores.
+        log = s.cores[2].log_path
+        s.start_core(2)
+        s.wait_ready(90)
+        extra = [s.create("t%d" % i, "t%d@mail.com" % i) for i in range(40)]
+        # Node 2 alone: it gets every partition; those it has files for
+        # replay only what was written after its stored offset.
+        mark = os.path.getsize(log)
+        s.cores[1].stop()
+        s.cores[3].stop()
+        alone = s.node_gateway(2)
+        wait_for(lambda: (lambda r: r.status == 200 and all(p["state"] == "active" and p["owner"] == "node2"
+                                                             for p in r.json["partitions"]))(
+            alone.request("GET", "/api/cluster")), 90, "node 2 to serve every partition")
+        with open(log) as f:
+            f.seek(mark)
+            text = f.read()
+        starts = {int(p): (int(st), int(end)) for p, st, end in
+                  re.findall(r"partition (\d+) assigned: store at offset (-?\d+), log end (\d+)", text)}
+        replays = {int(p): int(n) for p, n in re.findall(r"partition (\d+) active: replayed (\d+) records", text)}
+        with_files = [p for p, (st, _) in starts.items() if st >= 0]
+        self.assertGreaterEqual(len(with_files), 4, starts)
+        for p, (st, end) in starts.items():
+            expected = end - 1 - st if st >= 0 else end
+            self.assertEqual(replays.get(p), expected, "partition %d: store at %d, log end %d" % (p, st, end))
+        self.assertLess(sum(replays[p] for p in with_files), sum(starts[p][1] for p in with_files))
+        for uid, (status, body) in get_all(alone.port, [p["uid"] for p in acked + extra]).items():
+            self.assertEqual(status, 200, uid)
+
+
+class Replicated(StackTest):
+    nodes = 3
+    state = "replicated"
+
+    def test_reads_are_local_and_writes_go_to_the_owner(self):
+        s = self.stack
+        made = [s.create("r%d" % i, "r%d@mail.com" % i) for i in range(60)]
+        gws = [s.node_gateway(i) for i in (1, 2, 3)]
+        c = s.cluster()
+        self.assertTrue(all(p["state"] == "active" for p in c["partitions"]))
+        before = forwards(s)
+        for gw in gws:
+            got = get_all(gw.port, [p["uid"] for p in made])
+            self.assertTrue(all(got[p["uid"]] == (200, p) for p in made))
+            self.assertEqual(gw.request("GET", "/api/search?email=r7@mail.com").json["uid"], made[7]["uid"])
+        self.assertEqual(forwards(s), before, "a read was forwarded in replicated mode")
+        # A write through a node that does not own the key still goes to its owner.
+        owner = {p["partition"]: p["owner"] for p in c["partitions"]}
+        p = next(p for p in made if owner[java_partition(p["uid"], 12)] != "node1")
+        r = gws[0].request("PUT", "/api/profile/" + p["uid"], {"username": "changed"})
+        self.assertEqual((r.status, r.json["version"]), (200, 2))
+        self.assertGreater(forwards(s)["node1"], before["node1"])
+        # The owner reads it at once (read-your-writes); the other replicas
+        # follow the log and see it within one fetch round (bounded
+        # staleness, the price of local reads).
+        start = time.monotonic()
+        for gw in gws:
+            wait_for(lambda: gw.request("GET", "/api/profile/" + p["uid"]).json["username"] == "changed", 5,
+                     "node %d to apply the update" % gw.node)
+        sys.stderr.write("replicated: every replica saw the update within %.0f ms\n" %
+                         ((time.monotonic() - start) * 1000))
+
+
+if __name__ == "__main__":
+    main()
