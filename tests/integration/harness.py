@@ -52,6 +52,28 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_run(count):
+    """A port p such that p .. p+count-1 are all free now (scripts/run.sh
+    gives node i the port RPC_PORT+i-1)."""
+    for _ in range(200):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        socks = []
+        try:
+            for k in range(count):
+                sk = socket.socket()
+                socks.append(sk)
+                sk.bind(("127.0.0.1", base + k))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sk in socks:
+                sk.close()
+    raise AssertionError("no %d consecutive free ports" % count)
+
+
 def wait_for(cond, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BUILD, SANITIZER_MARKERS, SOURCE, free_port, wait_for, main
+from harness import BUILD, SANITIZER_MARKERS, SOURCE, free_port, free_port_run, wait_for, main
 
 
 def sh(cmd):
@@ -19,15 +19,17 @@ def sh(cmd):
 class MakeRun(unittest.TestCase):
     def test_walkthrough_verbatim_and_ctrl_c_stops_everything(self):
         data = tempfile.mkdtemp(prefix="profile-run-")
-        port, rpc = free_port(), free_port()
+        port, rpc = free_port(), free_port_run(3)
         env = dict(os.environ, PORT=str(port), RPC_PORT=str(rpc), DATA=data, BUILD=os.path.abspath(BUILD))
         run = subprocess.Popen([os.path.join(SOURCE, "scripts", "run.sh")], env=env, cwd=SOURCE,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
         try:
             url = "http://localhost:%d" % port
-            wait_for(lambda: sh("curl -s -o /dev/null -w '%%{http_code}' %s/readyz" % url) == "200", 60,
-                     "the stack to be ready")
+            def ready():
+                assert run.poll() is None, "run.sh exited early:\n" + run.stdout.read()
+                return sh("curl -s -o /dev/null -w '%%{http_code}' %s/readyz" % url) == "200"
+            wait_for(ready, 120, "the stack to be ready")
             started = subprocess.run(["pgrep", "-f", data], capture_output=True, text=True).stdout.split()
             self.assertGreaterEqual(len(started), 2)  # broker and core name the data directory
 

@@ -1,0 +1,78 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is kept
+correct by reading: every variable it sets on our services is one the
+binaries accept (their --help lists it), and the values they check are valid."""
+import os
+import re
+import subprocess
+import unittest
+
+from harness import BUILD, SOURCE, main
+
+
+def services(path):
+    """{service: (command, {VAR: value})} for the services built from here."""
+    out, name, in_env, command, section = {}, None, False, None, None
+    with open(path) as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        top = re.match(r"^([a-z][\w-]*):", line)
+        if top:
+            section, name = top.group(1), None
+            continue
+        if section != "services":
+            continue
+        m = re.match(r"^  ([a-z0-9]+):\s*$", line)
+        if m:
+            name, in_env, command = m.group(1), False, None
+            out[name] = [None, {}]
+            continue
+        if name is None:
+            continue
+        m = re.match(r'^    command: \["([^"]+)"', line)
+        if m:
+            out[name][0] = m.group(1)
+        if re.match(r"^    environment:\s*$", line):
+            in_env = True
+            continue
+        if in_env:
+            m = re.match(r'^      ([A-Z0-9_]+): "?(.*?)"?\s*$', line)
+            if m:
+                out[name][1][m.group(1)] = m.group(2)
+            elif not line.startswith("      "):
+                in_env = False
+    return out
+
+
+class Compose(unittest.TestCase):
+    def test_every_variable_is_accepted(self):
+        found = services(os.path.join(SOURCE, "docker-compose.yml"))
+        ours = {n: v for n, v in found.items() if n.startswith(("core", "gateway"))}
+        self.assertEqual(sorted(ours), ["core1", "core2", "core3", "gateway"])
+        binaries = {"core": "profiled", "gateway": "profile-gateway"}
+        for name, (_, env) in ours.items():
+            binary = binaries["gateway" if name == "gateway" else "core"]
+            helptext = subprocess.run([os.path.join(BUILD, binary), "--help"], capture_output=True, text=True,
+                                      check=True).stdout
+            accepted = set(re.findall(r"\[([A-Z0-9_]+)\]", helptext))
+            self.assertTrue(env, name)
+            for var in env:
+                self.assertIn(var, accepted, "%s sets %s, which %s does not read" % (name, var, binary))
+        # The core services reach each other at the addresses they advertise,
+        # and the gateway is given exactly those.
+        advertised = sorted(ours[n][1]["PROFILED_ADVERTISE"] for n in ("core1", "core2", "core3"))
+        self.assertEqual(sorted(ours["gateway"][1]["PROFILE_GATEWAY_CORES"].split()), advertised)
+        for n in ("core1", "core2", "core3"):
+            self.assertIn(ours[n][1]["PROFILED_STATE"], ("partitioned", "replicated"))
+            self.assertEqual(ours[n][1]["PROFILED_NODE_ID"], n)
+
+    def test_every_flag_has_a_variable(self):
+        for binary in ("profiled", "profile-gateway"):
+            helptext = subprocess.run([os.path.join(BUILD, binary), "--help"], capture_output=True, text=True,
+                                      check=True).stdout
+            for line in helptext.splitlines():
+                if re.match(r"^\s+(-\w, )?--[a-z]", line) and "--help" not in line and "--version" not in line:
+                    self.assertRegex(line, r"\[[A-Z0-9_]+\]$", "%s: %s" % (binary, line.strip()))
+
+
+if __name__ == "__main__":
+    main()
