@@ -322,7 +322,7 @@ members_snapshot(members *m, member_node **nodes, size_t *n_nodes, int *owner)
 	*nodes = malloc((m->n_nodes ? m->n_nodes : 1) * sizeof **nodes);
 	if (*nodes == NULL)
 		rc = PROFILE_RESOURCE_EXHAUSTED;
-	else
+	else if (m->n_nodes > 0)
 		memcpy(*nodes, m->nodes, m->n_nodes * sizeof **nodes);
 	memcpy(owner, m->owner, (size_t)m->cfg.partitions * sizeof *owner);
 	pthread_rwlock_unlock(&m->lock);
