@@ -19,15 +19,29 @@
 #define SEND_TIMEOUT_MS 1000   /* to give up on an address and try the next */
 #define BACKOFF_FIRST_MS 10
 #define BACKOFF_MAX_MS 250
+#define ROUTE_MAX_PARTITIONS 4096
+#define ROUTE_REFRESH_MS 2000
 
 struct profile_client {
 	call_channel **ch;
 	size_t n;
 	uint32_t deadline_ms;
 	unsigned next; /* round-robin start */
+	/* Owner routing (with more than one address): the partition -> address
+	 * table from the cluster view, refreshed in the background, so that a
+	 * request for a uid goes straight to its owner (no forward). */
+	int32_t route_count;                 /* 0: no table yet */
+	int16_t route[ROUTE_MAX_PARTITIONS]; /* index into ch, or -1 */
+	char **addrs;
+	nng_aio *route_timer;
+	int closing;
+	Profile__V1__Request route_req;
+	Profile__V1__ClusterRequest route_body;
 };
 
 static __thread char last_message[256];
+
+static int route_start(profile_client *c, const char *const *addrs);
 
 static void
 set_message(const char *m)
@@ -96,6 +110,10 @@ profile_client_open(profile_client **out, const char *const *addrs, size_t n,
 		profile_client_close(c);
 		return rc;
 	}
+	if (n > 1 && route_start(c, addrs) != PROFILE_OK) {
+		profile_client_close(c);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
 	*out = c;
 	return PROFILE_OK;
 }
@@ -105,8 +123,18 @@ profile_client_close(profile_client *c)
 {
 	if (c == NULL)
 		return;
+	__atomic_store_n(&c->closing, 1, __ATOMIC_RELEASE);
+	if (c->route_timer)
+		nng_aio_stop(c->route_timer);
+	/* A refresh still in flight completes (cancelled) here, and sees
+	 * closing: it does not re-arm the timer. */
 	for (size_t i = 0; i < c->n; i++)
 		call_channel_close(c->ch[i]);
+	if (c->route_timer)
+		nng_aio_free(c->route_timer);
+	for (size_t i = 0; c->addrs && i < c->n; i++)
+		free(c->addrs[i]);
+	free(c->addrs);
 	free(c->ch);
 	free(c);
 }
@@ -116,6 +144,107 @@ profile_client_set_deadline(profile_client *c, uint32_t deadline_ms)
 {
 	if (c && deadline_ms > 0)
 		__atomic_store_n(&c->deadline_ms, deadline_ms, __ATOMIC_RELAXED);
+}
+
+/* ---- owner routing ----------------------------------------------------- */
+
+static size_t pick(profile_client *c, size_t from);
+
+static void on_route_timer(void *arg);
+
+static void
+route_rearm(profile_client *c)
+{
+	if (!__atomic_load_n(&c->closing, __ATOMIC_ACQUIRE))
+		nng_sleep_aio(ROUTE_REFRESH_MS, c->route_timer);
+}
+
+/* Reads the cluster view into the table: each partition's owner, as an
+ * index into this handle's addresses (-1 when the owner is not one of them). */
+static void
+on_route_answer(void *arg, int status, Profile__V1__Response *resp)
+{
+	profile_client *c = arg;
+
+	if (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__OK &&
+	    resp->body_case == PROFILE__V1__RESPONSE__BODY_CLUSTER &&
+	    resp->cluster->partition_count > 0 && resp->cluster->partition_count <= ROUTE_MAX_PARTITIONS) {
+		const Profile__V1__ClusterReply *cr = resp->cluster;
+
+		for (size_t i = 0; i < cr->n_partitions; i++) {
+			const Profile__V1__ClusterPartition *p = cr->partitions[i];
+			int16_t idx = -1;
+
+			if (p->partition < 0 || p->partition >= cr->partition_count)
+				continue;
+			for (size_t k = 0; k < cr->n_nodes && idx < 0; k++)
+				if (strcmp(cr->nodes[k]->node_id, p->owner) == 0)
+					for (size_t a = 0; a < c->n; a++)
+						if (strcmp(c->addrs[a], cr->nodes[k]->address) == 0)
+							idx = (int16_t)a;
+			__atomic_store_n(&c->route[p->partition], idx, __ATOMIC_RELAXED);
+		}
+		__atomic_store_n(&c->route_count, cr->partition_count, __ATOMIC_RELEASE);
+	}
+	if (resp)
+		profile__v1__response__free_unpacked(resp, NULL);
+	route_rearm(c);
+}
+
+static void
+on_route_timer(void *arg)
+{
+	profile_client *c = arg;
+
+	if (nng_aio_result(c->route_timer) != 0 || __atomic_load_n(&c->closing, __ATOMIC_ACQUIRE))
+		return;
+	if (client_call(c, &c->route_req, 1000, 0, on_route_answer, c) != PROFILE_OK)
+		route_rearm(c);
+}
+
+static int
+route_start(profile_client *c, const char *const *addrs)
+{
+	if ((c->addrs = calloc(c->n, sizeof *c->addrs)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < c->n; i++)
+		if ((c->addrs[i] = strdup(addrs[i])) == NULL)
+			return PROFILE_RESOURCE_EXHAUSTED;
+	for (int i = 0; i < ROUTE_MAX_PARTITIONS; i++)
+		c->route[i] = -1;
+	profile__v1__request__init(&c->route_req);
+	profile__v1__cluster_request__init(&c->route_body);
+	c->route_req.body_case = PROFILE__V1__REQUEST__BODY_CLUSTER;
+	c->route_req.cluster = &c->route_body;
+	if (nng_aio_alloc(&c->route_timer, on_route_timer, c) != 0)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	nng_sleep_aio(0, c->route_timer); /* first refresh now */
+	return PROFILE_OK;
+}
+
+/* The address to try first for req: its uid's owner when known and
+ * connected, else the next connected one. */
+static size_t
+first_address(profile_client *c, const Profile__V1__Request *req)
+{
+	int32_t count = __atomic_load_n(&c->route_count, __ATOMIC_ACQUIRE);
+	const char *uid = NULL;
+	size_t rr = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+
+	if (count > 0) {
+		switch (req->body_case) {
+		case PROFILE__V1__REQUEST__BODY_GET: uid = req->get->uid; break;
+		case PROFILE__V1__REQUEST__BODY_UPDATE: uid = req->update->uid; break;
+		case PROFILE__V1__REQUEST__BODY_DELETE: uid = req->delete_->uid; break;
+		default: break;
+		}
+	}
+	if (uid && strlen(uid) == WIRE_UID_LEN) {
+		int16_t idx = __atomic_load_n(&c->route[wire_partition(uid, WIRE_UID_LEN, count)], __ATOMIC_RELAXED);
+		if (idx >= 0 && (size_t)idx < c->n && call_channel_connected(c->ch[idx]) > 0)
+			return (size_t)idx;
+	}
+	return pick(c, rr);
 }
 
 /* ---- the raw call, with retries ---------------------------------------- */
@@ -239,7 +368,7 @@ client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, 
 	a->write = write;
 	a->done = done;
 	a->arg = arg;
-	a->idx = pick(c, __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED));
+	a->idx = first_address(c, req);
 	/* The first send's failure to start is the caller's to see. */
 	rc = call_start_ex(c->ch[a->idx], req, deadline_ms, c->n > 1 ? SEND_TIMEOUT_MS : 0, write,
 	                   on_answer, a);

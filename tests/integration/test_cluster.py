@@ -99,6 +99,13 @@ class Cluster(StackTest):
             self.assertGreaterEqual(after["node%d" % i] - before["node%d" % i], others)
             self.assertGreater(others, 500)
 
+        # The gateway, given every node, routes each read straight to the
+        # owner (the client library's table): no forward at all.
+        before = forwards(s)
+        got = get_all(s.port, [p["uid"] for p in made])
+        self.assertTrue(all(got[p["uid"]] == (200, p) for p in made))
+        self.assertEqual(forwards(s), before, "the gateway did not route to the owners")
+
         # Placement is Kafka's own: the Java murmur2 partitioner's choice.
         self.assertEqual(murmur2(b"21"), -973932308)
         self.assertEqual(murmur2(b"foobar"), -790332482)
