@@ -12,7 +12,7 @@ BROKERS    ?=
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps configure build run test clean
+.PHONY: all deps configure build run test bench clean
 
 all: build
 
@@ -31,6 +31,9 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
+
+bench: build
+	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/bench/bench.py
 
 clean:
 	rm -rf $(BUILD)

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config
   librdkafka-dev libnng-dev libkyotocabinet-dev libprotobuf-c-dev protobuf-c-compiler
   libjansson-dev libmicrohttpd-dev
-  protobuf-compiler python3 curl procps
+  protobuf-compiler python3 curl procps wrk
 )
 
 missing=()

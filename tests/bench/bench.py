@@ -1,0 +1,217 @@
+"""make bench: the service measured beside the ceilings of its parts, in one
+run on this machine, printed as one table (every row with its baseline from
+the same run and the ratio).
+
+Starts its own stacks (local broker, core nodes, gateway) on free loopback
+ports, loads data with the REST create benchmark, and stops everything.
+BENCH_SECONDS sets each load phase's length (default 10)."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+from harness import BUILD, Stack, free_port, wait_for  # noqa: E402
+from test_cluster import java_partition, journal_partitions  # noqa: E402
+
+D = float(os.environ.get("BENCH_SECONDS", "10"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+rows = []
+
+
+def row(name, value, unit, baseline=None, aim=None, ok=None, note=""):
+    ratio = "%.0f%%" % (100.0 * value / baseline) if baseline else ""
+    rows.append((name, value, unit, baseline, ratio, aim or "", "" if ok is None else ("yes" if ok else "NO"), note))
+    sys.stderr.write("  %-44s %12.2f %s\n" % (name, value, unit))
+
+
+def ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)$", text)
+    v = float(m.group(1))
+    return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+
+
+def wrk(url, script=None, conns=64, env=None):
+    cmd = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % max(1, int(D)), "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", os.path.join(HERE, script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(env or {}))).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, p50, p99, int(bad.group(1)) if bad else 0
+
+
+def uids_of(stack, count_at_least):
+    return list(wait_for(lambda: (lambda w: w if len(w) >= count_at_least else None)(journal_partitions(stack.data)),
+                         60, "the journal"))
+
+
+def write_lines(path, lines):
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def rss_anon_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"RssAnon:\s+(\d+) kB", f.read()).group(1))
+
+
+def du_kib(path):
+    return int(subprocess.run(["du", "-sk", path], capture_output=True, text=True).stdout.split()[0])
+
+
+def profilectl_bench(core):
+    out = subprocess.run([os.path.join(BUILD, "profilectl"), "--core", core, "bench", "--concurrency", "32",
+                          "--duration", str(D), "--profiles", "2000"], capture_output=True, text=True).stdout
+    res = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] in ("get", "create", "mixed"):
+            res[parts[0]] = [float(x) for x in parts[-6:]]
+    return res
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="profile-bench-")
+    sys.stderr.write("make bench: %.0f s per phase; machine: %s, %d cores\n" % (
+        D, open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip(), os.cpu_count()))
+
+    # ---- baselines -------------------------------------------------------
+    port = free_port()
+    fixed = subprocess.Popen([os.path.join(BUILD, "tests", "bench-http-fixed"), str(port)])
+    time.sleep(0.3)
+    base_rps, base_p50, base_p99, _ = wrk("http://127.0.0.1:%d/" % port)
+    fixed.send_signal(signal.SIGTERM)
+    fixed.wait()
+    row("HTTP fixed body (baseline), 64 conns", base_rps, "req/s", note="p50 %.2f ms, p99 %.2f ms" % (base_p50, base_p99))
+    echo_url = "tcp://127.0.0.1:%d" % free_port()
+    echo = subprocess.Popen([os.path.join(BUILD, "tests", "bench-nng-echo"), "server", echo_url, "64"])
+    time.sleep(0.3)
+    e = subprocess.run([os.path.join(BUILD, "tests", "bench-nng-echo"), "client", echo_url, "32", str(D)],
+                       capture_output=True, text=True).stdout.split()
+    echo.kill()
+    echo.wait()
+    echo_ops, echo_p50, echo_p99 = float(e[1]), float(e[2]), float(e[3])
+    row("nng REQ/REP echo (baseline), 32 in flight", echo_ops, "ops/s", note="p50 %.3f ms, p99 %.3f ms" % (echo_p50, echo_p99))
+
+    # ---- one node ----------------------------------------------------------
+    one = Stack(nodes=1).start()
+    try:
+        rss_empty = rss_anon_kib(one.cores[1].p.pid)
+        rps, p50, p99, bad = wrk("http://127.0.0.1:%d" % one.port, "post.lua")
+        row("REST POST create, 1 node, 64 conns", rps, "creates/s", aim=">= 5000, p99 < 20 ms",
+            ok=rps >= 5000 and p99 < 20, note="p50 %.2f ms, p99 %.2f ms, %d errors" % (p50, p99, bad))
+        uids = uids_of(one, 1000)
+        uid_file = os.path.join(tmp, "uids1.txt")
+        write_lines(uid_file, uids)
+        rps1, p50, p99, bad = wrk("http://127.0.0.1:%d" % one.port, "get.lua", env={"UIDS": uid_file})
+        row("REST GET by uid, 1 node, 64 conns", rps1, "req/s", base_rps, ">= 30% of baseline, >= 15000/s, p99 < 5 ms",
+            rps1 >= 0.3 * base_rps and rps1 >= 15000 and p99 < 5, "p50 %.2f ms, p99 %.2f ms, %d errors" % (p50, p99, bad))
+        rps, p50, p99, bad = wrk("http://127.0.0.1:%d" % one.port, "search.lua", conns=16)
+        row("REST email search, 1 node, 16 conns", rps, "req/s", note="p50 %.2f ms, p99 %.2f ms" % (p50, p99))
+        nat = profilectl_bench(one.core_addr[1])
+        g = nat["get"]
+        row("native GET (profilectl bench), 32 in flight", g[1], "ops/s", echo_ops, ">= 70% of baseline, p50 < 0.5 ms, p99 < 3 ms",
+            g[1] >= 0.7 * echo_ops and g[2] < 0.5 and g[3] < 3, "p50 %.3f ms, p99 %.3f ms" % (g[2], g[3]))
+        c = nat["create"]
+        row("native create, 32 in flight", c[1], "ops/s", aim=">= 5000", ok=c[1] >= 5000,
+            note="p50 %.2f ms, p99 %.2f ms" % (c[2], c[3]))
+        m = nat["mixed"]
+        row("native mixed 90/10 get/update", m[1], "ops/s", note="p50 %.3f ms, p99 %.3f ms" % (m[2], m[3]))
+
+        # Memory: the core's anonymous memory grows with what it holds by
+        # the slope between empty and loaded; at 1M = empty + slope * 1M.
+        n_profiles = len(journal_partitions(one.data))
+        rss = rss_anon_kib(one.cores[1].p.pid)
+        store = du_kib(os.path.join(one.data, "core1", "store"))
+        slope = (rss - rss_empty) / 1024 / n_profiles
+        at_1m = rss_empty / 1024 + slope * 1e6
+        row("core RssAnon per 100k profiles (%d held)" % n_profiles, slope * 100000, "MiB",
+            aim="< 64 MiB at 1M", ok=at_1m < 64,
+            note="%.1f MiB empty, %.1f MiB loaded; at 1M: %.0f MiB" % (rss_empty / 1024, rss / 1024, at_1m))
+        row("store size per 100k profiles", store / 1024 * 100000 / n_profiles, "MiB",
+            note="%.1f MiB for %d profiles (12 hash files, bnum preallocated)" % (store / 1024, n_profiles))
+
+        # Restore from the log with no local files, against reading it alone.
+        b = subprocess.run([os.path.join(BUILD, "tests", "bench-consume"), one.bootstrap, "profiles",
+                            "fetch.wait.max.ms=5"], capture_output=True, text=True).stdout.split()
+        base_restore = float(b[2])
+        one.cores[1].stop()
+        mark = os.path.getsize(one.cores[1].log_path)
+        one.start_core(1, data_name="core-fresh")
+        one.wait_ready(120)
+        text = open(os.path.join(one.data, "core-fresh.log")).read()
+        stamps = [time.mktime(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float(t[19:23])
+                  for t in re.findall(r"^(\S+Z) profiled info: partition \d+ (?:assigned|active)", text, re.M)]
+        replayed = sum(int(n) for n in re.findall(r"active: replayed (\d+) records", text))
+        secs = max(stamps) - min(stamps) if stamps else 0
+        row("restore from the log, no local files", replayed / secs if secs else 0, "events/s", base_restore,
+            ">= 200000/s and >= 70% of baseline",
+            secs > 0 and replayed / secs >= 200000 and replayed / secs >= 0.7 * base_restore,
+            "%d events in %.2f s; baseline reads them in %s s" % (replayed, secs, b[1]))
+        # Restart on the first stores: only the tail.
+        one.cores[1].stop()
+        t0 = time.monotonic()
+        one.start_core(1)
+        one.wait_ready(120)
+        row("restart with local files: time to ready", time.monotonic() - t0, "s",
+            note="records replayed: %d (group join included)" % one.replayed())
+        del mark
+    finally:
+        one.stop()
+        one.destroy()
+
+    # ---- three nodes -------------------------------------------------------
+    three = Stack(nodes=3).start()
+    try:
+        rps, p50, p99, bad = wrk("http://127.0.0.1:%d" % three.port, "post.lua")
+        row("REST POST create, 3 nodes, 64 conns", rps, "creates/s", note="p50 %.2f ms, p99 %.2f ms" % (p50, p99))
+        uids = uids_of(three, 1000)
+        uid_file = os.path.join(tmp, "uids3.txt")
+        write_lines(uid_file, uids)
+        time.sleep(2.5)  # one refresh of the gateway's owner table
+        rps3, p50, p99, bad = wrk("http://127.0.0.1:%d" % three.port, "get.lua", env={"UIDS": uid_file})
+        row("REST GET, 3 nodes (owner routing), 64 conns", rps3, "req/s", rps1, "within 30% of 1 node",
+            rps3 >= 0.7 * rps1, "p50 %.2f ms, p99 %.2f ms, %d errors" % (p50, p99, bad))
+        owner = {p["partition"]: p["owner"] for p in three.cluster()["partitions"]}
+        foreign = [u for u in uids if owner[java_partition(u, 12)] != "node1"]
+        f_file = os.path.join(tmp, "foreign.txt")
+        write_lines(f_file, foreign)
+        gw1 = three.node_gateway(1)
+        rps, p50, p99, bad = wrk("http://127.0.0.1:%d" % gw1.port, "get.lua", env={"UIDS": f_file})
+        row("REST GET forwarded (non-owner node), 64 conns", rps, "req/s", note="p50 %.2f ms, p99 %.2f ms" % (p50, p99))
+        rps, p50, p99, bad = wrk("http://127.0.0.1:%d" % three.port, "search.lua", conns=16)
+        row("REST email search, 3 nodes, 16 conns", rps, "req/s", note="p50 %.2f ms, p99 %.2f ms" % (p50, p99))
+        three.cores[2].stop(signal.SIGKILL)
+        t0 = time.monotonic()
+
+        def settled():
+            try:
+                r = gw1.request("GET", "/api/cluster", timeout=5)
+            except OSError:
+                return False
+            return r.status == 200 and all(p["state"] == "active" and p["owner"] in ("node1", "node3")
+                                           for p in r.json["partitions"])
+
+        wait_for(settled, 120, "failover")
+        fo = time.monotonic() - t0
+        row("failover: kill -9 of 1 of 3 nodes to all active", fo, "s", aim="< 10 s", ok=fo < 10,
+            note="session.timeout.ms=4000")
+    finally:
+        three.stop()
+        three.destroy()
+
+    print()
+    print("%-46s %12s %-10s %12s %6s  %-42s %-4s %s" % ("measure", "value", "unit", "baseline", "ratio", "aim", "met", "notes"))
+    for name, value, unit, baseline, ratio, aim, ok, note in rows:
+        print("%-46s %12.2f %-10s %12s %6s  %-42s %-4s %s" % (name, value, unit, "%.0f" % baseline if baseline else "",
+                                                            ratio, aim, ok, note))
+
+
+if __name__ == "__main__":
+    main()
