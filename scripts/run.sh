@@ -54,7 +54,7 @@ if [ -z "$BROKERS" ]; then
   BROKERS=$(head -n1 "$DATA/kafka/bootstrap")
   # The local broker answers an empty fetch only after fetch.wait.max.ms and
   # needs a session of at least ~3.5 s (see the README).
-  kafka_opts=(--consumer fetch.wait.max.ms=5 --consumer session.timeout.ms="$SESSION_MS"
+  kafka_opts=(--consumer fetch.wait.max.ms=1 --consumer session.timeout.ms="$SESSION_MS"
               --consumer heartbeat.interval.ms="$HEARTBEAT_MS" --kafka reconnect.backoff.max.ms=1000)
 else
   pids+=("")

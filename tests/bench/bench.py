@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from harness import BUILD, Stack, free_port, wait_for  # noqa: E402
@@ -99,6 +100,25 @@ def main():
     echo_ops, echo_p50, echo_p99 = float(e[1]), float(e[2]), float(e[3])
     row("nng REQ/REP echo (baseline), 32 in flight", echo_ops, "ops/s", note="p50 %.3f ms, p99 %.3f ms" % (echo_p50, echo_p99))
 
+    # The architecture's own ceiling: the gateway over a node that answers
+    # every request with one canned profile (HTTP -> nng -> no work).
+    canned_url = "tcp://127.0.0.1:%d" % free_port()
+    canned = subprocess.Popen([os.path.join(BUILD, "tests", "bench-nng-echo"), "canned", canned_url, "64"])
+    gport = free_port()
+    gw = subprocess.Popen([os.path.join(BUILD, "profile-gateway"), "--address", "127.0.0.1", "--port", str(gport),
+                           "--core", canned_url], stderr=subprocess.DEVNULL)
+    wait_for(lambda: subprocess.run(["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:%d/healthz" % gport]).returncode == 0,
+             10, "the gateway")
+    one_uid = os.path.join(tmp, "one-uid.txt")
+    write_lines(one_uid, ["74292b21-0fbb-4f1d-a18f-fa80f947fa5d"])
+    ceil_rps, p50, p99, _ = wrk("http://127.0.0.1:%d" % gport, "get.lua", env={"UIDS": one_uid})
+    gw.send_signal(signal.SIGTERM)
+    gw.wait()
+    canned.kill()
+    canned.wait()
+    row("gateway over a canned-answer node (ceiling)", ceil_rps, "req/s", base_rps,
+        note="HTTP -> nng -> no work; p50 %.2f ms, p99 %.2f ms" % (p50, p99))
+
     # ---- one node ----------------------------------------------------------
     one = Stack(nodes=1).start()
     try:
@@ -139,7 +159,7 @@ def main():
 
         # Restore from the log with no local files, against reading it alone.
         b = subprocess.run([os.path.join(BUILD, "tests", "bench-consume"), one.bootstrap, "profiles",
-                            "fetch.wait.max.ms=5"], capture_output=True, text=True).stdout.split()
+                            "fetch.wait.max.ms=1"], capture_output=True, text=True).stdout.split()
         base_restore = float(b[2])
         one.cores[1].stop()
         mark = os.path.getsize(one.cores[1].log_path)
@@ -154,13 +174,16 @@ def main():
             ">= 200000/s and >= 70% of baseline",
             secs > 0 and replayed / secs >= 200000 and replayed / secs >= 0.7 * base_restore,
             "%d events in %.2f s; baseline reads them in %s s" % (replayed, secs, b[1]))
-        # Restart on the first stores: only the tail.
+        # Restart on the first stores: only the tail written meanwhile.
+        with ThreadPoolExecutor(16) as pool:
+            tail = len(list(pool.map(lambda i: one.create("tail%d" % i, "tail%d@bench.example" % i), range(2000))))
         one.cores[1].stop()
         t0 = time.monotonic()
         one.start_core(1)
         one.wait_ready(120)
         row("restart with local files: time to ready", time.monotonic() - t0, "s",
-            note="records replayed: %d (group join included)" % one.replayed())
+            note="replayed %d records: the %d written while it was away (group join included)" % (
+                one.replayed(), tail))
         del mark
     finally:
         one.stop()

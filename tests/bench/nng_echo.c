@@ -2,6 +2,8 @@
  * server with N REP contexts like the core's, client with N calls in flight
  * like profilectl bench: what one hop costs with no work behind it.
  * usage: bench-nng-echo server URL [CONTEXTS]
+ *        bench-nng-echo canned URL [CONTEXTS]   (answers every request with
+ *                           one fixed profile: a core that does no work)
  *        bench-nng-echo client URL CONCURRENCY SECONDS
  * The client prints: ops ops/s p50_ms p99_ms p999_ms */
 #include <nng/nng.h>
@@ -13,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "profile.pb-c.h"
 
 static int64_t
 now_us(void)
@@ -30,6 +34,8 @@ typedef struct worker {
 } worker;
 
 static nng_socket sock;
+static uint8_t canned[512];
+static size_t canned_len; /* 0: echo the request */
 static int64_t end_us;
 static uint32_t *lat;
 static size_t lat_n, lat_cap = 1 << 24;
@@ -48,7 +54,12 @@ server_cb(void *arg)
 		if (nng_aio_result(w->aio) == NNG_ECLOSED)
 			return;
 	} else if (!w->sending) {
-		w->sending = 1; /* echo the request back */
+		w->sending = 1; /* echo the request back, or the canned answer */
+		if (canned_len) {
+			nng_msg *m = nng_aio_get_msg(w->aio);
+			nng_msg_clear(m);
+			nng_msg_append(m, canned, canned_len);
+		}
 		nng_ctx_send(w->ctx, w->aio);
 		return;
 	}
@@ -117,6 +128,19 @@ main(int argc, char **argv)
 
 	if (argc < 3)
 		return 2;
+	if (strcmp(argv[1], "canned") == 0) {
+		Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+		Profile__V1__Profile p = PROFILE__V1__PROFILE__INIT;
+		p.uid = "74292b21-0fbb-4f1d-a18f-fa80f947fa5d";
+		p.username = "bob";
+		p.email = "bob1@mail.com";
+		p.version = 1;
+		p.created_at = p.updated_at = 1795774567267;
+		r.body_case = PROFILE__V1__RESPONSE__BODY_PROFILE;
+		r.profile = &p;
+		canned_len = profile__v1__response__pack(&r, canned);
+		argv[1] = "server";
+	}
 	if (strcmp(argv[1], "server") == 0) {
 		sigset_t s;
 		int sig;

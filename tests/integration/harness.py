@@ -24,7 +24,7 @@ SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # The local broker's groups need a session of at least ~3.5 s; empty fetches
 # are held for fetch.wait.max.ms (see the README).
 LOCAL_KAFKA_OPTS = [
-    "--consumer", "fetch.wait.max.ms=5",
+    "--consumer", "fetch.wait.max.ms=1",
     "--consumer", "session.timeout.ms=4000",
     "--consumer", "heartbeat.interval.ms=300",
     "--kafka", "reconnect.backoff.max.ms=1000",
