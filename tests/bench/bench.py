@@ -174,6 +174,12 @@ def main():
             ">= 200000/s and >= 70% of baseline",
             secs > 0 and replayed / secs >= 200000 and replayed / secs >= 0.7 * base_restore,
             "%d events in %.2f s; baseline reads them in %s s" % (replayed, secs, b[1]))
+        # The same work without Kafka: the core's apply path over a store.
+        d = tempfile.mkdtemp(prefix="bench-store-", dir=tmp)
+        a = subprocess.run([os.path.join(BUILD, "tests", "bench-store-apply"), d, "200000"],
+                           capture_output=True, text=True).stdout.split()
+        row("store apply without Kafka (restore work)", float(a[0]), "events/s", float(a[1]), ">= 200000/s",
+            float(a[0]) >= 200000, "one thread, batches of 1024; baseline: plain Kyoto Cabinet sets")
         # Restart on the first stores: only the tail written meanwhile.
         with ThreadPoolExecutor(16) as pool:
             tail = len(list(pool.map(lambda i: one.create("tail%d" % i, "tail%d@bench.example" % i), range(2000))))
