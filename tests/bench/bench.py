@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from harness import BUILD, Stack, free_port, wait_for  # noqa: E402
+from harness import BUILD, Stack, all_active_on, free_port, wait_for  # noqa: E402
 from test_cluster import java_partition, journal_partitions  # noqa: E402
 
 D = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -218,16 +218,7 @@ def main():
         row("REST email search, 3 nodes, 16 conns", rps, "req/s", note="p50 %.2f ms, p99 %.2f ms" % (p50, p99))
         three.cores[2].stop(signal.SIGKILL)
         t0 = time.monotonic()
-
-        def settled():
-            try:
-                r = gw1.request("GET", "/api/cluster", timeout=5)
-            except OSError:
-                return False
-            return r.status == 200 and all(p["state"] == "active" and p["owner"] in ("node1", "node3")
-                                           for p in r.json["partitions"])
-
-        wait_for(settled, 120, "failover")
+        wait_for(lambda: all_active_on(gw1, ("node1", "node3")), 120, "failover")
         fo = time.monotonic() - t0
         row("failover: kill -9 of 1 of 3 nodes to all active", fo, "s", aim="< 10 s", ok=fo < 10,
             note="session.timeout.ms=4000")

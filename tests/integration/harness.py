@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -303,6 +304,49 @@ class Stack:
 
     def applied_offsets(self):
         return {p["partition"]: p["applied_offset"] for p in self.cluster()["partitions"]}
+
+
+class CreateLoad:
+    """Threads that create profiles through the gateway until stopped; the
+    acknowledged ones (201) are kept in .acked. A context manager."""
+
+    def __init__(self, stack, threads=4, prefix="w"):
+        self.acked = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(stack, prefix, k)) for k in range(threads)]
+
+    def _run(self, stack, prefix, k):
+        i = 0
+        while not self._stop.is_set():
+            try:
+                r = stack.request("POST", "/api/profile",
+                                  {"username": "%s%d" % (prefix, k), "email": "%s%d.%d@mail.com" % (prefix, k, i)},
+                                  timeout=10)
+                if r.status == 201:
+                    self.acked.append(r.json)
+            except OSError:
+                pass
+            i += 1
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+
+def all_active_on(gateway, owners):
+    """True when the cluster view, asked through gateway, shows every
+    partition active and owned by one of owners."""
+    try:
+        r = gateway.request("GET", "/api/cluster", timeout=5)
+    except OSError:
+        return False
+    return r.status == 200 and all(p["state"] == "active" and p["owner"] in owners for p in r.json["partitions"])
 
 
 class NodeGateway:

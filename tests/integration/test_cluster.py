@@ -7,11 +7,10 @@ import re
 import signal
 import struct
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import StackTest, main, wait_for
+from harness import CreateLoad, StackTest, all_active_on, main, wait_for
 
 
 def murmur2(data):
@@ -131,46 +130,18 @@ class Cluster(StackTest):
 
     def test_kill_9_failover_then_rejoin_replays_only_the_tail(self):
         s = self.stack
-        acked, stop = [], threading.Event()
-
-        def writer(k):
-            i = 0
-            while not stop.is_set():
-                try:
-                    r = s.request("POST", "/api/profile", {"username": "k%d" % k, "email": "k%d.%d@mail.com" % (k, i)},
-                                  timeout=10)
-                    if r.status == 201:
-                        acked.append(r.json)
-                except OSError:
-                    pass
-                i += 1
-
-        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        try:
-            wait_for(lambda: len(acked) >= 200, 60, "200 acknowledged creates")
+        with CreateLoad(s, prefix="k") as load:
+            wait_for(lambda: len(load.acked) >= 200, 60, "200 acknowledged creates")
             watcher = s.node_gateway(1)
             s.cores[2].stop(signal.SIGKILL)
             killed = time.monotonic()
-
-            def settled():
-                try:
-                    r = watcher.request("GET", "/api/cluster", timeout=5)
-                except OSError:
-                    return False
-                return r.status == 200 and all(
-                    p["state"] == "active" and p["owner"] in ("node1", "node3") for p in r.json["partitions"])
-
-            wait_for(settled, 60, "the partitions of the killed node to be active elsewhere")
+            wait_for(lambda: all_active_on(watcher, ("node1", "node3")), 60,
+                     "the partitions of the killed node to be active elsewhere")
             failover = time.monotonic() - killed
             sys.stderr.write("failover: kill -9 of one of three nodes to all partitions active: %.1f s\n" % failover)
-            n = len(acked)
-            wait_for(lambda: len(acked) >= n + 50, 60, "writes after the failover")
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
+            n = len(load.acked)
+            wait_for(lambda: len(load.acked) >= n + 50, 60, "writes after the failover")
+        acked = load.acked
         for uid, (status, body) in get_all(s.port, [p["uid"] for p in acked]).items():
             self.assertEqual(status, 200, uid)
         self.assertLess(failover, 30)

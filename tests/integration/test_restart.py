@@ -2,9 +2,8 @@
 acknowledged profile and replays only the tail of the log; the whole stack
 restarted keeps its data."""
 import signal
-import threading
 
-from harness import Stack, StackTest, main, wait_for
+from harness import CreateLoad, Stack, StackTest, main, wait_for
 
 
 def snapshot(s, uids):
@@ -14,35 +13,15 @@ def snapshot(s, uids):
 class CoreRestart(StackTest):
     def test_kill_9_during_writes_keeps_every_acknowledged_create(self):
         s = self.stack
-        acked, stop = [], threading.Event()
-
-        def writer(k):
-            i = 0
-            while not stop.is_set():
-                try:
-                    r = s.request("POST", "/api/profile", {"username": "w%d" % k, "email": "w%d.%d@mail.com" % (k, i)},
-                                  timeout=5)
-                except OSError:
-                    continue
-                if r.status == 201:
-                    acked.append(r.json)
-                i += 1
-
-        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        wait_for(lambda: len(acked) >= 100, 60, "100 acknowledged creates")
-        s.cores[1].stop(signal.SIGKILL)
-        stop.set()
-        for t in threads:
-            t.join()
-        n = len(acked)
+        with CreateLoad(s) as load:
+            wait_for(lambda: len(load.acked) >= 100, 60, "100 acknowledged creates")
+            s.cores[1].stop(signal.SIGKILL)
         s.start_core(1)
         s.wait_ready()
-        for p in acked:
+        for p in load.acked:
             r = s.request("GET", "/api/profile/" + p["uid"])
             self.assertEqual((r.status, r.json), (200, p))
-        self.assertGreaterEqual(n, 100)
+        self.assertGreaterEqual(len(load.acked), 100)
 
     def test_restart_replays_only_the_tail(self):
         s = self.stack
