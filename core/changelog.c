@@ -16,14 +16,14 @@
 
 #include "log.h"
 
-#define BATCH_MAX 1024        /* records taken from the consumer per round */
+#define BATCH_MAX 1024 /* records taken from the consumer per round */
 #define METADATA_TIMEOUT_MS 10000
 #define WATERMARK_TIMEOUT_MS 5000
 
 struct changelog {
 	rd_kafka_t *producer;
-	rd_kafka_t *consumer;    /* the group consumer */
-	rd_kafka_t *follower;    /* replicated mode: reads every partition */
+	rd_kafka_t *consumer; /* the group consumer */
+	rd_kafka_t *follower; /* replicated mode: reads every partition */
 	int replicated;
 	pthread_t group_thread;
 	changelog_handler h;
@@ -129,8 +129,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 static void
-on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-             void *opaque)
+on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	changelog *cl = opaque;
 	int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
@@ -256,7 +255,8 @@ consumer_main(void *arg)
 			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 				/* Deliver what came before, then report the end. */
 				for (size_t i = start; i < n; i++)
-					if (i + 1 == n || batch[i + 1]->partition != batch[start]->partition) {
+					if (i + 1 == n ||
+					    batch[i + 1]->partition != batch[start]->partition) {
 						deliver_run(cl, batch + start, i + 1 - start, recs);
 						start = i + 1;
 					}
@@ -357,14 +357,17 @@ topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions)
 	} else {
 		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
 		size_t cnt = 0;
-		const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+		const rd_kafka_topic_result_t **tr =
+		    res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
 
 		if (rd_kafka_event_error(ev))
 			log_warn("kafka: creating topic %s: %s", topic, rd_kafka_event_error_string(ev));
 		else if (cnt == 1 && rd_kafka_topic_result_error(tr[0]))
-			log_warn("kafka: creating topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
+			log_warn("kafka: creating topic %s: %s", topic,
+			         rd_kafka_topic_result_error_string(tr[0]));
 		else
-			log_info("kafka: created topic %s (%d partitions, compacted)", topic, (int)partitions);
+			log_info("kafka: created topic %s (%d partitions, compacted)", topic,
+			         (int)partitions);
 		rd_kafka_event_destroy(ev);
 	}
 	rd_kafka_queue_destroy(q);
@@ -399,7 +402,7 @@ int
 changelog_open(changelog **out, const changelog_config *cfg)
 {
 	static const char *const producer_defaults[] = {
-	    "enable.idempotence=true", "acks=all", "linger.ms=1", "message.timeout.ms=10000",
+	    "enable.idempotence=true",    "acks=all", "linger.ms=1", "message.timeout.ms=10000",
 	    "partitioner=murmur2_random", NULL};
 	static const char *const consumer_defaults[] = {
 	    "enable.auto.commit=false", "auto.offset.reset=earliest", "enable.partition.eof=true",
@@ -440,7 +443,7 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	}
 	if (n <= 0) {
 		log_error("kafka: %s", n < 0 ? "no broker answered the metadata request"
-		                              : "topic does not exist and could not be created");
+		                             : "topic does not exist and could not be created");
 		goto fail;
 	}
 	cl->partitions = n;
@@ -578,9 +581,9 @@ changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, con
                   size_t value_len, void *opaque)
 {
 	rd_kafka_resp_err_t err = rd_kafka_producev(
-	    cl->producer, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_PARTITION(p),
-	    RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
-	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+	    cl->producer, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_KEY(key, key_len),
+	    RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+	    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 
 	if (err) {
 		log_warn("kafka: produce to partition %d: %s", (int)p, rd_kafka_err2str(err));

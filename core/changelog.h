@@ -6,8 +6,8 @@
  * consumer thread is the only thread that writes to the stores: it hands each
  * batch of records to the handler, and tells it when partitions are assigned
  * and revoked. In replicated mode a third handle, the follower, reads every
- * partition for the stores, and the group consumer only decides ownership. rd_kafka error codes are mapped to profile statuses here and
- * never leave this module.
+ * partition for the stores, and the group consumer only decides ownership. rd_kafka error codes are mapped to
+ * profile statuses here and never leave this module.
  */
 #ifndef PROFILE_CHANGELOG_H
 #define PROFILE_CHANGELOG_H
@@ -51,11 +51,11 @@ typedef struct changelog_handler {
 } changelog_handler;
 
 typedef struct changelog_config {
-	const char *brokers;       /* bootstrap list */
-	const char *topic;         /* "profiles" */
-	const char *group;         /* consumer group id */
+	const char *brokers; /* bootstrap list */
+	const char *topic;   /* "profiles" */
+	const char *group;   /* consumer group id */
 	const char *client_id;
-	int32_t partitions;        /* partitions to create the topic with, if absent */
+	int32_t partitions; /* partitions to create the topic with, if absent */
 	/* "key=value" librdkafka properties, NULL-terminated arrays or NULL:
 	 * for both clients, then for each one (later ones win). */
 	const char *const *kafka_opts;
@@ -90,8 +90,8 @@ int32_t changelog_partition_count(const changelog *cl);
  * arrives once through handler.delivered with opaque. PROFILE_OK when
  * queued; PROFILE_UNAVAILABLE when not (nothing was produced, delivered will
  * not be called). */
-int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len,
-                      const void *value, size_t value_len, void *opaque);
+int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, const void *value,
+                      size_t value_len, void *opaque);
 
 /* 1 once the consumer has had its first assignment from the group. */
 int changelog_in_group(const changelog *cl);

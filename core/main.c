@@ -39,8 +39,8 @@ static cli_option options[] = {
      "Kafka bootstrap servers, host:port[,host:port...]", &opt_brokers},
     {"brokers-file", 0, "PROFILED_BROKERS_FILE", CLI_STRING, NULL, "FILE",
      "read the bootstrap list from FILE (as the local broker writes it)", &opt_brokers_file},
-    {"data", 'd', "PROFILED_DATA", CLI_STRING, "./var/core", "DIR",
-     "directory for the partition stores", &opt_data},
+    {"data", 'd', "PROFILED_DATA", CLI_STRING, "./var/core", "DIR", "directory for the partition stores",
+     &opt_data},
     {"node-id", 0, "PROFILED_NODE_ID", CLI_STRING, NULL, "ID",
      "name of this node (default: host name and listen address)", &opt_node_id},
     {"group", 'g', "PROFILED_GROUP", CLI_STRING, "profiled", "ID", "Kafka consumer group of the nodes",
@@ -54,13 +54,11 @@ static cli_option options[] = {
      &opt_state},
     {"partitions", 'p', "PROFILED_PARTITIONS", CLI_INT, "12", "N",
      "partitions to create the topic with when it does not exist", &opt_partitions},
-    {"contexts", 0, "PROFILED_CONTEXTS", CLI_INT, "64", "N", "RPC requests served at once",
-     &opt_contexts},
+    {"contexts", 0, "PROFILED_CONTEXTS", CLI_INT, "64", "N", "RPC requests served at once", &opt_contexts},
     {"deadline-ms", 0, "PROFILED_DEADLINE_MS", CLI_INT, "5000", "MS",
      "deadline of a request that carries none", &opt_deadline_ms},
     {"store-tune", 0, "PROFILED_STORE_TUNE", CLI_STRING, NULL, "PARAMS",
-     "Kyoto Cabinet tuning per partition (default #bnum=262144#msiz=67108864#opts=l)",
-     &opt_store_tune},
+     "Kyoto Cabinet tuning per partition (default #bnum=262144#msiz=67108864#opts=l)", &opt_store_tune},
     {"kafka", 'X', "PROFILED_KAFKA", CLI_LIST, NULL, "KEY=VALUE",
      "librdkafka property for producer and consumer (repeatable)", &opt_kafka},
     {"producer", 0, "PROFILED_PRODUCER", CLI_LIST, NULL, "KEY=VALUE",
@@ -145,7 +143,8 @@ watchdog_main(void *arg)
 	(void)arg;
 	sleep(SHUTDOWN_LIMIT_S);
 	log_error("shutdown took over %d s; exiting now (stores are consistent: each batch is one "
-	          "transaction)", SHUTDOWN_LIMIT_S);
+	          "transaction)",
+	          SHUTDOWN_LIMIT_S);
 	_exit(1);
 }
 
@@ -195,7 +194,8 @@ main(int argc, char **argv)
 		opt_advertise = opt_listen;
 	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
 	    opt_deadline_ms < 1) {
-		fprintf(stderr, "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0\n");
+		fprintf(stderr,
+		        "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0\n");
 		return 2;
 	}
 	if (opt_node_id == NULL) {
@@ -252,7 +252,8 @@ main(int argc, char **argv)
 		char dir[4096];
 
 		snprintf(dir, sizeof dir, "%s/store", opt_data);
-		if (partitions_new(&table, dir, opt_store_tune, changelog_partition_count(cl)) != PROFILE_OK ||
+		if (partitions_new(&table, dir, opt_store_tune, changelog_partition_count(cl)) !=
+		        PROFILE_OK ||
 		    service_new(&svc, &sc, table) != PROFILE_OK)
 			goto fail;
 		service_attach(svc, cl);
@@ -283,8 +284,8 @@ main(int argc, char **argv)
 			goto fail;
 	}
 	log_info("node %s serving on %s (advertised as %s, %s); topic %s has %d partitions; joining group %s",
-	         opt_node_id, opt_listen, opt_advertise, opt_state, opt_topic, (int)changelog_partition_count(cl),
-	         opt_group);
+	         opt_node_id, opt_listen, opt_advertise, opt_state, opt_topic,
+	         (int)changelog_partition_count(cl), opt_group);
 
 	sigwait(&sigs, &sig);
 	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

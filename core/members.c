@@ -19,12 +19,12 @@ struct members {
 	pthread_t thread;
 	volatile int stopping;
 	int started;
-	pthread_rwlock_t lock;   /* guards the table below */
+	pthread_rwlock_t lock; /* guards the table below */
 	member_node *nodes;
 	size_t n_nodes, cap_nodes;
-	int *owner;              /* per partition: index into nodes, or -1 */
+	int *owner; /* per partition: index into nodes, or -1 */
 	int ready;
-	int64_t end_at_open;     /* the reader is ready past this offset */
+	int64_t end_at_open; /* the reader is ready past this offset */
 };
 
 static void
@@ -53,6 +53,9 @@ client_new(const members_config *cfg, rd_kafka_type_t type)
 		/* Manual assignment; the id is required by librdkafka, never joined. */
 		rd_kafka_conf_set(conf, "group.id", "profiled-members-reader", err, sizeof err);
 		rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+		/* The table needs the whole topic: a reset must never skip to
+		 * its end (librdkafka's default). */
+		rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
 	}
 	for (const char *const *o = cfg->kafka_opts; o && *o; o++) {
 		char key[256];

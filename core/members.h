@@ -23,10 +23,10 @@ typedef struct members members;
 
 typedef struct members_config {
 	const char *brokers;
-	const char *topic;          /* "profiles.members" */
+	const char *topic; /* "profiles.members" */
 	const char *node_id;
-	const char *address;        /* this node's RPC address */
-	int32_t partitions;         /* partitions of the profiles topic */
+	const char *address;           /* this node's RPC address */
+	int32_t partitions;            /* partitions of the profiles topic */
 	const char *const *kafka_opts; /* librdkafka properties for both clients */
 } members_config;
 

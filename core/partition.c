@@ -19,16 +19,16 @@
 
 typedef struct part {
 	pthread_mutex_t mu;
-	pthread_rwlock_t rw;    /* read: store in use; write: store opened/closed */
+	pthread_rwlock_t rw; /* read: store in use; write: store opened/closed */
 	store *st;
 	int owned;
 	int active;
-	int64_t applied;        /* last applied offset, -1 = none */
-	int64_t target;         /* restoring until applied >= target */
-	int target_known;       /* else: until the consumer reports the end */
-	int64_t hi;             /* log end last seen, -1 = unknown */
+	int64_t applied;  /* last applied offset, -1 = none */
+	int64_t target;   /* restoring until applied >= target */
+	int target_known; /* else: until the consumer reports the end */
+	int64_t hi;       /* log end last seen, -1 = unknown */
 	uint64_t replayed;
-	int verify;             /* first record must be the one at `applied` */
+	int verify; /* first record must be the one at `applied` */
 	uint64_t fingerprint;
 	partition_waiter *waiters;
 } part;
@@ -49,7 +49,8 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 		log_error("store: cannot create %s: %s", dir, strerror(errno));
 		return PROFILE_INTERNAL;
 	}
-	if ((t = calloc(1, sizeof *t)) == NULL || (t->parts = calloc((size_t)count, sizeof *t->parts)) == NULL) {
+	if ((t = calloc(1, sizeof *t)) == NULL ||
+	    (t->parts = calloc((size_t)count, sizeof *t->parts)) == NULL) {
 		free(t);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}

@@ -32,7 +32,7 @@ typedef void (*partition_wake_fn)(partition_waiter *w, int status);
 /* Embedded in the waiting operation; owned by it. */
 struct partition_waiter {
 	partition_waiter *next;
-	int64_t offset;           /* wake when applied >= offset; -1: when active */
+	int64_t offset; /* wake when applied >= offset; -1: when active */
 	partition_wake_fn wake;
 	int queued;
 };
@@ -74,8 +74,7 @@ void partitions_read_end(partitions *t, int32_t p);
  * PROFILE_UNAVAILABLE when p is not owned (wake is not called), or
  * PROFILE_ABORTED when w was queued: wake will be called once, unless
  * partitions_cancel removes it first. */
-int partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *w,
-                    partition_wake_fn wake);
+int partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *w, partition_wake_fn wake);
 
 /* Removes a queued waiter. 1 when removed (wake will not be called), 0 when
  * its wake has already been taken for calling. */

@@ -140,7 +140,8 @@ remote_gather(router *r, const char *const *addresses, Profile__V1__Request *con
 
 		if (s != NULL) {
 			*s = (gather_slot){g, i};
-			if ((rc = router_send(r, addresses[i], reqs[i], budget_ms, 0, gathered, s)) != PROFILE_OK)
+			if ((rc = router_send(r, addresses[i], reqs[i], budget_ms, 0, gathered, s)) !=
+			    PROFILE_OK)
 				free(s);
 		}
 		if (rc != PROFILE_OK) {

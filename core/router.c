@@ -80,7 +80,8 @@ channel_for(router *r, const char *address)
 			break;
 	if (p == NULL && (p = calloc(1, sizeof *p)) != NULL) {
 		const char *addrs[1] = {address};
-		if ((p->address = strdup(address)) == NULL || call_channel_open(&p->ch, addrs, 1, 0) != PROFILE_OK) {
+		if ((p->address = strdup(address)) == NULL ||
+		    call_channel_open(&p->ch, addrs, 1, 0) != PROFILE_OK) {
 			log_warn("router: cannot open a channel to %s", address);
 			free(p->address);
 			free(p);

@@ -28,8 +28,8 @@ int router_owner(router *r, int32_t p, char *address, size_t size, int *is_self)
 
 /* Sends req (borrowed until done runs) to the node at address, once, with
  * hops set to 1. done runs exactly once when PROFILE_OK is returned. */
-int router_send(router *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms,
-                int write, client_raw_fn done, void *arg);
+int router_send(router *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms, int write,
+                client_raw_fn done, void *arg);
 
 /* 1 once the table has been read up to where the members topic stood when
  * this node started (always 1 without a table). */

@@ -49,10 +49,10 @@ struct op {
 	int state;
 	int replied;
 	int is_write;
-	int32_t p;               /* the partition waited on */
+	int32_t p; /* the partition waited on */
 	partition_waiter w;
-	op *qnext;               /* next write to the same uid */
-	op *prev, *next;         /* live list */
+	op *qnext;       /* next write to the same uid */
+	op *prev, *next; /* live list */
 	keyslot *key;
 	/* Writes: the new state (unused by a delete). */
 	int deleting;
@@ -67,13 +67,13 @@ struct service {
 	changelog *cl;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	op live;                 /* list head (sentinel) */
+	op live; /* list head (sentinel) */
 	keyslot *keys[KEY_BUCKETS];
 	pthread_t sweeper;
 	int stopping;
 	uint64_t requests, writes, in_flight, forwards;
-	router *router;          /* NULL: a node alone */
-	uint8_t *owned;          /* per partition: the group assigned it here (writes) */
+	router *router; /* NULL: a node alone */
+	uint8_t *owned; /* per partition: the group assigned it here (writes) */
 	int in_group;
 };
 
@@ -434,9 +434,10 @@ service_on_delivered(void *arg, void *opaque, int status, int32_t p, int64_t off
 	op *o = opaque;
 
 	if (status != PROFILE_OK) {
-		write_drive(write_end(o, status, status == PROFILE_UNAVAILABLE
-		                                     ? "Kafka did not take the write"
-		                                     : "Kafka did not acknowledge the write in time"));
+		write_drive(write_end(o, status,
+		                      status == PROFILE_UNAVAILABLE
+		                          ? "Kafka did not take the write"
+		                          : "Kafka did not acknowledge the write in time"));
 		return;
 	}
 	pthread_mutex_lock(&svc->mu);
@@ -477,7 +478,7 @@ typedef struct search_ctx {
 	Profile__V1__Request *reqs;
 	Profile__V1__Request **req_ptrs;
 	Profile__V1__SearchRequest *sreqs;
-	int32_t *parts;         /* storage for every node's partition list */
+	int32_t *parts; /* storage for every node's partition list */
 } search_ctx;
 
 static void
@@ -554,16 +555,18 @@ search_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *c
 
 /* Scatters the search of remote[0..nr) to their owners; takes found. */
 static void
-search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline,
-               Profile__V1__Profile **found, size_t n, const int32_t *remote, size_t nr)
+search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg,
+               int64_t deadline, Profile__V1__Profile **found, size_t n, const int32_t *remote, size_t nr)
 {
 	search_ctx *c = calloc(1, sizeof *c);
 	int64_t left = deadline - wire_mono_ms();
 	int self;
 
 	if (c == NULL || (c->addresses = calloc(nr, sizeof *c->addresses)) == NULL ||
-	    (c->addr_ptrs = calloc(nr, sizeof *c->addr_ptrs)) == NULL || (c->reqs = calloc(nr, sizeof *c->reqs)) == NULL ||
-	    (c->req_ptrs = calloc(nr, sizeof *c->req_ptrs)) == NULL || (c->sreqs = calloc(nr, sizeof *c->sreqs)) == NULL ||
+	    (c->addr_ptrs = calloc(nr, sizeof *c->addr_ptrs)) == NULL ||
+	    (c->reqs = calloc(nr, sizeof *c->reqs)) == NULL ||
+	    (c->req_ptrs = calloc(nr, sizeof *c->req_ptrs)) == NULL ||
+	    (c->sreqs = calloc(nr, sizeof *c->sreqs)) == NULL ||
 	    (c->parts = calloc(nr, sizeof *c->parts)) == NULL) {
 		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		if (c)
@@ -582,7 +585,8 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 		size_t k;
 
 		if (router_owner(svc->router, remote[i], addr, sizeof addr, &self) != PROFILE_OK || self) {
-			answer(done, arg, req->request_id, PROFILE_UNAVAILABLE, "no node serves a partition right now");
+			answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+			       "no node serves a partition right now");
 			search_ctx_free(c);
 			return;
 		}
@@ -614,7 +618,8 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 			c->sreqs[k].partitions = sorted + at;
 			for (size_t i = 0; i < nr; i++) {
 				char addr[MEMBERS_ADDR_MAX];
-				if (router_owner(svc->router, c->parts[i], addr, sizeof addr, &self) == PROFILE_OK &&
+				if (router_owner(svc->router, c->parts[i], addr, sizeof addr, &self) ==
+				        PROFILE_OK &&
 				    strcmp(addr, c->addresses[k]) == 0)
 					sorted[at++] = c->parts[i];
 			}
@@ -675,9 +680,11 @@ search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
 	if (rc == PROFILE_OK)
 		search_reply(done, arg, req->request_id, found, n);
 	else if (rc == PROFILE_INVALID_ARGUMENT || rc == PROFILE_INTERNAL)
-		answer(done, arg, req->request_id, rc, rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
+		answer(done, arg, req->request_id, rc,
+		       rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
 	else if (rc != PROFILE_ABORTED)
-		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE, "a partition is not served by this node");
+		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		       "a partition is not served by this node");
 	free_profiles(found, n);
 	return rc;
 }
@@ -856,15 +863,15 @@ typedef struct cluster_ctx {
 	service_done_fn done;
 	void *arg;
 	uint64_t id;
-	member_node *nodes;     /* from the members table */
+	member_node *nodes; /* from the members table */
 	size_t n_nodes;
-	int *owner;             /* per partition: index into nodes, or -1 */
-	size_t *asked;          /* remote request i went to nodes[asked[i]] */
+	int *owner;    /* per partition: index into nodes, or -1 */
+	size_t *asked; /* remote request i went to nodes[asked[i]] */
 	const char **addrs;
 	Profile__V1__Request *reqs;
 	Profile__V1__Request **req_ptrs;
 	Profile__V1__StatusRequest sreq;
-	status_buf self;        /* this node's own status */
+	status_buf self; /* this node's own status */
 	int self_index;
 } cluster_ctx;
 
@@ -968,7 +975,8 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 
 	if (svc->router && !router_ready(svc->router)) {
 		free(c);
-		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE, "this node has not read the membership yet");
+		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		       "this node has not read the membership yet");
 		return;
 	}
 	if (c == NULL || (c->owner = calloc((size_t)count, sizeof *c->owner)) == NULL ||
@@ -985,7 +993,15 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 	c->arg = arg;
 	c->id = req->request_id;
 	c->self_index = -1;
-	if (svc->router == NULL || router_snapshot(svc->router, &c->nodes, &c->n_nodes, c->owner) != PROFILE_OK) {
+	if (svc->router != NULL &&
+	    router_snapshot(svc->router, &c->nodes, &c->n_nodes, c->owner) == PROFILE_OK && c->n_nodes == 0) {
+		/* In a group, yet no member known: the table lags; say so. */
+		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		       "this node has not read the membership yet");
+		cluster_ctx_free(c);
+		return;
+	}
+	if (svc->router == NULL || c->nodes == NULL) {
 		/* Alone: this node is the whole cluster. */
 		free(c->nodes);
 		c->nodes = calloc(1, sizeof *c->nodes);
@@ -1028,8 +1044,8 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 		cluster_gathered(c, 0, NULL, NULL);
 		return;
 	}
-	if (remote_gather(svc->router, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1, cluster_gathered,
-	                  c) != PROFILE_OK) {
+	if (remote_gather(svc->router, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1,
+	                  cluster_gathered, c) != PROFILE_OK) {
 		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		cluster_ctx_free(c);
 	}
@@ -1051,8 +1067,8 @@ service_new_uid(char *out)
 	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	snprintf(out, WIRE_UID_LEN + 1,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-	         b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+	         b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 /* Checks the request's arguments; PROFILE_OK or INVALID_ARGUMENT + *why. */
@@ -1117,7 +1133,8 @@ send_to_owner(service *svc, int32_t p, Profile__V1__Request *req, uint32_t budge
               service_done_fn done, void *arg)
 {
 	if (req->hops > 0 || svc->router == NULL) {
-		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE, "this node does not own the partition");
+		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		       "this node does not own the partition");
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
@@ -1212,11 +1229,14 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 
 		if (req->body_case == PROFILE__V1__REQUEST__BODY_CREATE) {
 			if ((p = uid_for_create(svc, uid)) < 0) {
-				send_to_owner(svc, wire_partition(uid, WIRE_UID_LEN, count), req, budget, 1, done, arg);
+				send_to_owner(svc, wire_partition(uid, WIRE_UID_LEN, count), req, budget, 1,
+				              done, arg);
 				return;
 			}
 		} else {
-			memcpy(uid, req->body_case == PROFILE__V1__REQUEST__BODY_UPDATE ? req->update->uid : req->delete_->uid,
+			memcpy(uid,
+			       req->body_case == PROFILE__V1__REQUEST__BODY_UPDATE ? req->update->uid
+			                                                           : req->delete_->uid,
 			       WIRE_UID_LEN);
 			uid[WIRE_UID_LEN] = '\0';
 			lowercase(uid);
@@ -1279,8 +1299,8 @@ service_attach_router(service *svc, router *r)
  * the lock order is svc->mu, then a partition's), and only what this sweep
  * then owns, or copies of a reply's address, is used after unlocking. */
 typedef struct expiry {
-	op *own;                  /* removed from everything: ours to end */
-	service_done_fn done;     /* or: only answer this address */
+	op *own;              /* removed from everything: ours to end */
+	service_done_fn done; /* or: only answer this address */
 	void *arg;
 	uint64_t id;
 	const char *msg;
@@ -1327,7 +1347,8 @@ sweep(service *svc, int all)
 		} else {
 			o->replied = 1;
 			e.status = PROFILE_DEADLINE_EXCEEDED;
-			e.msg = "no acknowledgement from Kafka within the deadline; the write may still apply";
+			e.msg =
+			    "no acknowledgement from Kafka within the deadline; the write may still apply";
 		}
 		ex[n++] = e;
 	}

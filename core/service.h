@@ -27,10 +27,10 @@ typedef void (*service_done_fn)(void *arg, const Profile__V1__Response *resp);
 
 typedef struct service_config {
 	const char *node_id;
-	const char *address;        /* RPC address, reported by Status */
+	const char *address;          /* RPC address, reported by Status */
 	uint32_t default_deadline_ms; /* for requests that carry none */
 	uint32_t max_deadline_ms;
-	int replicated;             /* state mode: every partition followed here */
+	int replicated; /* state mode: every partition followed here */
 } service_config;
 
 typedef struct service_stats {

@@ -23,7 +23,7 @@ static const char pos_key[] = "\0pos";
 struct store {
 	KCDB *db;
 	int32_t partition;
-	int64_t offset;        /* last applied, -1 = none; written by the apply thread */
+	int64_t offset; /* last applied, -1 = none; written by the apply thread */
 	uint64_t fingerprint;
 };
 
@@ -278,8 +278,7 @@ store_apply(store *s, const store_record *recs, size_t n)
 	fp = store_fingerprint(last->key, last->key_len, last->value, last->value_len);
 	put_be64(pos, (uint64_t)last->offset);
 	put_be64(pos + 8, fp);
-	if (!kcdbset(s->db, pos_key, POS_KEY_LEN, (const char *)pos, sizeof pos) ||
-	    !kcdbendtran(s->db, 1)) {
+	if (!kcdbset(s->db, pos_key, POS_KEY_LEN, (const char *)pos, sizeof pos) || !kcdbendtran(s->db, 1)) {
 		log_error("store: partition %d: commit: %s", (int)s->partition, kcdbemsg(s->db));
 		kcdbendtran(s->db, 0);
 		return PROFILE_INTERNAL;

@@ -24,14 +24,10 @@ static const struct route {
 	route_id id;
 	int ok_status;
 } routes[] = {
-    {"POST", "/api/profile", 0, R_CREATE, 201},
-    {"GET", "/api/profile/", 1, R_GET, 200},
-    {"PUT", "/api/profile/", 1, R_UPDATE, 200},
-    {"DELETE", "/api/profile/", 1, R_DELETE, 204},
-    {"GET", "/api/search", 0, R_SEARCH, 200},
-    {"GET", "/healthz", 0, R_HEALTH, 200},
-    {"GET", "/readyz", 0, R_READY, 200},
-    {"GET", "/api/cluster", 0, R_CLUSTER, 200},
+    {"POST", "/api/profile", 0, R_CREATE, 201}, {"GET", "/api/profile/", 1, R_GET, 200},
+    {"PUT", "/api/profile/", 1, R_UPDATE, 200}, {"DELETE", "/api/profile/", 1, R_DELETE, 204},
+    {"GET", "/api/search", 0, R_SEARCH, 200},   {"GET", "/healthz", 0, R_HEALTH, 200},
+    {"GET", "/readyz", 0, R_READY, 200},        {"GET", "/api/cluster", 0, R_CLUSTER, 200},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -150,8 +146,8 @@ route_find(const char *method, const char *path, const char **uid, const char **
 	if (path_matched < 0)
 		return -404;
 	*allow = routes[path_matched].id == R_CREATE ? allow_profile
-	         : routes[path_matched].has_uid       ? allow_uid
-	                                              : allow_get;
+	         : routes[path_matched].has_uid      ? allow_uid
+	                                             : allow_get;
 	return -405;
 }
 
@@ -213,7 +209,8 @@ api_prepare(api_request *ar, const api_context *ctx, const char *method, const c
 	case R_CREATE:
 	case R_UPDATE: {
 		int create = routes[r].id == R_CREATE;
-		if (json_parse_fields(body, body_len, create, &ar->fields, reason, sizeof reason) != PROFILE_OK) {
+		if (json_parse_fields(body, body_len, create, &ar->fields, reason, sizeof reason) !=
+		    PROFILE_OK) {
 			answer_status(ar, PROFILE_INVALID_ARGUMENT, reason);
 			return;
 		}
@@ -308,15 +305,18 @@ answer_ready(api_request *ar, const Profile__V1__ClusterReply *c)
 	for (size_t i = 0; ar->ctx && i < ar->ctx->n_cores; i++) {
 		int found = 0;
 		for (size_t k = 0; k < c->n_nodes && !found; k++)
-			found = c->nodes[k]->reachable && strcmp(c->nodes[k]->address, ar->ctx->cores[i]) == 0;
+			found =
+			    c->nodes[k]->reachable && strcmp(c->nodes[k]->address, ar->ctx->cores[i]) == 0;
 		if (!found) {
-			snprintf(msg, sizeof msg, "core %.200s is not a reachable member of the cluster", ar->ctx->cores[i]);
+			snprintf(msg, sizeof msg, "core %.200s is not a reachable member of the cluster",
+			         ar->ctx->cores[i]);
 			answer_status(ar, PROFILE_UNAVAILABLE, msg);
 			return;
 		}
 	}
 	for (size_t i = 0; i < c->n_partitions; i++)
-		if (c->partitions[i]->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE && c->partitions[i]->owner[0])
+		if (c->partitions[i]->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE &&
+		    c->partitions[i]->owner[0])
 			active++;
 	if (c->partition_count > 0 && active == (size_t)c->partition_count) {
 		ar->resp.http = 200;
@@ -337,7 +337,7 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 	ar->kind = API_ANSWER;
 	if (call_status != PROFILE_OK) {
 		answer_status(ar, call_status,
-		              call_status == PROFILE_UNAVAILABLE         ? "no core node could take the request"
+		              call_status == PROFILE_UNAVAILABLE ? "no core node could take the request"
 		              : call_status == PROFILE_DEADLINE_EXCEEDED ? "no answer from the core in time"
 		              : call_status == PROFILE_INTERNAL          ? "malformed answer from the core"
 		                                                         : "the gateway is overloaded");

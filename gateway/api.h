@@ -17,11 +17,11 @@
 #define API_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
 
 typedef struct api_response {
-	int http;              /* HTTP status */
-	char *body;            /* malloc'd JSON text, or NULL for no body */
-	char etag[32];         /* "" when none */
-	int retry_after;       /* seconds; 0 when none */
-	const char *allow;     /* Allow header for 405, else NULL */
+	int http;          /* HTTP status */
+	char *body;        /* malloc'd JSON text, or NULL for no body */
+	char etag[32];     /* "" when none */
+	int retry_after;   /* seconds; 0 when none */
+	const char *allow; /* Allow header for 405, else NULL */
 } api_response;
 
 typedef enum { API_ANSWER, API_CALL } api_kind;
@@ -35,11 +35,11 @@ typedef struct api_context {
 
 typedef struct api_request {
 	api_kind kind;
-	api_response resp;      /* API_ANSWER: the answer */
+	api_response resp; /* API_ANSWER: the answer */
 	/* API_CALL: the request to send, and how to read its reply. */
 	Profile__V1__Request req;
 	const api_context *ctx;
-	int route;              /* index into the route table */
+	int route; /* index into the route table */
 	int write;
 	/* storage the request points into */
 	union {

@@ -82,8 +82,8 @@ on_reply(void *arg, int status, Profile__V1__Response *resp)
 }
 
 static enum MHD_Result
-on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-          const char *version, const char *upload, size_t *upload_size, void **con_cls)
+on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
+          const char *upload, size_t *upload_size, void **con_cls)
 {
 	http_server *srv = cls;
 	exchange *x = *con_cls;

@@ -16,9 +16,9 @@
 typedef struct http_server http_server;
 
 typedef struct http_config {
-	const char *address;      /* IPv4 address to bind, e.g. "0.0.0.0" */
+	const char *address; /* IPv4 address to bind, e.g. "0.0.0.0" */
 	uint16_t port;
-	unsigned threads;         /* polling threads */
+	unsigned threads; /* polling threads */
 	unsigned connection_timeout_s;
 	unsigned max_connections;
 	uint32_t call_timeout_ms; /* deadline of each RPC */

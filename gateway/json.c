@@ -126,21 +126,23 @@ json_render_cluster(const Profile__V1__ClusterReply *c)
 
 		for (size_t k = 0; owned && k < n->n_partitions; k++)
 			json_array_append_new(owned, json_integer(n->partitions[k]));
-		json_array_append_new(nodes, json_pack("{s:s, s:s, s:o, s:b, s:I, s:I}", "id", n->node_id, "address",
-		                                       n->address, "partitions", owned ? owned : json_array(),
-		                                       "reachable", n->reachable, "requests", (json_int_t)n->requests,
+		json_array_append_new(nodes, json_pack("{s:s, s:s, s:o, s:b, s:I, s:I}", "id", n->node_id,
+		                                       "address", n->address, "partitions",
+		                                       owned ? owned : json_array(), "reachable",
+		                                       n->reachable, "requests", (json_int_t)n->requests,
 		                                       "forwards", (json_int_t)n->forwards));
 	}
 	for (size_t i = 0; i < c->n_partitions; i++) {
 		const Profile__V1__ClusterPartition *p = c->partitions[i];
 		const char *state = p->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE      ? "active"
 		                    : p->state == PROFILE__V1__PARTITION_STATE__STATE__RESTORING ? "restoring"
-		                                                                                : "unknown";
+		                                                                                 : "unknown";
 
-		json_array_append_new(parts, json_pack("{s:i, s:s?, s:s, s:I, s:I, s:I}", "partition", (int)p->partition,
-		                                       "owner", p->owner[0] ? p->owner : NULL, "state", state, "lag",
-		                                       (json_int_t)p->lag, "applied_offset", (json_int_t)p->applied_offset,
-		                                       "replayed", (json_int_t)p->replayed));
+		json_array_append_new(
+		    parts, json_pack("{s:i, s:s?, s:s, s:I, s:I, s:I}", "partition", (int)p->partition,
+		                     "owner", p->owner[0] ? p->owner : NULL, "state", state, "lag",
+		                     (json_int_t)p->lag, "applied_offset", (json_int_t)p->applied_offset,
+		                     "replayed", (json_int_t)p->replayed));
 	}
 	json_object_set_new(root, "partition_count", json_integer(c->partition_count));
 	json_object_set(root, "nodes", nodes);

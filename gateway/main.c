@@ -18,8 +18,8 @@ static const char **opt_cores;
 static long opt_port, opt_threads, opt_timeout_ms, opt_conn_timeout, opt_max_conn;
 
 static cli_option options[] = {
-    {"address", 'a', "PROFILE_GATEWAY_ADDRESS", CLI_STRING, "0.0.0.0", "IP",
-     "IPv4 address to listen on", &opt_address},
+    {"address", 'a', "PROFILE_GATEWAY_ADDRESS", CLI_STRING, "0.0.0.0", "IP", "IPv4 address to listen on",
+     &opt_address},
     {"port", 'p', "PROFILE_GATEWAY_PORT", CLI_INT, "8080", "PORT", "HTTP port", &opt_port},
     {"core", 'c', "PROFILE_GATEWAY_CORES", CLI_LIST, NULL, "URL",
      "core node RPC address (repeatable; the variable takes a space-separated list)", &opt_cores},
@@ -30,8 +30,8 @@ static cli_option options[] = {
      "close idle or stalled client connections after this long", &opt_conn_timeout},
     {"max-connections", 0, "PROFILE_GATEWAY_MAX_CONNECTIONS", CLI_INT, "4096", "N",
      "client connections at once", &opt_max_conn},
-    {"log-level", 0, "PROFILE_GATEWAY_LOG_LEVEL", CLI_STRING, "info", "LEVEL",
-     "error, warn, info or debug", &opt_log_level},
+    {"log-level", 0, "PROFILE_GATEWAY_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
+     &opt_log_level},
 };
 
 int

@@ -44,7 +44,8 @@ set_value(const cli_option *o, const char *text, const char *from, int split)
 		errno = 0;
 		v = strtol(text, &end, 10);
 		if (errno || end == text || *end != '\0' || v < 0) {
-			fprintf(stderr, "%s --%s wants a non-negative integer, not '%s'\n", from, o->flag, text);
+			fprintf(stderr, "%s --%s wants a non-negative integer, not '%s'\n", from, o->flag,
+			        text);
 			return -1;
 		}
 		*(long *)o->value = v;
@@ -74,10 +75,11 @@ print_help(const char *usage, const char *about, const cli_option *opts, size_t 
 		const cli_option *o = &opts[i];
 
 		if (o->short_flag)
-			snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_flag, o->flag, o->arg ? " " : "",
-			         o->arg ? o->arg : "");
+			snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_flag, o->flag,
+			         o->arg ? " " : "", o->arg ? o->arg : "");
 		else
-			snprintf(left, sizeof left, "    --%s%s%s", o->flag, o->arg ? " " : "", o->arg ? o->arg : "");
+			snprintf(left, sizeof left, "    --%s%s%s", o->flag, o->arg ? " " : "",
+			         o->arg ? o->arg : "");
 		printf("  %-30s %s", left, o->help);
 		if (o->def)
 			printf(" (default: %s)", o->def);

@@ -13,21 +13,20 @@
 typedef enum { CLI_STRING, CLI_INT, CLI_LIST, CLI_FLAG } cli_type;
 
 typedef struct cli_option {
-	const char *flag;    /* "listen" for --listen */
-	char short_flag;     /* 0 for none */
-	const char *env;     /* "PROFILED_LISTEN", or NULL */
+	const char *flag; /* "listen" for --listen */
+	char short_flag;  /* 0 for none */
+	const char *env;  /* "PROFILED_LISTEN", or NULL */
 	cli_type type;
-	const char *def;     /* default as text, or NULL */
-	const char *arg;     /* name of the value in --help, e.g. "URL" */
+	const char *def; /* default as text, or NULL */
+	const char *arg; /* name of the value in --help, e.g. "URL" */
 	const char *help;
-	void *value;         /* const char ** / long * / const char *** / int * */
+	void *value; /* const char ** / long * / const char *** / int * */
 } cli_option;
 
 /* Parses argv against opts[0..n). Lists (CLI_LIST) collect every use of the
  * flag; from the environment they are split on whitespace. Returns 0 to go
  * on, 1 when --help or --version was printed (exit 0), 2 on a usage error
  * (printed to stderr; exit 2). */
-int cli_parse(int argc, char **argv, const char *usage, const char *about, cli_option *opts,
-              size_t n);
+int cli_parse(int argc, char **argv, const char *usage, const char *about, cli_option *opts, size_t n);
 
 #endif

@@ -5,21 +5,9 @@
 #include <time.h>
 
 static const char *const status_names[] = {
-	"OK",
-	"CANCELLED",
-	"UNKNOWN",
-	"INVALID_ARGUMENT",
-	"DEADLINE_EXCEEDED",
-	"NOT_FOUND",
-	"ALREADY_EXISTS",
-	"PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED",
-	"FAILED_PRECONDITION",
-	"ABORTED",
-	"OUT_OF_RANGE",
-	"UNIMPLEMENTED",
-	"INTERNAL",
-	"UNAVAILABLE",
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
 };
 
 const char *
@@ -42,8 +30,8 @@ wire_murmur2(const void *key, size_t len)
 	size_t i = 0;
 
 	for (; i + 4 <= len; i += 4) {
-		uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 |
-		             (uint32_t)data[i + 2] << 16 | (uint32_t)data[i + 3] << 24;
+		uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16 |
+		             (uint32_t)data[i + 3] << 24;
 		k *= m;
 		k ^= k >> r;
 		k *= m;
@@ -110,8 +98,8 @@ wire_utf8_valid(const char *str, size_t len)
 			cp = cp << 6 | (s[i + k] & 0x3f);
 		}
 		/* Overlong three- and four-byte forms, surrogates, > U+10FFFF. */
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) ||
+		    cp > 0x10ffff)
 			return 0;
 		i += n + 1;
 	}
@@ -157,8 +145,7 @@ wire_check_username(const char *s, const char **why)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		/* C0 controls, DEL, and C1 controls (U+0080..U+009F = C2 80..9F). */
-		if (c < 0x20 || c == 0x7f ||
-		    (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] < 0xa0)) {
+		if (c < 0x20 || c == 0x7f || (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] < 0xa0)) {
 			*why = "username must not contain control characters";
 			return PROFILE_INVALID_ARGUMENT;
 		}

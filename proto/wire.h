@@ -14,9 +14,9 @@
 #include "profile.pb-c.h"
 #include "profile/status.h"
 
-#define WIRE_UID_LEN 36          /* canonical UUID text, no terminator */
-#define WIRE_USERNAME_MAX 64     /* characters (code points) */
-#define WIRE_EMAIL_MAX 254       /* bytes (RFC 5321 path limit) */
+#define WIRE_UID_LEN 36            /* canonical UUID text, no terminator */
+#define WIRE_USERNAME_MAX 64       /* characters (code points) */
+#define WIRE_EMAIL_MAX 254         /* bytes (RFC 5321 path limit) */
 #define WIRE_MESSAGE_MAX (1 << 20) /* largest RPC message accepted */
 
 /* Kafka's murmur2 (Java's Utils.murmur2, seed 0x9747b28c). */
@@ -28,7 +28,7 @@ int32_t wire_partition(const char *key, size_t len, int32_t count);
 
 /* Each validator returns PROFILE_OK, or PROFILE_INVALID_ARGUMENT with *why
  * set to a static sentence naming the rule that failed. s may be NULL. */
-int wire_check_uid(const char *s, const char **why);      /* UUID, any case */
+int wire_check_uid(const char *s, const char **why); /* UUID, any case */
 int wire_check_username(const char *s, const char **why);
 int wire_check_email(const char *s, const char **why);
 

@@ -22,7 +22,7 @@ typedef struct bench {
 	char (*uids)[37];
 	size_t nuids, want; /* W_FILL: profiles made so far, to make */
 	int64_t end_us;
-	uint32_t *lat;      /* microseconds */
+	uint32_t *lat; /* microseconds */
 	size_t lat_cap;
 	size_t lat_n;
 	uint64_t errors;
@@ -200,11 +200,18 @@ bench_main(profile_client *c, int argc, char **argv)
 	optind = 0; /* full reset: the global options were parsed with "+" */
 	while ((opt = getopt_long(argc, argv, "n:d:p:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'n': concurrency = atoi(optarg); break;
-		case 'd': duration = atof(optarg); break;
-		case 'p': profiles = atol(optarg); break;
+		case 'n':
+			concurrency = atoi(optarg);
+			break;
+		case 'd':
+			duration = atof(optarg);
+			break;
+		case 'p':
+			profiles = atol(optarg);
+			break;
 		case 'h':
-			printf("usage: profilectl bench [--concurrency N] [--duration SECONDS] [--profiles N]\n");
+			printf("usage: profilectl bench [--concurrency N] [--duration SECONDS] [--profiles "
+			       "N]\n");
 			return 0;
 		default:
 			fprintf(stderr, "try 'profilectl bench --help'\n");
@@ -213,7 +220,8 @@ bench_main(profile_client *c, int argc, char **argv)
 	}
 	if (concurrency < 1 || concurrency > 4096 || duration <= 0 || duration > 3600 || profiles < 1 ||
 	    profiles > 10000000 || optind != argc) {
-		fprintf(stderr, "profilectl bench: --concurrency 1..4096, --duration 0..3600 s, --profiles 1..10000000\n");
+		fprintf(stderr, "profilectl bench: --concurrency 1..4096, --duration 0..3600 s, --profiles "
+		                "1..10000000\n");
 		return 2;
 	}
 	pthread_mutex_init(&b.mu, NULL);

@@ -18,32 +18,31 @@
 
 #define DEFAULT_CORE "tcp://127.0.0.1:7001"
 
-static const char usage[] =
-    "usage: profilectl [--core ADDR]... [--timeout SECONDS] COMMAND [ARGS]\n"
-    "\n"
-    "The command line of the profile service: talks to core nodes over nng with\n"
-    "libprofile-client, or follows the Kafka topic (watch).\n"
-    "\n"
-    "commands:\n"
-    "  create USERNAME EMAIL                 create a profile\n"
-    "  get UID                               print a profile\n"
-    "  update UID [--username U] [--email E] [--if-version N]\n"
-    "                                        change a profile\n"
-    "  delete UID [--if-version N]           delete a profile\n"
-    "  search EMAIL                          print the profiles with this email\n"
-    "  watch --brokers LIST [--from-beginning]\n"
-    "                                        print every change on the topic\n"
-    "  bench [--concurrency N] [--duration S] [--profiles N]\n"
-    "                                        measure get, create and a 90/10 mix\n"
-    "\n"
-    "options:\n"
-    "  -c, --core ADDR      core node address, repeatable; default $PROFILE_CORE\n"
-    "                       (space-separated) or " DEFAULT_CORE "\n"
-    "  -t, --timeout S      deadline of each call in seconds (default 5)\n"
-    "  -h, --help           this help; 'profilectl COMMAND --help' for a command's\n"
-    "\n"
-    "Results are JSON lines on stdout. Failures print one line on stderr,\n"
-    "STATUS: message, and exit 1 (2 for usage errors).\n";
+static const char usage[] = "usage: profilectl [--core ADDR]... [--timeout SECONDS] COMMAND [ARGS]\n"
+                            "\n"
+                            "The command line of the profile service: talks to core nodes over nng with\n"
+                            "libprofile-client, or follows the Kafka topic (watch).\n"
+                            "\n"
+                            "commands:\n"
+                            "  create USERNAME EMAIL                 create a profile\n"
+                            "  get UID                               print a profile\n"
+                            "  update UID [--username U] [--email E] [--if-version N]\n"
+                            "                                        change a profile\n"
+                            "  delete UID [--if-version N]           delete a profile\n"
+                            "  search EMAIL                          print the profiles with this email\n"
+                            "  watch --brokers LIST [--from-beginning]\n"
+                            "                                        print every change on the topic\n"
+                            "  bench [--concurrency N] [--duration S] [--profiles N]\n"
+                            "                                        measure get, create and a 90/10 mix\n"
+                            "\n"
+                            "options:\n"
+                            "  -c, --core ADDR      core node address, repeatable; default $PROFILE_CORE\n"
+                            "                       (space-separated) or " DEFAULT_CORE "\n"
+                            "  -t, --timeout S      deadline of each call in seconds (default 5)\n"
+                            "  -h, --help           this help; 'profilectl COMMAND --help' for a command's\n"
+                            "\n"
+                            "Results are JSON lines on stdout. Failures print one line on stderr,\n"
+                            "STATUS: message, and exit 1 (2 for usage errors).\n";
 
 static const struct {
 	const char *name;
@@ -110,8 +109,8 @@ fail(int status)
 int
 print_profile(const profile_info *p)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p->uid, "username", p->username, "email",
-	                      p->email, "version", (json_int_t)p->version, "created_at",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p->uid, "username", p->username,
+	                      "email", p->email, "version", (json_int_t)p->version, "created_at",
 	                      (json_int_t)p->created_at, "updated_at", (json_int_t)p->updated_at);
 	int rc;
 
@@ -144,10 +143,11 @@ parse_version(const char *s, uint64_t *out)
 static int
 command_options(int argc, char **argv, const char **username, const char **email, uint64_t *version)
 {
-	static const struct option opts[] = {
-	    {"username", required_argument, NULL, 'u'}, {"email", required_argument, NULL, 'e'},
-	    {"if-version", required_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"username", required_argument, NULL, 'u'},
+	                                     {"email", required_argument, NULL, 'e'},
+	                                     {"if-version", required_argument, NULL, 'v'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	int c;
 
 	optind = 0; /* full reset: the global options were parsed with "+" */
@@ -165,7 +165,8 @@ command_options(int argc, char **argv, const char **username, const char **email
 			break;
 		case 'v':
 			if (!version || parse_version(optarg, version) != 0) {
-				usage_error("--if-version wants a version number (1, 2, ...), not '%s'", optarg);
+				usage_error("--if-version wants a version number (1, 2, ...), not '%s'",
+				            optarg);
 				return -2;
 			}
 			break;
@@ -296,8 +297,10 @@ main(int argc, char **argv)
 		case 't':
 			errno = 0;
 			timeout_s = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !isfinite(timeout_s) || timeout_s <= 0 || timeout_s > 3600)
-				return usage_error("--timeout wants seconds (0 < S <= 3600), not '%s'", optarg);
+			if (errno || end == optarg || *end || !isfinite(timeout_s) || timeout_s <= 0 ||
+			    timeout_s > 3600)
+				return usage_error("--timeout wants seconds (0 < S <= 3600), not '%s'",
+				                   optarg);
 			break;
 		case 'h':
 			fputs(usage, stdout);

@@ -64,8 +64,8 @@ print_change(const rd_kafka_message_t *m)
 		profile__v1__profile_event__free_unpacked(ev, NULL);
 	}
 	if (o == NULL) { /* a key that is not UTF-8 */
-		fprintf(stderr, "watch: partition %d offset %lld: unreadable key, skipped\n", (int)m->partition,
-		        (long long)m->offset);
+		fprintf(stderr, "watch: partition %d offset %lld: unreadable key, skipped\n",
+		        (int)m->partition, (long long)m->offset);
 		return;
 	}
 	json_dumpf(o, stdout, JSON_COMPACT);
@@ -114,9 +114,15 @@ watch_main(int argc, char **argv)
 	optind = 0; /* full reset: the global options were parsed with "+" */
 	while ((c = getopt_long(argc, argv, "b:t:X:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'b': brokers = optarg; break;
-		case 't': topic = optarg; break;
-		case 'B': from_beginning = 1; break;
+		case 'b':
+			brokers = optarg;
+			break;
+		case 't':
+			topic = optarg;
+			break;
+		case 'B':
+			from_beginning = 1;
+			break;
 		case 'X':
 			if (set(conf, optarg) != 0) {
 				rd_kafka_conf_destroy(conf);
@@ -125,9 +131,11 @@ watch_main(int argc, char **argv)
 			break;
 		case 'h':
 			rd_kafka_conf_destroy(conf);
-			printf("usage: profilectl watch --brokers LIST [--from-beginning] [--topic NAME] [-X KEY=VALUE]...\n\n"
+			printf("usage: profilectl watch --brokers LIST [--from-beginning] [--topic NAME] [-X "
+			       "KEY=VALUE]...\n\n"
 			       "Prints every change on the profiles topic as one JSON line:\n"
-			       "{\"op\":\"create|update|delete\",\"uid\",\"profile\",\"partition\",\"offset\"}.\n");
+			       "{\"op\":\"create|update|delete\",\"uid\",\"profile\",\"partition\","
+			       "\"offset\"}.\n");
 			return 0;
 		default:
 			rd_kafka_conf_destroy(conf);
@@ -137,7 +145,9 @@ watch_main(int argc, char **argv)
 	}
 	if (brokers == NULL || *brokers == '\0' || optind != argc) {
 		rd_kafka_conf_destroy(conf);
-		fprintf(stderr, "profilectl watch: needs --brokers LIST (or $PROFILE_BROKERS) and no other arguments\n");
+		fprintf(
+		    stderr,
+		    "profilectl watch: needs --brokers LIST (or $PROFILE_BROKERS) and no other arguments\n");
 		return 2;
 	}
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) ||
@@ -146,7 +156,9 @@ watch_main(int argc, char **argv)
 	    /* librdkafka's consumer wants a group id even with a manual
 	     * assignment; this one is never joined and nothing is committed. */
 	    rd_kafka_conf_set(conf, "group.id", "profilectl-watch", err, sizeof err) ||
-	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err)) {
+	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "auto.offset.reset", from_beginning ? "earliest" : "latest", err,
+	                      sizeof err)) {
 		fprintf(stderr, "profilectl watch: %s\n", err);
 		rd_kafka_conf_destroy(conf);
 		return 2;
@@ -166,7 +178,8 @@ watch_main(int argc, char **argv)
 		rd_kafka_metadata_destroy(md);
 	}
 	if (count <= 0) {
-		fprintf(stderr, "UNAVAILABLE: %s\n", count < 0 ? "topic not found, or no broker answered" : "topic has no partitions");
+		fprintf(stderr, "UNAVAILABLE: %s\n",
+		        count < 0 ? "topic not found, or no broker answered" : "topic has no partitions");
 		rd_kafka_destroy(rk);
 		return 1;
 	}

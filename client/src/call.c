@@ -96,7 +96,8 @@ slot_cb(void *arg)
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(s->aio));
 			/* Never handed to a node: nothing ran. */
-			slot_finish(s, rv == NNG_ENOMEM ? PROFILE_RESOURCE_EXHAUSTED : PROFILE_UNAVAILABLE, NULL);
+			slot_finish(s, rv == NNG_ENOMEM ? PROFILE_RESOURCE_EXHAUSTED : PROFILE_UNAVAILABLE,
+			            NULL);
 			return;
 		}
 		left = s->deadline - wire_mono_ms();
@@ -106,7 +107,8 @@ slot_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		int status = rv == NNG_ETIMEDOUT || s->write ? PROFILE_DEADLINE_EXCEEDED : PROFILE_UNAVAILABLE;
+		int status =
+		    rv == NNG_ETIMEDOUT || s->write ? PROFILE_DEADLINE_EXCEEDED : PROFILE_UNAVAILABLE;
 		slot_finish(s, rv == NNG_ENOMEM ? PROFILE_RESOURCE_EXHAUSTED : status, NULL);
 		return;
 	}
@@ -213,15 +215,15 @@ fail:
 }
 
 int
-call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int write,
-           call_done_fn done, void *arg)
+call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int write, call_done_fn done,
+           void *arg)
 {
 	return call_start_ex(ch, req, timeout_ms, timeout_ms, write, done, arg);
 }
 
 int
-call_start_ex(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms,
-              uint32_t send_timeout_ms, int write, call_done_fn done, void *arg)
+call_start_ex(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
+              int write, call_done_fn done, void *arg)
 {
 	size_t len;
 	nng_msg *msg;

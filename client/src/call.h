@@ -51,14 +51,14 @@ void call_channel_close(call_channel *ch);
  * status says why (PROFILE_RESOURCE_EXHAUSTED, PROFILE_INVALID_ARGUMENT for
  * an oversize request). write: 1 if the request changes state (a lost
  * connection then gives DEADLINE_EXCEEDED, since it may have run). */
-int call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int write,
-               call_done_fn done, void *arg);
+int call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int write, call_done_fn done,
+               void *arg);
 
 /* As call_start, but a request no node has taken within send_timeout_ms
  * fails with PROFILE_UNAVAILABLE then (so a caller can try another
  * address) instead of waiting out the whole deadline. */
-int call_start_ex(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms,
-                  uint32_t send_timeout_ms, int write, call_done_fn done, void *arg);
+int call_start_ex(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
+                  int write, call_done_fn done, void *arg);
 
 /* Number of live connections to nodes right now (0 while a node is down or
  * not yet dialed). */

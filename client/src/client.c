@@ -16,7 +16,7 @@
 #include "client_internal.h"
 
 #define DEFAULT_DEADLINE_MS 5000
-#define SEND_TIMEOUT_MS 1000   /* to give up on an address and try the next */
+#define SEND_TIMEOUT_MS 1000 /* to give up on an address and try the next */
 #define BACKOFF_FIRST_MS 10
 #define BACKOFF_MAX_MS 250
 #define ROUTE_MAX_PARTITIONS 4096
@@ -64,21 +64,36 @@ const char *
 profile_strerror(int status)
 {
 	switch (status) {
-	case PROFILE_OK: return "success";
-	case PROFILE_CANCELLED: return "the call was cancelled";
-	case PROFILE_INVALID_ARGUMENT: return "invalid argument";
-	case PROFILE_DEADLINE_EXCEEDED: return "no answer within the deadline (a write may have been applied)";
-	case PROFILE_NOT_FOUND: return "no such profile";
-	case PROFILE_ALREADY_EXISTS: return "the profile already exists";
-	case PROFILE_PERMISSION_DENIED: return "permission denied";
-	case PROFILE_RESOURCE_EXHAUSTED: return "too many calls in flight, or out of memory";
-	case PROFILE_FAILED_PRECONDITION: return "the profile's version is not the one expected";
-	case PROFILE_ABORTED: return "aborted by a conflict";
-	case PROFILE_OUT_OF_RANGE: return "out of range";
-	case PROFILE_UNIMPLEMENTED: return "not implemented by the service";
-	case PROFILE_INTERNAL: return "internal error, or a malformed answer";
-	case PROFILE_UNAVAILABLE: return "the service is unavailable (nothing was executed; retry later)";
-	default: return "unknown error";
+	case PROFILE_OK:
+		return "success";
+	case PROFILE_CANCELLED:
+		return "the call was cancelled";
+	case PROFILE_INVALID_ARGUMENT:
+		return "invalid argument";
+	case PROFILE_DEADLINE_EXCEEDED:
+		return "no answer within the deadline (a write may have been applied)";
+	case PROFILE_NOT_FOUND:
+		return "no such profile";
+	case PROFILE_ALREADY_EXISTS:
+		return "the profile already exists";
+	case PROFILE_PERMISSION_DENIED:
+		return "permission denied";
+	case PROFILE_RESOURCE_EXHAUSTED:
+		return "too many calls in flight, or out of memory";
+	case PROFILE_FAILED_PRECONDITION:
+		return "the profile's version is not the one expected";
+	case PROFILE_ABORTED:
+		return "aborted by a conflict";
+	case PROFILE_OUT_OF_RANGE:
+		return "out of range";
+	case PROFILE_UNIMPLEMENTED:
+		return "not implemented by the service";
+	case PROFILE_INTERNAL:
+		return "internal error, or a malformed answer";
+	case PROFILE_UNAVAILABLE:
+		return "the service is unavailable (nothing was executed; retry later)";
+	default:
+		return "unknown error";
 	}
 }
 
@@ -167,8 +182,8 @@ on_route_answer(void *arg, int status, Profile__V1__Response *resp)
 	profile_client *c = arg;
 
 	if (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__OK &&
-	    resp->body_case == PROFILE__V1__RESPONSE__BODY_CLUSTER &&
-	    resp->cluster->partition_count > 0 && resp->cluster->partition_count <= ROUTE_MAX_PARTITIONS) {
+	    resp->body_case == PROFILE__V1__RESPONSE__BODY_CLUSTER && resp->cluster->partition_count > 0 &&
+	    resp->cluster->partition_count <= ROUTE_MAX_PARTITIONS) {
 		const Profile__V1__ClusterReply *cr = resp->cluster;
 
 		for (size_t i = 0; i < cr->n_partitions; i++) {
@@ -233,14 +248,22 @@ first_address(profile_client *c, const Profile__V1__Request *req)
 
 	if (count > 0) {
 		switch (req->body_case) {
-		case PROFILE__V1__REQUEST__BODY_GET: uid = req->get->uid; break;
-		case PROFILE__V1__REQUEST__BODY_UPDATE: uid = req->update->uid; break;
-		case PROFILE__V1__REQUEST__BODY_DELETE: uid = req->delete_->uid; break;
-		default: break;
+		case PROFILE__V1__REQUEST__BODY_GET:
+			uid = req->get->uid;
+			break;
+		case PROFILE__V1__REQUEST__BODY_UPDATE:
+			uid = req->update->uid;
+			break;
+		case PROFILE__V1__REQUEST__BODY_DELETE:
+			uid = req->delete_->uid;
+			break;
+		default:
+			break;
 		}
 	}
 	if (uid && strlen(uid) == WIRE_UID_LEN) {
-		int16_t idx = __atomic_load_n(&c->route[wire_partition(uid, WIRE_UID_LEN, count)], __ATOMIC_RELAXED);
+		int16_t idx =
+		    __atomic_load_n(&c->route[wire_partition(uid, WIRE_UID_LEN, count)], __ATOMIC_RELAXED);
 		if (idx >= 0 && (size_t)idx < c->n && call_channel_connected(c->ch[idx]) > 0)
 			return (size_t)idx;
 	}
@@ -252,9 +275,9 @@ first_address(profile_client *c, const Profile__V1__Request *req)
 typedef struct attempt {
 	profile_client *c;
 	Profile__V1__Request *req;
-	int64_t deadline;   /* monotonic ms */
+	int64_t deadline; /* monotonic ms */
 	int write;
-	size_t idx;         /* address in use */
+	size_t idx; /* address in use */
 	unsigned tries;
 	nng_aio *sleep;
 	client_raw_fn done;
@@ -310,7 +333,8 @@ on_answer(void *arg, int status, Profile__V1__Response *resp)
 	/* Not executed: try again, on the next address, after a pause that
 	 * grows each time every address has been tried. */
 	a->tries++;
-	backoff = a->tries < a->c->n ? 0 : BACKOFF_FIRST_MS << ((a->tries / a->c->n) < 5 ? a->tries / a->c->n : 5);
+	backoff =
+	    a->tries < a->c->n ? 0 : BACKOFF_FIRST_MS << ((a->tries / a->c->n) < 5 ? a->tries / a->c->n : 5);
 	if (backoff > BACKOFF_MAX_MS)
 		backoff = BACKOFF_MAX_MS;
 	if ((int64_t)backoff >= left) {
@@ -350,8 +374,8 @@ attempt_send(attempt *a)
 }
 
 int
-client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, int write,
-            client_raw_fn done, void *arg)
+client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, int write, client_raw_fn done,
+            void *arg)
 {
 	attempt *a;
 	int rc;
@@ -370,8 +394,8 @@ client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, 
 	a->arg = arg;
 	a->idx = first_address(c, req);
 	/* The first send's failure to start is the caller's to see. */
-	rc = call_start_ex(c->ch[a->idx], req, deadline_ms, c->n > 1 ? SEND_TIMEOUT_MS : 0, write,
-	                   on_answer, a);
+	rc = call_start_ex(c->ch[a->idx], req, deadline_ms, c->n > 1 ? SEND_TIMEOUT_MS : 0, write, on_answer,
+	                   a);
 	if (rc != PROFILE_OK)
 		free(a);
 	return rc;
@@ -461,7 +485,8 @@ result_of(const op *o, const Profile__V1__Response *resp, void **result)
 		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_SEARCH)
 			return PROFILE_INTERNAL;
 		if ((l = calloc(1, sizeof *l)) == NULL ||
-		    (resp->search->n_profiles && (l->items = calloc(resp->search->n_profiles, sizeof *l->items)) == NULL)) {
+		    (resp->search->n_profiles &&
+		     (l->items = calloc(resp->search->n_profiles, sizeof *l->items)) == NULL)) {
 			free(l);
 			return PROFILE_RESOURCE_EXHAUSTED;
 		}
@@ -629,8 +654,7 @@ profile_update_async(profile_client *c, const char *uid, const char *username, c
 		return PROFILE_INVALID_ARGUMENT;
 	if (username == NULL && email == NULL)
 		return check(PROFILE_INVALID_ARGUMENT, "an update must set username or email");
-	if ((username && rule(wire_check_username, username)) ||
-	    (email && rule(wire_check_email, email)))
+	if ((username && rule(wire_check_username, username)) || (email && rule(wire_check_email, email)))
 		return PROFILE_INVALID_ARGUMENT;
 	if ((o = op_new(done, arg)) == NULL || (username && (o->username = strdup(username)) == NULL) ||
 	    (email && (o->email = strdup(email)) == NULL)) {

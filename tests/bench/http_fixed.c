@@ -46,9 +46,9 @@ main(int argc, char **argv)
 	sigaddset(&s, SIGINT);
 	sigaddset(&s, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &s, NULL);
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)atoi(argv[1]), NULL, NULL,
-	                     on_access, NULL, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
-	                     MHD_OPTION_END);
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)atoi(argv[1]), NULL,
+	                     NULL, on_access, NULL, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+	                     MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
 	if (d == NULL)
 		return 1;
 	sigwait(&s, &sig);

@@ -189,7 +189,8 @@ main(int argc, char **argv)
 			double secs = (now_us() - start) / 1e6;
 			qsort(lat, k, sizeof *lat, cmp);
 			printf("%zu %.0f %.3f %.3f %.3f\n", lat_n, lat_n / secs, k ? lat[k / 2] / 1000.0 : 0,
-			       k ? lat[(size_t)(k * 0.99)] / 1000.0 : 0, k ? lat[(size_t)(k * 0.999)] / 1000.0 : 0);
+			       k ? lat[(size_t)(k * 0.99)] / 1000.0 : 0,
+			       k ? lat[(size_t)(k * 0.999)] / 1000.0 : 0);
 		}
 	}
 	return 0;

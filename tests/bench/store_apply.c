@@ -25,7 +25,7 @@ int
 main(int argc, char **argv)
 {
 	size_t n, batch = 1024;
-	char (*uids)[37], path[4096];
+	char(*uids)[37], path[4096];
 	uint8_t **vals;
 	size_t *lens;
 	store_record *recs;

@@ -38,15 +38,15 @@
 #include "log.h"
 
 #define MOCK_PARTITION_LIMIT (5 * 1024 * 1024) /* bytes the mock keeps per partition */
-#define RECORD_OVERHEAD 70                      /* approximate bytes per record in the mock */
+#define RECORD_OVERHEAD 70                     /* approximate bytes per record in the mock */
 
 typedef struct journal {
 	char topic[256];
 	int32_t partition;
 	int fd;
-	int64_t next;     /* offset of the next record to journal */
-	int64_t bytes;    /* approximate size of the partition in the mock */
-	int warned;       /* highest warning level given: 0, 80, 95, 100 */
+	int64_t next;  /* offset of the next record to journal */
+	int64_t bytes; /* approximate size of the partition in the mock */
+	int warned;    /* highest warning level given: 0, 80, 95, 100 */
 } journal;
 
 static volatile sig_atomic_t stop;
@@ -97,7 +97,7 @@ get64(const uint8_t *p)
 static void
 size_warn(journal *j)
 {
-	int level = j->bytes >= MOCK_PARTITION_LIMIT          ? 100
+	int level = j->bytes >= MOCK_PARTITION_LIMIT              ? 100
 	            : j->bytes >= MOCK_PARTITION_LIMIT / 100 * 95 ? 95
 	            : j->bytes >= MOCK_PARTITION_LIMIT / 100 * 80 ? 80
 	                                                          : 0;
@@ -152,7 +152,8 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		log_error("replay: %s", rd_kafka_err2str(m->err));
 		*(int *)opaque = 1;
 	} else if (m->offset != want) {
-		log_error("replay: record of offset %lld landed at %lld", (long long)want, (long long)m->offset);
+		log_error("replay: record of offset %lld landed at %lld", (long long)want,
+		          (long long)m->offset);
 		*(int *)opaque = 1;
 	}
 }
@@ -301,8 +302,8 @@ journal_poll(rd_kafka_t *consumer, journal *js, size_t n, int timeout_ms)
 				log_warn("journal consumer: %s", rd_kafka_message_errstr(m));
 		} else if ((j = find_journal(js, n, rd_kafka_topic_name(m->rkt), m->partition)) != NULL &&
 		           m->offset >= j->next) {
-			if (journal_append(j, m->offset, m->key, m->key ? (int32_t)m->key_len : -1, m->payload,
-			                   m->payload ? (int32_t)m->len : -1) != 0) {
+			if (journal_append(j, m->offset, m->key, m->key ? (int32_t)m->key_len : -1,
+			                   m->payload, m->payload ? (int32_t)m->len : -1) != 0) {
 				rd_kafka_message_destroy(m);
 				return -1;
 			}
@@ -418,7 +419,8 @@ main(int argc, char **argv)
 	js = calloc(nj, sizeof *js);
 	for (size_t i = 0; i < nj; i++) {
 		journal *j = &js[i];
-		snprintf(j->topic, sizeof j->topic, "%s", i < (size_t)opt_partitions ? opt_topic : opt_members);
+		snprintf(j->topic, sizeof j->topic, "%s",
+		         i < (size_t)opt_partitions ? opt_topic : opt_members);
 		j->partition = i < (size_t)opt_partitions ? (int32_t)i : 0;
 		snprintf(path, sizeof path, "%s/journal/%s-%d.log", dir, j->topic, (int)j->partition);
 		if ((j->fd = open(path, O_RDWR | O_CREAT | O_APPEND, 0644)) < 0) {
@@ -466,7 +468,8 @@ main(int argc, char **argv)
 		int behind = 0;
 		for (size_t i = 0; i < nj; i++) {
 			int64_t lo, hi;
-			if (rd_kafka_query_watermark_offsets(consumer, js[i].topic, js[i].partition, &lo, &hi, 1000) == 0 &&
+			if (rd_kafka_query_watermark_offsets(consumer, js[i].topic, js[i].partition, &lo, &hi,
+			                                     1000) == 0 &&
 			    hi > js[i].next)
 				behind = 1;
 		}

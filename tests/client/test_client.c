@@ -115,7 +115,8 @@ test_every_call(void)
 	profile_list_free(l);
 
 	CHECK_INT(profile_update(c, uid, NULL, "bob2@mail.com", 1, 0, &p), PROFILE_OK);
-	CHECK(p && p->version == 2 && strcmp(p->username, "bob") == 0 && strcmp(p->email, "bob2@mail.com") == 0);
+	CHECK(p && p->version == 2 && strcmp(p->username, "bob") == 0 &&
+	      strcmp(p->email, "bob2@mail.com") == 0);
 	profile_free(p);
 	/* A stale expected version changes nothing and says why. */
 	CHECK_INT(profile_update(c, uid, "eve", NULL, 1, 0, &p), PROFILE_FAILED_PRECONDITION);
@@ -356,7 +357,8 @@ fake_main(void *arg)
 			len = pack_response(PROFILE_OK, 0, id, out);
 			break;
 		case F_UNAVAILABLE_ONCE:
-			len = pack_response(f->requests == 1 ? PROFILE_UNAVAILABLE : PROFILE_OK, f->requests > 1, id, out);
+			len = pack_response(f->requests == 1 ? PROFILE_UNAVAILABLE : PROFILE_OK,
+			                    f->requests > 1, id, out);
 			break;
 		case F_NOT_FOUND:
 			len = pack_response(PROFILE_NOT_FOUND, 0, id, out);

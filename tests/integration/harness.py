@@ -295,7 +295,10 @@ class Stack:
         return r.json
 
     def cluster(self):
-        r = self.request("GET", "/api/cluster")
+        """The cluster view; a 503 (a node still reading the membership)
+        is asked again for a few seconds."""
+        r = wait_for(lambda: (lambda r: r if r.status != 503 else None)(self.request("GET", "/api/cluster")), 10,
+                     "the cluster view")
         assert r.status == 200, r
         return r.json
 

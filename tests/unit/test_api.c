@@ -95,7 +95,8 @@ test_bad_bodies(void)
 	    "{\"username\":\"b\\nb\",\"email\":\"bob@mail.com\"}",
 	    "{\"username\":\"\xff\xfe\",\"email\":\"bob@mail.com\"}",
 	    "{\"username\":\"bob\",\"username\":\"eve\",\"email\":\"bob@mail.com\"}",
-	    "{\"username\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"email\":\"b@mail.com\"}",
+	    "{\"username\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"email\":"
+	    "\"b@mail.com\"}",
 	};
 	char path[96];
 
@@ -209,8 +210,9 @@ test_finish(void)
 	api_finish(&ar, PROFILE_OK, &r);
 	CHECK_INT(ar.resp.http, 201);
 	CHECK_STR(ar.resp.etag, "\"3\"");
-	CHECK_STR(ar.resp.body, "{\"uid\":\"74292b21-0fbb-4f1d-a18f-fa80f947fa5d\",\"username\":\"bob\","
-	                        "\"email\":\"bob1@mail.com\",\"version\":3,\"created_at\":1,\"updated_at\":2}");
+	CHECK_STR(ar.resp.body,
+	          "{\"uid\":\"74292b21-0fbb-4f1d-a18f-fa80f947fa5d\",\"username\":\"bob\","
+	          "\"email\":\"bob1@mail.com\",\"version\":3,\"created_at\":1,\"updated_at\":2}");
 	api_request_fini(&ar);
 
 	snprintf(path, sizeof path, "/api/profile/%s", uid);
@@ -239,7 +241,8 @@ test_finish(void)
 	r.message = "version is 3, not 1";
 	api_finish(&ar, PROFILE_OK, &r);
 	CHECK_INT(ar.resp.http, 412);
-	CHECK_STR(ar.resp.body, "{\"error\":{\"code\":\"FAILED_PRECONDITION\",\"message\":\"version is 3, not 1\"}}");
+	CHECK_STR(ar.resp.body,
+	          "{\"error\":{\"code\":\"FAILED_PRECONDITION\",\"message\":\"version is 3, not 1\"}}");
 	api_request_fini(&ar);
 
 	prep(&ar, "GET", path, NULL, NULL, NULL);

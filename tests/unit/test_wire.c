@@ -114,14 +114,14 @@ static void
 test_utf8(void)
 {
 	CHECK(wire_utf8_valid("plain", 5));
-	CHECK(wire_utf8_valid("\xe2\x82\xac", 3));         /* € */
-	CHECK(wire_utf8_valid("\xf0\x9f\x98\x80", 4));     /* 😀 */
-	CHECK(!wire_utf8_valid("\xc0\xaf", 2));            /* overlong */
-	CHECK(!wire_utf8_valid("\xe0\x80\xaf", 3));        /* overlong */
-	CHECK(!wire_utf8_valid("\xed\xa0\x80", 3));        /* surrogate */
-	CHECK(!wire_utf8_valid("\xf4\x90\x80\x80", 4));    /* > U+10FFFF */
-	CHECK(!wire_utf8_valid("\xe2\x82", 2));            /* truncated */
-	CHECK(!wire_utf8_valid("a\0b", 3));                /* NUL */
+	CHECK(wire_utf8_valid("\xe2\x82\xac", 3));      /* € */
+	CHECK(wire_utf8_valid("\xf0\x9f\x98\x80", 4));  /* 😀 */
+	CHECK(!wire_utf8_valid("\xc0\xaf", 2));         /* overlong */
+	CHECK(!wire_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+	CHECK(!wire_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	CHECK(!wire_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	CHECK(!wire_utf8_valid("\xe2\x82", 2));         /* truncated */
+	CHECK(!wire_utf8_valid("a\0b", 3));             /* NUL */
 }
 
 static void

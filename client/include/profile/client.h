@@ -43,12 +43,12 @@ typedef struct profile_client profile_client;
 /* A profile as the service holds it. All strings are NUL-terminated UTF-8
  * owned by the struct. */
 typedef struct profile_info {
-	char uid[37];          /* lowercase canonical UUID */
+	char uid[37]; /* lowercase canonical UUID */
 	char *username;
 	char *email;
-	uint64_t version;      /* 1 on create, +1 per change */
-	int64_t created_at;    /* Unix milliseconds */
-	int64_t updated_at;    /* Unix milliseconds */
+	uint64_t version;   /* 1 on create, +1 per change */
+	int64_t created_at; /* Unix milliseconds */
+	int64_t updated_at; /* Unix milliseconds */
 } profile_info;
 
 /* Search results, most recently updated first. */
@@ -59,8 +59,8 @@ typedef struct profile_list {
 
 /* Handle settings; zero fields take the defaults. */
 typedef struct profile_client_options {
-	uint32_t deadline_ms;  /* default deadline per call; 0 = 5000 */
-	int max_in_flight;     /* calls in flight per address; 0 = 4096 */
+	uint32_t deadline_ms; /* default deadline per call; 0 = 5000 */
+	int max_in_flight;    /* calls in flight per address; 0 = 4096 */
 } profile_client_options;
 
 /* For update and delete: no expected version (last writer wins). */
@@ -97,17 +97,15 @@ PROFILE_API int profile_create(profile_client *c, const char *username, const ch
                                uint32_t deadline_ms, profile_info **out);
 
 /* Looks a profile up by uid. PROFILE_NOT_FOUND when there is none. */
-PROFILE_API int profile_get(profile_client *c, const char *uid, uint32_t deadline_ms,
-                            profile_info **out);
+PROFILE_API int profile_get(profile_client *c, const char *uid, uint32_t deadline_ms, profile_info **out);
 
 /* Changes a profile: username and/or email (NULL keeps the current value;
  * at least one must be given). expected_version: PROFILE_ANY_VERSION, or the
  * version the profile must have, else PROFILE_FAILED_PRECONDITION and nothing
  * changes. On PROFILE_OK *out (if out is not NULL) is the whole updated
  * profile. PROFILE_NOT_FOUND when there is none. */
-PROFILE_API int profile_update(profile_client *c, const char *uid, const char *username,
-                               const char *email, uint64_t expected_version, uint32_t deadline_ms,
-                               profile_info **out);
+PROFILE_API int profile_update(profile_client *c, const char *uid, const char *username, const char *email,
+                               uint64_t expected_version, uint32_t deadline_ms, profile_info **out);
 
 /* Deletes a profile. expected_version as for profile_update.
  * PROFILE_NOT_FOUND when there is none. */
@@ -139,8 +137,8 @@ PROFILE_API int profile_create_async(profile_client *c, const char *username, co
 PROFILE_API int profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms,
                                   profile_done_fn done, void *arg);
 PROFILE_API int profile_update_async(profile_client *c, const char *uid, const char *username,
-                                     const char *email, uint64_t expected_version,
-                                     uint32_t deadline_ms, profile_done_fn done, void *arg);
+                                     const char *email, uint64_t expected_version, uint32_t deadline_ms,
+                                     profile_done_fn done, void *arg);
 PROFILE_API int profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version,
                                      uint32_t deadline_ms, profile_done_fn done, void *arg);
 PROFILE_API int profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms,
