@@ -12,7 +12,7 @@ BROKERS    ?=
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench fuzz clean
 
 all: build
 
@@ -31,6 +31,20 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
+
+# Fuzzing: clang's libFuzzer over the gateway's inputs and the store's
+# records, FUZZ_SECONDS each, from the seeds in tests/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S . -B build-fuzz -DPROFILE_FUZZ=ON -DCMAKE_C_COMPILER=clang -DPROFILE_SANITIZER=address,undefined \
+	  -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_gateway fuzz_store
+	@for t in fuzz_gateway fuzz_store; do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ build-fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	    2>build-fuzz/$$t.log || { tail -50 build-fuzz/$$t.log; exit 1; }; \
+	  grep -h "stat::number_of_executed_units" build-fuzz/$$t.log | sed "s/^/$$t: /"; \
+	done
 
 bench: build
 	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/bench/bench.py

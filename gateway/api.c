@@ -335,6 +335,8 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 	const struct route *r = &routes[ar->route];
 
 	ar->kind = API_ANSWER;
+	if (call_status == PROFILE_OK && resp == NULL)
+		call_status = PROFILE_INTERNAL;
 	if (call_status != PROFILE_OK) {
 		answer_status(ar, call_status,
 		              call_status == PROFILE_UNAVAILABLE ? "no core node could take the request"

@@ -8,6 +8,7 @@ packages=(
   librdkafka-dev libnng-dev libkyotocabinet-dev libprotobuf-c-dev protobuf-c-compiler
   libjansson-dev libmicrohttpd-dev
   protobuf-compiler python3 curl procps wrk
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -1,0 +1,67 @@
+/* fuzz_gateway.c: everything a client (or a broken core) can hand the
+ * gateway's own code. The input is split into a method choice, a path, an
+ * email argument, an If-Match value, a body, and a core reply; the gateway
+ * must answer each with a status and never crash or leak. libFuzzer target. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+
+static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"};
+
+/* Takes the next NUL-separated field of data (a copy, NUL-terminated). */
+static char *
+field(const uint8_t **data, size_t *size)
+{
+	const uint8_t *end = memchr(*data, 0, *size);
+	size_t len = end ? (size_t)(end - *data) : *size;
+	char *s = malloc(len + 1);
+
+	memcpy(s, *data, len);
+	s[len] = '\0';
+	*data += end ? len + 1 : len;
+	*size -= end ? len + 1 : len;
+	return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *const cores[] = {"tcp://127.0.0.1:7001"};
+	static const api_context ctx = {cores, 1};
+	Profile__V1__Response *resp;
+	api_request ar;
+	char *path, *email, *if_match, *body;
+	int method, status;
+
+	if (size < 2)
+		return 0;
+	method = data[0] % 6;
+	status = data[1] % 16;
+	data += 2;
+	size -= 2;
+	path = field(&data, &size);
+	email = field(&data, &size);
+	if_match = field(&data, &size);
+	body = field(&data, &size);
+	api_prepare(&ar, &ctx, methods[method], path, email[0] ? email : NULL, if_match[0] ? if_match : NULL, body,
+	            strlen(body), 0);
+	if (ar.kind == API_CALL) {
+		/* Whatever comes back (the rest of the input as a reply). */
+		resp = profile__v1__response__unpack(NULL, size, data);
+		api_finish(&ar, resp ? PROFILE_OK : status ? status : PROFILE_UNAVAILABLE, resp);
+		if (resp)
+			profile__v1__response__free_unpacked(resp, NULL);
+	}
+	if (ar.resp.http < 200 || ar.resp.http > 599)
+		abort();
+	api_request_fini(&ar);
+	free(path);
+	free(email);
+	free(if_match);
+	free(body);
+	return 0;
+}
