@@ -593,6 +593,30 @@ set_precondition(op *o, uint64_t expected_version, Profile__V1__Precondition **s
 	*slot = &o->pre;
 }
 
+/* The common start of the calls on one uid: checks the handle, the
+ * callback and the uid, and makes the op with the uid in canonical form.
+ * NULL with *rc set when a check failed (nothing was sent). */
+static op *
+op_for_uid(profile_client *c, const char *uid, profile_done_fn done, void *arg, int *rc)
+{
+	char id[WIRE_UID_LEN + 1];
+	op *o;
+
+	set_message("");
+	if (c == NULL || done == NULL) {
+		*rc = check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
+		return NULL;
+	}
+	if ((*rc = check_uid(uid, id)) != PROFILE_OK)
+		return NULL;
+	if ((o = op_new(done, arg)) == NULL) {
+		*rc = PROFILE_RESOURCE_EXHAUSTED;
+		return NULL;
+	}
+	memcpy(o->uid, id, sizeof o->uid);
+	return o;
+}
+
 int
 profile_create_async(profile_client *c, const char *username, const char *email, uint32_t deadline_ms,
                      profile_done_fn done, void *arg)
@@ -621,17 +645,11 @@ profile_create_async(profile_client *c, const char *username, const char *email,
 int
 profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms, profile_done_fn done, void *arg)
 {
-	char id[WIRE_UID_LEN + 1];
-	op *o;
+	int rc;
+	op *o = op_for_uid(c, uid, done, arg, &rc);
 
-	set_message("");
-	if (c == NULL || done == NULL)
-		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
-	if (check_uid(uid, id) != PROFILE_OK)
-		return PROFILE_INVALID_ARGUMENT;
-	if ((o = op_new(done, arg)) == NULL)
-		return PROFILE_RESOURCE_EXHAUSTED;
-	memcpy(o->uid, id, sizeof o->uid);
+	if (o == NULL)
+		return rc;
 	profile__v1__get_request__init(&o->body.get);
 	o->body.get.uid = o->uid;
 	o->req.body_case = PROFILE__V1__REQUEST__BODY_GET;
@@ -643,26 +661,23 @@ int
 profile_update_async(profile_client *c, const char *uid, const char *username, const char *email,
                      uint64_t expected_version, uint32_t deadline_ms, profile_done_fn done, void *arg)
 {
-	char id[WIRE_UID_LEN + 1];
 	Profile__V1__UpdateRequest *u;
+	int rc;
 	op *o;
 
+	/* The fields first: nothing is allocated for a call that fails them. */
 	set_message("");
-	if (c == NULL || done == NULL)
-		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
-	if (check_uid(uid, id) != PROFILE_OK)
-		return PROFILE_INVALID_ARGUMENT;
 	if (username == NULL && email == NULL)
 		return check(PROFILE_INVALID_ARGUMENT, "an update must set username or email");
 	if ((username && rule(wire_check_username, username)) || (email && rule(wire_check_email, email)))
 		return PROFILE_INVALID_ARGUMENT;
-	if ((o = op_new(done, arg)) == NULL || (username && (o->username = strdup(username)) == NULL) ||
+	if ((o = op_for_uid(c, uid, done, arg, &rc)) == NULL)
+		return rc;
+	if ((username && (o->username = strdup(username)) == NULL) ||
 	    (email && (o->email = strdup(email)) == NULL)) {
-		if (o)
-			op_free(o);
+		op_free(o);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
-	memcpy(o->uid, id, sizeof o->uid);
 	u = &o->body.update;
 	profile__v1__update_request__init(u);
 	u->uid = o->uid;
@@ -684,17 +699,11 @@ int
 profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version, uint32_t deadline_ms,
                      profile_done_fn done, void *arg)
 {
-	char id[WIRE_UID_LEN + 1];
-	op *o;
+	int rc;
+	op *o = op_for_uid(c, uid, done, arg, &rc);
 
-	set_message("");
-	if (c == NULL || done == NULL)
-		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
-	if (check_uid(uid, id) != PROFILE_OK)
-		return PROFILE_INVALID_ARGUMENT;
-	if ((o = op_new(done, arg)) == NULL)
-		return PROFILE_RESOURCE_EXHAUSTED;
-	memcpy(o->uid, id, sizeof o->uid);
+	if (o == NULL)
+		return rc;
 	profile__v1__delete_request__init(&o->body.del);
 	o->body.del.uid = o->uid;
 	set_precondition(o, expected_version, &o->body.del.precondition);

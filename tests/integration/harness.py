@@ -9,9 +9,11 @@ import atexit
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -117,6 +119,32 @@ class Proc:
                 return b"".join(f.readlines()[-n:]).decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+def journal_records(data_dir, topic="profiles"):
+    """Every record the local broker journaled for topic, in log order per
+    partition: (partition, offset, key, value or None for a tombstone).
+    The journal holds exactly what Kafka stored (see tests/broker/broker.c)."""
+    out = []
+    journal = os.path.join(data_dir, "kafka", "journal")
+    for name in sorted(os.listdir(journal)):
+        m = re.match(re.escape(topic) + r"-(\d+)\.log$", name)
+        if not m:
+            continue
+        with open(os.path.join(journal, name), "rb") as f:
+            data = f.read()
+        pos = 0
+        while pos + 4 <= len(data):
+            (length,) = struct.unpack_from("<I", data, pos)
+            rec = data[pos + 4:pos + 4 + length]
+            (offset,) = struct.unpack_from("<q", rec, 0)
+            (klen,) = struct.unpack_from("<i", rec, 8)
+            key = rec[12:12 + max(klen, 0)]
+            (vlen,) = struct.unpack_from("<i", rec, 12 + max(klen, 0))
+            val = rec[16 + max(klen, 0):16 + max(klen, 0) + vlen] if vlen >= 0 else None
+            out.append((int(m.group(1)), offset, key.decode("utf-8", "replace"), val))
+            pos += 4 + length
+    return out
 
 
 class Response:

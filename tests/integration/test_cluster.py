@@ -5,12 +5,11 @@ import json
 import os
 import re
 import signal
-import struct
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import CreateLoad, StackTest, all_active_on, main, wait_for
+from harness import CreateLoad, StackTest, all_active_on, journal_records, main, wait_for
 
 
 def murmur2(data):
@@ -43,21 +42,7 @@ def java_partition(key, count):
 
 def journal_partitions(data_dir):
     """uid -> partition of every record the broker journaled."""
-    where = {}
-    journal = os.path.join(data_dir, "kafka", "journal")
-    for name in os.listdir(journal):
-        m = re.match(r"profiles-(\d+)\.log$", name)
-        if not m:
-            continue
-        with open(os.path.join(journal, name), "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos + 4 <= len(data):
-            (length,) = struct.unpack_from("<I", data, pos)
-            (klen,) = struct.unpack_from("<i", data, pos + 4 + 8)
-            where[data[pos + 16:pos + 16 + klen].decode()] = int(m.group(1))
-            pos += 4 + length
-    return where
+    return {key: p for p, _, key, _ in journal_records(data_dir)}
 
 
 def get_all(port, uids):

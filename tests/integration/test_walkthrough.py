@@ -2,10 +2,9 @@
 REST contract around it."""
 import os
 import re
-import struct
 import subprocess
 
-from harness import SOURCE, StackTest, main, wait_for
+from harness import SOURCE, StackTest, journal_records, main, wait_for
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -106,29 +105,9 @@ class Walkthrough(StackTest):
         s = self.stack
         p = s.create("erin", "erin@mail.com")
         s.request("DELETE", "/api/profile/" + p["uid"])
-        journal = os.path.join(s.data, "kafka", "journal")
-
-        def records():
-            out = []
-            for name in os.listdir(journal):
-                if not name.startswith("profiles-") or not name.endswith(".log"):
-                    continue
-                with open(os.path.join(journal, name), "rb") as f:
-                    data = f.read()
-                pos = 0
-                while pos + 4 <= len(data):
-                    (length,) = struct.unpack_from("<I", data, pos)
-                    rec = data[pos + 4:pos + 4 + length]
-                    (klen,) = struct.unpack_from("<i", rec, 8)
-                    key = rec[12:12 + klen]
-                    (vlen,) = struct.unpack_from("<i", rec, 12 + klen)
-                    val = rec[16 + klen:16 + klen + vlen] if vlen >= 0 else None
-                    out.append((key.decode(), val))
-                    pos += 4 + length
-            return out
-
-        mine = wait_for(lambda: [r for r in records() if r[0] == p["uid"]] if len(
-            [r for r in records() if r[0] == p["uid"]]) == 2 else None, 20, "both records in the journal")
+        mine = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(
+            [(key, val) for _, _, key, val in journal_records(s.data) if key == p["uid"]]), 20,
+            "both records in the journal")
         created, deleted = mine
         self.assertIsNone(deleted[1], "a delete must be a tombstone")
         out = subprocess.run(["protoc", "--decode=profile.v1.ProfileEvent", "-I" + os.path.join(SOURCE, "proto"),
