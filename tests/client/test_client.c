@@ -8,6 +8,7 @@
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -442,9 +443,46 @@ test_only_unavailable_is_retried(void)
 	fake_stop(&f);
 }
 
+/* usage: test_client --raw-get ADDR UID HOPS
+ * Sends one GET straight to the node at ADDR with the given hop count, as a
+ * forwarding node would, and prints the answer's status name. */
+static int
+raw_get(const char *addr, const char *uid, int hops)
+{
+	Profile__V1__Request req = PROFILE__V1__REQUEST__INIT;
+	Profile__V1__GetRequest get = PROFILE__V1__GET_REQUEST__INIT;
+	Profile__V1__Response *resp;
+	nng_socket sock;
+	uint8_t buf[256];
+	size_t len;
+	void *out = NULL;
+	size_t out_len = 0;
+
+	get.uid = (char *)uid;
+	req.request_id = 1;
+	req.deadline_ms = 3000;
+	req.hops = (uint32_t)hops;
+	req.body_case = PROFILE__V1__REQUEST__BODY_GET;
+	req.get = &get;
+	len = profile__v1__request__pack(&req, buf);
+	if (nng_req0_open(&sock) != 0 || nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 5000) != 0 ||
+	    nng_dial(sock, addr, NULL, 0) != 0 || nng_send(sock, buf, len, 0) != 0 ||
+	    nng_recv(sock, &out, &out_len, NNG_FLAG_ALLOC) != 0)
+		return 1;
+	resp = profile__v1__response__unpack(NULL, out_len, out);
+	nng_free(out, out_len);
+	if (resp == NULL)
+		return 1;
+	printf("%s\n", profile_status_name((int)resp->status));
+	profile__v1__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc == 5 && strcmp(argv[1], "--raw-get") == 0)
+		return raw_get(argv[2], argv[3], atoi(argv[4]));
 	if (argc != 2) {
 		fprintf(stderr, "usage: test_client CORE_ADDR\n");
 		return 2;

@@ -5,11 +5,12 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import CreateLoad, StackTest, all_active_on, journal_records, main, wait_for
+from harness import BUILD, CreateLoad, StackTest, all_active_on, journal_records, main, wait_for
 
 
 def murmur2(data):
@@ -97,6 +98,30 @@ class Cluster(StackTest):
             journal_partitions(s.data)), 30, "the journal")
         for p in made:
             self.assertEqual(where[p["uid"]], java_partition(p["uid"], 12), p["uid"])
+
+    def test_a_forwarded_request_is_never_forwarded_again(self):
+        """A node asked, by another node (hops = 1), for a partition it does
+        not own answers UNAVAILABLE (not executed), never a wrong answer or
+        a second hop; asked by a client (hops = 0), it forwards."""
+        s = self.stack
+        made = [s.create("h%d" % i, "h%d@mail.com" % i) for i in range(12)]
+        owner = {p["partition"]: p["owner"] for p in s.cluster()["partitions"]}
+        p = next(p for p in made if owner[java_partition(p["uid"], 12)] != "node1")
+        mine = next(p for p in made if owner[java_partition(p["uid"], 12)] == "node1")
+        tool = os.path.join(BUILD, "tests", "test_client")
+
+        def raw(uid, hops):
+            r = subprocess.run([tool, "--raw-get", s.core_addr[1], uid, str(hops)], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.strip()
+
+        before = forwards(s)["node1"]
+        self.assertEqual(raw(p["uid"], 1), "UNAVAILABLE")
+        self.assertEqual(forwards(s)["node1"], before)
+        self.assertEqual(raw(p["uid"], 0), "OK")
+        self.assertEqual(forwards(s)["node1"], before + 1)
+        self.assertEqual(raw(mine["uid"], 1), "OK")
 
     def test_search_finds_profiles_on_every_node(self):
         s = self.stack
