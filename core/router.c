@@ -9,11 +9,13 @@
 #include "log.h"
 
 #define FORWARD_SEND_TIMEOUT_MS 1000
+#define CONNECT_GRACE_MS 3000
 
 typedef struct peer {
 	struct peer *next;
 	char *address;
 	call_channel *ch;
+	int64_t opened; /* monotonic ms */
 } peer;
 
 struct router {
@@ -68,8 +70,10 @@ router_owner(router *r, int32_t p, char *address, size_t size, int *is_self)
 	return rc;
 }
 
+/* The channel to address, made on first use; *young when it was made less
+ * than CONNECT_GRACE_MS ago (still connecting, perhaps). */
 static call_channel *
-channel_for(router *r, const char *address)
+channel_for(router *r, const char *address, int *young)
 {
 	call_channel *ch = NULL;
 	peer *p;
@@ -87,12 +91,15 @@ channel_for(router *r, const char *address)
 			free(p);
 			p = NULL;
 		} else {
+			p->opened = wire_mono_ms();
 			p->next = r->peers;
 			r->peers = p;
 		}
 	}
-	if (p)
+	if (p) {
 		ch = p->ch;
+		*young = wire_mono_ms() - p->opened < CONNECT_GRACE_MS;
+	}
 	pthread_mutex_unlock(&r->mu);
 	return ch;
 }
@@ -101,15 +108,18 @@ int
 router_send(router *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms, int write,
             client_raw_fn done, void *arg)
 {
-	call_channel *ch = channel_for(r, address);
+	int young = 0;
+	call_channel *ch = channel_for(r, address, &young);
 
 	if (ch == NULL)
 		return PROFILE_UNAVAILABLE;
 	req->hops = 1;
 	/* An owner that takes nothing within a second (down, or not yet
 	 * reconnected) fails the call with UNAVAILABLE: not executed, so the
-	 * caller may retry elsewhere while the group moves its partitions. */
-	return call_start_ex(ch, req, deadline_ms, FORWARD_SEND_TIMEOUT_MS, write, done, arg);
+	 * caller may retry elsewhere while the group moves its partitions. A
+	 * channel made moments ago gets longer: it may still be connecting. */
+	return call_start_ex(ch, req, deadline_ms, young ? CONNECT_GRACE_MS : FORWARD_SEND_TIMEOUT_MS, write,
+	                     done, arg);
 }
 
 int
