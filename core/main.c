@@ -248,6 +248,7 @@ main(int argc, char **argv)
 		    .address = opt_advertise,
 		    .partitions = changelog_partition_count(cl),
 		    .kafka_opts = opt_kafka,
+		    .consumer_opts = opt_consumer,
 		};
 		char dir[4096];
 

@@ -35,6 +35,23 @@ on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 		log_warn("members kafka %s: %s", fac, buf);
 }
 
+/* Applies "key=value" properties; bad ones were reported by the changelog,
+ * which takes the same lists first. */
+static void
+conf_apply(rd_kafka_conf_t *conf, const char *const *opts)
+{
+	char key[256], err[256];
+
+	for (; opts && *opts; opts++) {
+		const char *eq = strchr(*opts, '=');
+		if (eq == NULL || (size_t)(eq - *opts) >= sizeof key)
+			continue;
+		memcpy(key, *opts, (size_t)(eq - *opts));
+		key[eq - *opts] = '\0';
+		rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err);
+	}
+}
+
 static rd_kafka_t *
 client_new(const members_config *cfg, rd_kafka_type_t type)
 {
@@ -57,16 +74,9 @@ client_new(const members_config *cfg, rd_kafka_type_t type)
 		 * its end (librdkafka's default). */
 		rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
 	}
-	for (const char *const *o = cfg->kafka_opts; o && *o; o++) {
-		char key[256];
-		const char *eq = strchr(*o, '=');
-		if (eq == NULL || (size_t)(eq - *o) >= sizeof key)
-			continue;
-		memcpy(key, *o, (size_t)(eq - *o));
-		key[eq - *o] = '\0';
-		/* Properties of the other client type only warn; ignore them. */
-		rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err);
-	}
+	conf_apply(conf, cfg->kafka_opts);
+	if (type == RD_KAFKA_CONSUMER)
+		conf_apply(conf, cfg->consumer_opts);
 	if ((rk = rd_kafka_new(type, conf, err, sizeof err)) == NULL)
 		log_error("members: %s", err);
 	return rk;

@@ -25,9 +25,10 @@ typedef struct members_config {
 	const char *brokers;
 	const char *topic; /* "profiles.members" */
 	const char *node_id;
-	const char *address;           /* this node's RPC address */
-	int32_t partitions;            /* partitions of the profiles topic */
-	const char *const *kafka_opts; /* librdkafka properties for both clients */
+	const char *address;              /* this node's RPC address */
+	int32_t partitions;               /* partitions of the profiles topic */
+	const char *const *kafka_opts;    /* librdkafka properties for both clients */
+	const char *const *consumer_opts; /* ...and for the reader only */
 } members_config;
 
 #define MEMBERS_ID_MAX 256

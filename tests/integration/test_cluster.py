@@ -58,8 +58,11 @@ def get_all(port, uids):
     return out
 
 
-def forwards(stack):
-    return {n["id"]: n["forwards"] for n in stack.cluster()["nodes"]}
+def forwards(stack, nodes=3):
+    """Each node's forward count, from a view that lists every node (each
+    node reads the members topic on its own, so one may briefly lag)."""
+    return wait_for(lambda: (lambda f: f if len(f) == nodes else None)(
+        {n["id"]: n["forwards"] for n in stack.cluster()["nodes"]}), 30, "a cluster view with every node")
 
 
 class Cluster(StackTest):
