@@ -32,7 +32,6 @@ struct changelog {
 	volatile int stopping;
 	pthread_t consumer_thread, producer_thread;
 	int threads_started;
-	int in_group;
 };
 
 /* rd_kafka errors that a caller may see, mapped once. */
@@ -179,7 +178,6 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		log_error("kafka: rebalance: %s", rd_kafka_error_string(error));
 		rd_kafka_error_destroy(error);
 	}
-	cl->in_group = 1;
 	if (cl->h.rebalanced) {
 		rd_kafka_topic_partition_list_t *now = NULL;
 		int32_t *mine;
@@ -562,12 +560,6 @@ changelog_start(changelog *cl, const changelog_handler *h)
 	}
 	cl->threads_started = 1;
 	return PROFILE_OK;
-}
-
-int
-changelog_in_group(const changelog *cl)
-{
-	return cl->in_group;
 }
 
 int32_t

@@ -93,9 +93,6 @@ int32_t changelog_partition_count(const changelog *cl);
 int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, const void *value,
                       size_t value_len, void *opaque);
 
-/* 1 once the consumer has had its first assignment from the group. */
-int changelog_in_group(const changelog *cl);
-
 /* The log end offset of p last seen by the consumer, or -1. */
 int64_t changelog_high_watermark(changelog *cl, int32_t p);
 

@@ -42,7 +42,7 @@ static cli_option options[] = {
     {"data", 'd', "PROFILED_DATA", CLI_STRING, "./var/core", "DIR", "directory for the partition stores",
      &opt_data},
     {"node-id", 0, "PROFILED_NODE_ID", CLI_STRING, NULL, "ID",
-     "name of this node (default: host name and listen address)", &opt_node_id},
+     "name of this node (default: host name and advertised address)", &opt_node_id},
     {"group", 'g', "PROFILED_GROUP", CLI_STRING, "profiled", "ID", "Kafka consumer group of the nodes",
      &opt_group},
     {"topic", 't', "PROFILED_TOPIC", CLI_STRING, "profiles", "NAME", "the profiles topic", &opt_topic},

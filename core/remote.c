@@ -14,17 +14,6 @@ typedef struct forward {
 } forward;
 
 static void
-reply_status(service_done_fn done, void *arg, uint64_t id, int status, const char *msg)
-{
-	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
-
-	r.request_id = id;
-	r.status = (Profile__V1__Status)status;
-	r.message = (char *)msg;
-	done(arg, &r);
-}
-
-static void
 forwarded(void *arg, int status, Profile__V1__Response *resp)
 {
 	forward *f = arg;
@@ -34,9 +23,10 @@ forwarded(void *arg, int status, Profile__V1__Response *resp)
 		f->done(f->arg, resp);
 		profile__v1__response__free_unpacked(resp, NULL);
 	} else {
-		reply_status(f->done, f->arg, f->id, status,
-		             status == PROFILE_UNAVAILABLE ? "the partition's owner could not be reached"
-		                                           : "no answer from the partition's owner in time");
+		service_answer(f->done, f->arg, f->id, status,
+		               status == PROFILE_UNAVAILABLE
+		                   ? "the partition's owner could not be reached"
+		                   : "no answer from the partition's owner in time");
 	}
 	profile__v1__request__free_unpacked(f->req, NULL);
 	free(f);
@@ -55,12 +45,12 @@ remote_forward(router *r, int32_t p, Profile__V1__Request *req, uint32_t budget_
 	if (rc != PROFILE_OK || self) {
 		/* No owner known, or the table still names us for a partition we
 		 * no longer hold: nothing was executed. */
-		reply_status(done, arg, id, PROFILE_UNAVAILABLE, "no node serves this partition right now");
+		service_answer(done, arg, id, PROFILE_UNAVAILABLE, "no node serves this partition right now");
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
 	if ((f = malloc(sizeof *f)) == NULL) {
-		reply_status(done, arg, id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(done, arg, id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}

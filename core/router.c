@@ -118,8 +118,8 @@ router_send(router *r, const char *address, Profile__V1__Request *req, uint32_t 
 	 * reconnected) fails the call with UNAVAILABLE: not executed, so the
 	 * caller may retry elsewhere while the group moves its partitions. A
 	 * channel made moments ago gets longer: it may still be connecting. */
-	return call_start_ex(ch, req, deadline_ms, young ? CONNECT_GRACE_MS : FORWARD_SEND_TIMEOUT_MS, write,
-	                     done, arg);
+	return call_start(ch, req, deadline_ms, young ? CONNECT_GRACE_MS : FORWARD_SEND_TIMEOUT_MS, write,
+	                  done, arg);
 }
 
 int

@@ -85,17 +85,6 @@ worker_reply(void *arg, const Profile__V1__Response *resp)
 }
 
 static void
-reply_status(worker *w, uint64_t id, int status, const char *message)
-{
-	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
-
-	r.request_id = id;
-	r.status = (Profile__V1__Status)status;
-	r.message = (char *)message;
-	worker_reply(w, &r);
-}
-
-static void
 worker_cb(void *arg)
 {
 	worker *w = arg;
@@ -114,17 +103,18 @@ worker_cb(void *arg)
 		msg = nng_aio_get_msg(w->aio);
 		if (nng_msg_len(msg) > WIRE_MESSAGE_MAX) {
 			nng_msg_free(msg);
-			reply_status(w, 0, PROFILE_INVALID_ARGUMENT, "request too large");
+			service_answer(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "request too large");
 			return;
 		}
 		req = profile__v1__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 		nng_msg_free(msg);
 		if (req == NULL) {
-			reply_status(w, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
+			service_answer(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
 			return;
 		}
 		if (w->srv->draining) {
-			reply_status(w, req->request_id, PROFILE_UNAVAILABLE, "node is shutting down");
+			service_answer(worker_reply, w, req->request_id, PROFILE_UNAVAILABLE,
+			               "node is shutting down");
 			profile__v1__request__free_unpacked(req, NULL);
 			return;
 		}

@@ -71,7 +71,7 @@ struct service {
 	keyslot *keys[KEY_BUCKETS];
 	pthread_t sweeper;
 	int stopping;
-	uint64_t requests, writes, in_flight, forwards;
+	uint64_t requests, forwards;
 	router *router; /* NULL: a node alone */
 	uint8_t *owned; /* per partition: the group assigned it here (writes) */
 	int in_group;
@@ -79,8 +79,8 @@ struct service {
 
 /* ---- replies ----------------------------------------------------------- */
 
-static void
-answer(service_done_fn done, void *arg, uint64_t id, int status, const char *msg)
+void
+service_answer(service_done_fn done, void *arg, uint64_t id, int status, const char *msg)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 
@@ -137,7 +137,6 @@ op_new(service *svc, Profile__V1__Request *req, service_done_fn done, void *arg,
 	o->prev = &svc->live;
 	svc->live.next->prev = o;
 	svc->live.next = o;
-	svc->in_flight++;
 	pthread_mutex_unlock(&svc->mu);
 	return o;
 }
@@ -148,7 +147,6 @@ op_unlink(op *o)
 {
 	o->prev->next = o->next;
 	o->next->prev = o->prev;
-	o->svc->in_flight--;
 }
 
 static void
@@ -378,7 +376,6 @@ write_execute(op *o)
 	}
 	pthread_mutex_lock(&svc->mu);
 	o->state = OP_PRODUCING;
-	svc->writes++;
 	pthread_mutex_unlock(&svc->mu);
 	rc = changelog_produce(svc->cl, o->p, o->uid, WIRE_UID_LEN, buf, len, o);
 	free(buf);
@@ -530,15 +527,16 @@ search_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *c
 	for (size_t i = 0; i < n; i++) {
 		if (status[i] != PROFILE_OK || resp[i]->status != PROFILE__V1__STATUS__OK ||
 		    resp[i]->body_case != PROFILE__V1__RESPONSE__BODY_SEARCH) {
-			answer(c->done, c->arg, c->id, PROFILE_UNAVAILABLE,
-			       "a node holding part of the data did not answer; no partial result is given");
+			service_answer(
+			    c->done, c->arg, c->id, PROFILE_UNAVAILABLE,
+			    "a node holding part of the data did not answer; no partial result is given");
 			search_ctx_free(c);
 			return;
 		}
 		total += resp[i]->search->n_profiles;
 	}
 	if ((all = malloc((total ? total : 1) * sizeof *all)) == NULL) {
-		answer(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		search_ctx_free(c);
 		return;
 	}
@@ -568,7 +566,7 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 	    (c->req_ptrs = calloc(nr, sizeof *c->req_ptrs)) == NULL ||
 	    (c->sreqs = calloc(nr, sizeof *c->sreqs)) == NULL ||
 	    (c->parts = calloc(nr, sizeof *c->parts)) == NULL) {
-		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		if (c)
 			search_ctx_free(c);
 		free_profiles(found, n);
@@ -585,8 +583,8 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 		size_t k;
 
 		if (router_owner(svc->router, remote[i], addr, sizeof addr, &self) != PROFILE_OK || self) {
-			answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-			       "no node serves a partition right now");
+			service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+			               "no node serves a partition right now");
 			search_ctx_free(c);
 			return;
 		}
@@ -610,7 +608,8 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 		int32_t *sorted = malloc(nr * sizeof *sorted);
 		size_t at = 0;
 		if (sorted == NULL) {
-			answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+			service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
+			               "out of memory");
 			search_ctx_free(c);
 			return;
 		}
@@ -633,7 +632,7 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 	pthread_mutex_unlock(&svc->mu);
 	if (remote_gather(svc->router, c->addr_ptrs, c->req_ptrs, c->nodes, left > 0 ? (uint32_t)left : 1,
 	                  search_gathered, c) != PROFILE_OK) {
-		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		search_ctx_free(c);
 	}
 }
@@ -652,7 +651,7 @@ search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
 	store *st;
 
 	if (remote == NULL) {
-		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	wire_email_key(sq->email, key);
@@ -680,11 +679,11 @@ search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
 	if (rc == PROFILE_OK)
 		search_reply(done, arg, req->request_id, found, n);
 	else if (rc == PROFILE_INVALID_ARGUMENT || rc == PROFILE_INTERNAL)
-		answer(done, arg, req->request_id, rc,
-		       rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
+		service_answer(done, arg, req->request_id, rc,
+		               rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
 	else if (rc != PROFILE_ABORTED)
-		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-		       "a partition is not served by this node");
+		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		               "a partition is not served by this node");
 	free_profiles(found, n);
 	return rc;
 }
@@ -713,7 +712,7 @@ read_run(service *svc, const Profile__V1__Request *req, service_done_fn done, vo
 		return rc;
 	}
 	if (rc != PROFILE_OK) {
-		answer(done, arg, req->request_id, rc, "partition is not served by this node");
+		service_answer(done, arg, req->request_id, rc, "partition is not served by this node");
 		return rc;
 	}
 	rc = store_get(st, uid, &prof);
@@ -848,7 +847,7 @@ status_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
 	status_buf b;
 
 	if (status_build(svc, &b) != PROFILE_OK) {
-		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	r.request_id = req->request_id;
@@ -905,7 +904,7 @@ cluster_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *
 	size_t at = 0;
 
 	if (!st || !cn || !cnp || !cp || !cpp || !owned) {
-		answer(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
 	if (c->self_index >= 0)
@@ -975,13 +974,13 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 
 	if (svc->router && !router_ready(svc->router)) {
 		free(c);
-		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-		       "this node has not read the membership yet");
+		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		               "this node has not read the membership yet");
 		return;
 	}
 	if (c == NULL || (c->owner = calloc((size_t)count, sizeof *c->owner)) == NULL ||
 	    status_build(svc, &c->self) != PROFILE_OK) {
-		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		if (c) {
 			free(c->owner);
 			free(c);
@@ -996,8 +995,8 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 	if (svc->router != NULL &&
 	    router_snapshot(svc->router, &c->nodes, &c->n_nodes, c->owner) == PROFILE_OK && c->n_nodes == 0) {
 		/* In a group, yet no member known: the table lags; say so. */
-		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-		       "this node has not read the membership yet");
+		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		               "this node has not read the membership yet");
 		cluster_ctx_free(c);
 		return;
 	}
@@ -1020,7 +1019,7 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 	c->reqs = calloc(c->n_nodes + 1, sizeof *c->reqs);
 	c->req_ptrs = calloc(c->n_nodes + 1, sizeof *c->req_ptrs);
 	if (!c->asked || !c->addrs || !c->reqs || !c->req_ptrs) {
-		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		cluster_ctx_free(c);
 		return;
 	}
@@ -1046,7 +1045,7 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 	}
 	if (remote_gather(svc->router, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1,
 	                  cluster_gathered, c) != PROFILE_OK) {
-		answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		cluster_ctx_free(c);
 	}
 }
@@ -1133,8 +1132,8 @@ send_to_owner(service *svc, int32_t p, Profile__V1__Request *req, uint32_t budge
               service_done_fn done, void *arg)
 {
 	if (req->hops > 0 || svc->router == NULL) {
-		answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-		       "this node does not own the partition");
+		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		               "this node does not own the partition");
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
@@ -1185,7 +1184,7 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 	pthread_mutex_unlock(&svc->mu);
 
 	if ((rc = check_request(req, &why)) != PROFILE_OK) {
-		answer(done, arg, req->request_id, rc, why);
+		service_answer(done, arg, req->request_id, rc, why);
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
@@ -1213,7 +1212,8 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 			return;
 		}
 		if ((o = op_new(svc, req, done, arg, deadline)) == NULL) {
-			answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+			service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
+			               "out of memory");
 			profile__v1__request__free_unpacked(req, NULL);
 			return;
 		}
@@ -1247,7 +1247,8 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 			}
 		}
 		if ((o = op_new(svc, req, done, arg, deadline)) == NULL) {
-			answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+			service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
+			               "out of memory");
 			profile__v1__request__free_unpacked(req, NULL);
 			return;
 		}
@@ -1363,7 +1364,7 @@ sweep(service *svc, int all)
 				on_read_active(&o->w, ex[i].status);
 			continue;
 		}
-		answer(ex[i].done, ex[i].arg, ex[i].id, ex[i].status, ex[i].msg);
+		service_answer(ex[i].done, ex[i].arg, ex[i].id, ex[i].status, ex[i].msg);
 		if (o != NULL)
 			op_free(o);
 	}
@@ -1454,15 +1455,4 @@ service_free(service *svc)
 	pthread_cond_destroy(&svc->cv);
 	free(svc->owned);
 	free(svc);
-}
-
-void
-service_stats_get(service *svc, service_stats *out)
-{
-	pthread_mutex_lock(&svc->mu);
-	out->requests = svc->requests;
-	out->forwards = svc->forwards;
-	out->writes = svc->writes;
-	out->in_flight = svc->in_flight;
-	pthread_mutex_unlock(&svc->mu);
 }

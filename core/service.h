@@ -33,13 +33,6 @@ typedef struct service_config {
 	int replicated; /* state mode: every partition followed here */
 } service_config;
 
-typedef struct service_stats {
-	uint64_t requests;
-	uint64_t forwards;
-	uint64_t writes;
-	uint64_t in_flight;
-} service_stats;
-
 /* A service over table t. The changelog is attached later
  * (service_attach), since its handler delivers into the service.
  * PROFILE_OK and *out, or PROFILE_RESOURCE_EXHAUSTED. */
@@ -70,7 +63,8 @@ void service_call(service *svc, Profile__V1__Request *req, service_done_fn done,
 /* The changelog's delivery callback (arg = the service). */
 void service_on_delivered(void *svc, void *opaque, int status, int32_t p, int64_t offset);
 
-void service_stats_get(service *svc, service_stats *out);
+/* Answers a call with a status and no body: done(arg, {id, status, msg}). */
+void service_answer(service_done_fn done, void *arg, uint64_t id, int status, const char *msg);
 
 /* Makes a random (version 4) UUID in canonical lowercase form; out has room
  * for WIRE_UID_LEN + 1 bytes. */

@@ -215,15 +215,8 @@ fail:
 }
 
 int
-call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int write, call_done_fn done,
-           void *arg)
-{
-	return call_start_ex(ch, req, timeout_ms, timeout_ms, write, done, arg);
-}
-
-int
-call_start_ex(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
-              int write, call_done_fn done, void *arg)
+call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
+           int write, call_done_fn done, void *arg)
 {
 	size_t len;
 	nng_msg *msg;

@@ -45,20 +45,17 @@ int call_channel_open(call_channel **out, const char *const *addrs, size_t n, in
 void call_channel_close(call_channel *ch);
 
 /* Sends req (borrowed: packed before return; request_id and deadline_ms are
- * set here) with a deadline of timeout_ms from now. done is called exactly
- * once, maybe on another thread before call_start returns. Returns
- * PROFILE_OK when the call started; otherwise done is not called and the
- * status says why (PROFILE_RESOURCE_EXHAUSTED, PROFILE_INVALID_ARGUMENT for
- * an oversize request). write: 1 if the request changes state (a lost
- * connection then gives DEADLINE_EXCEEDED, since it may have run). */
-int call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, int write, call_done_fn done,
-               void *arg);
-
-/* As call_start, but a request no node has taken within send_timeout_ms
- * fails with PROFILE_UNAVAILABLE then (so a caller can try another
- * address) instead of waiting out the whole deadline. */
-int call_start_ex(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
-                  int write, call_done_fn done, void *arg);
+ * set here) with a deadline of timeout_ms from now. A request no node has
+ * taken within send_timeout_ms (0: the whole deadline) fails then with
+ * PROFILE_UNAVAILABLE, so a caller can try another address instead of
+ * waiting out the deadline. done is called exactly once, maybe on another
+ * thread before call_start returns. Returns PROFILE_OK when the call
+ * started; otherwise done is not called and the status says why
+ * (PROFILE_RESOURCE_EXHAUSTED, PROFILE_INVALID_ARGUMENT for an oversize
+ * request). write: 1 if the request changes state (a lost connection then
+ * gives DEADLINE_EXCEEDED, since it may have run). */
+int call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
+               int write, call_done_fn done, void *arg);
 
 /* Number of live connections to nodes right now (0 while a node is down or
  * not yet dialed). */

@@ -367,8 +367,8 @@ attempt_send(attempt *a)
 	}
 	/* With other addresses to try, do not wait the whole deadline on one
 	 * that takes nothing. */
-	rc = call_start_ex(a->c->ch[a->idx], a->req, (uint32_t)left, a->c->n > 1 ? SEND_TIMEOUT_MS : 0,
-	                   a->write, on_answer, a);
+	rc = call_start(a->c->ch[a->idx], a->req, (uint32_t)left, a->c->n > 1 ? SEND_TIMEOUT_MS : 0, a->write,
+	                on_answer, a);
 	if (rc != PROFILE_OK)
 		attempt_finish(a, rc, NULL);
 }
@@ -394,8 +394,7 @@ client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, 
 	a->arg = arg;
 	a->idx = first_address(c, req);
 	/* The first send's failure to start is the caller's to see. */
-	rc = call_start_ex(c->ch[a->idx], req, deadline_ms, c->n > 1 ? SEND_TIMEOUT_MS : 0, write, on_answer,
-	                   a);
+	rc = call_start(c->ch[a->idx], req, deadline_ms, c->n > 1 ? SEND_TIMEOUT_MS : 0, write, on_answer, a);
 	if (rc != PROFILE_OK)
 		free(a);
 	return rc;
