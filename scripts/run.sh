@@ -33,7 +33,7 @@ stop_all() {
   local broker_pid=${pids[0]:-}
   for pid in "${pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${pids[@]:1}"; do wait "$pid" 2>/dev/null; done
-  if [ -z "$BROKERS" ] && [ -n "$broker_pid" ]; then
+  if [ -n "$broker_pid" ]; then  # empty when BROKERS named a Kafka of the user's
     kill -TERM "$broker_pid" 2>/dev/null; wait "$broker_pid" 2>/dev/null
   fi
   echo "run: stopped" >&2

@@ -21,13 +21,21 @@ class MakeRun(unittest.TestCase):
         data = tempfile.mkdtemp(prefix="profile-run-")
         port, rpc = free_port(), free_port_run(3)
         env = dict(os.environ, PORT=str(port), RPC_PORT=str(rpc), DATA=data, BUILD=os.path.abspath(BUILD))
+        # Output to a file, not a pipe: reading it can never block on a
+        # child that still holds the pipe open.
+        log_path = os.path.join(data, "run.log")
+        log = open(log_path, "w")
         run = subprocess.Popen([os.path.join(SOURCE, "scripts", "run.sh")], env=env, cwd=SOURCE,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def output():
+            with open(log_path) as f:
+                return f.read()
+
         try:
             url = "http://localhost:%d" % port
             def ready():
-                assert run.poll() is None, "run.sh exited early:\n" + run.stdout.read()
+                assert run.poll() is None, "run.sh exited early:\n" + output()
                 return sh("curl -s -o /dev/null -w '%%{http_code}' %s/readyz" % url) == "200"
             wait_for(ready, 120, "the stack to be ready")
             started = subprocess.run(["pgrep", "-f", data], capture_output=True, text=True).stdout.split()
@@ -50,19 +58,24 @@ class MakeRun(unittest.TestCase):
             self.assertEqual(out, "404")
 
             os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-            output, _ = run.communicate(timeout=60)
-            self.assertEqual(run.returncode, 0, output)
+            run.wait(timeout=60)
+            text = output()
+            self.assertEqual(run.returncode, 0, text)
             for marker in SANITIZER_MARKERS:
-                self.assertNotIn(marker, output)
-            self.assertIn("Gateway:         %s/" % url, output)
-            self.assertRegex(output, r"Kafka bootstrap: 127\.0\.0\.1:\d+")
+                self.assertNotIn(marker, text)
+            self.assertIn("Gateway:         %s/" % url, text)
+            self.assertRegex(text, r"Kafka bootstrap: 127\.0\.0\.1:\d+")
             # Every process started with this data directory has exited.
             left = subprocess.run(["pgrep", "-f", data], capture_output=True, text=True).stdout.split()
-            self.assertEqual(left, [], "still running after run.sh returned")
+            self.assertEqual(left, [], "still running after run.sh returned: " + subprocess.run(
+                ["ps", "-o", "pid,stat,args", "-p", ",".join(left or ["1"])], capture_output=True, text=True).stdout)
         finally:
-            if run.poll() is None:
+            try:  # whatever of its group is left, if anything
                 os.killpg(run.pid, signal.SIGKILL)
-                run.wait()
+            except ProcessLookupError:
+                pass
+            run.wait()
+            log.close()
             shutil.rmtree(data, ignore_errors=True)
 
 
