@@ -28,6 +28,14 @@
 
 #define KEY_BUCKETS 4096
 #define SWEEP_INTERVAL_MS 20
+/* A node answers a request it cannot serve in time this long before the
+ * caller's deadline (a tenth of it, within these bounds), so the caller
+ * hears UNAVAILABLE ("not executed, retry") instead of timing out itself. */
+#define MARGIN_MIN_MS 5
+#define MARGIN_MAX_MS 250
+/* The cluster view gives each member this long to report its status; one
+ * that does not is shown unreachable (a hung node must not stall the view). */
+#define STATUS_TIMEOUT_MS 500
 
 enum op_state { OP_QUEUED, OP_WAIT_ACTIVE, OP_PRODUCING, OP_WAIT_APPLIED };
 
@@ -302,7 +310,7 @@ write_execute(op *o)
 	int rc;
 
 	if (wire_mono_ms() >= o->deadline)
-		return write_end(o, PROFILE_DEADLINE_EXCEEDED, "deadline passed before the write started");
+		return write_end(o, PROFILE_UNAVAILABLE, "deadline passed before the write started; not executed");
 	rc = partitions_read_begin(svc->t, o->p, &st);
 	if (rc != PROFILE_OK)
 		return write_end(o, PROFILE_UNAVAILABLE, "partition is not served by this node");
@@ -1039,6 +1047,8 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 		cluster_gathered(c, 0, NULL, NULL);
 		return;
 	}
+	if (left > STATUS_TIMEOUT_MS)
+		left = STATUS_TIMEOUT_MS;
 	if (remote_gather(svc->router, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1,
 	                  cluster_gathered, c) != PROFILE_OK) {
 		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
@@ -1121,12 +1131,25 @@ owns(service *svc, int32_t p)
 	return __atomic_load_n(&svc->owned[p], __ATOMIC_RELAXED);
 }
 
+/* The part of a caller's budget this node may use: all but the margin in
+ * which it answers what it could not serve (see MARGIN_MIN_MS). */
+static uint32_t
+answer_budget(uint32_t budget)
+{
+	uint32_t m = budget / 10;
+
+	m = m < MARGIN_MIN_MS ? MARGIN_MIN_MS : m > MARGIN_MAX_MS ? MARGIN_MAX_MS : m;
+	return budget > m ? budget - m : 1;
+}
+
 /* Hands req to the owner of p: forwarded once, or UNAVAILABLE when it was
  * forwarded already (a node must not answer for a partition it lost). */
 static void
-send_to_owner(service *svc, int32_t p, Profile__V1__Request *req, uint32_t budget, int write,
+send_to_owner(service *svc, int32_t p, Profile__V1__Request *req, int64_t deadline, int write,
               service_done_fn done, void *arg)
 {
+	int64_t left = deadline - wire_mono_ms();
+
 	if (req->hops > 0 || svc->router == NULL) {
 		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
 		               "this node does not own the partition");
@@ -1134,7 +1157,7 @@ send_to_owner(service *svc, int32_t p, Profile__V1__Request *req, uint32_t budge
 		return;
 	}
 	__atomic_fetch_add(&svc->forwards, 1, __ATOMIC_RELAXED);
-	remote_forward(svc->router, p, req, budget, write, done, arg);
+	remote_forward(svc->router, p, req, left > 0 ? (uint32_t)left : 1, write, done, arg);
 }
 
 /* A new uid whose partition this node owns and serves, so that a create
@@ -1172,7 +1195,7 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 
 	if (budget > svc->cfg.max_deadline_ms)
 		budget = svc->cfg.max_deadline_ms;
-	deadline = wire_mono_ms() + budget;
+	deadline = wire_mono_ms() + answer_budget(budget);
 	__atomic_fetch_add(&svc->requests, 1, __ATOMIC_RELAXED); /* no lock on the hot path */
 
 	if ((rc = check_request(req, &why)) != PROFILE_OK) {
@@ -1194,7 +1217,7 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 		lowercase(req->get->uid);
 		p = wire_partition(req->get->uid, WIRE_UID_LEN, count);
 		if (!partitions_owned(svc->t, p)) {
-			send_to_owner(svc, p, req, budget, 0, done, arg);
+			send_to_owner(svc, p, req, deadline, 0, done, arg);
 			return;
 		}
 		/* fall through */
@@ -1221,7 +1244,7 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 
 		if (req->body_case == PROFILE__V1__REQUEST__BODY_CREATE) {
 			if ((p = uid_for_create(svc, uid)) < 0) {
-				send_to_owner(svc, wire_partition(uid, WIRE_UID_LEN, count), req, budget, 1,
+				send_to_owner(svc, wire_partition(uid, WIRE_UID_LEN, count), req, deadline, 1,
 				              done, arg);
 				return;
 			}
@@ -1234,7 +1257,7 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 			lowercase(uid);
 			p = wire_partition(uid, WIRE_UID_LEN, count);
 			if (!owns(svc, p)) {
-				send_to_owner(svc, p, req, budget, 1, done, arg);
+				send_to_owner(svc, p, req, deadline, 1, done, arg);
 				return;
 			}
 		}
@@ -1327,8 +1350,9 @@ sweep(service *svc, int all)
 			op_unlink(o);
 			o->replied = 1;
 			e.own = o;
-			e.status = PROFILE_DEADLINE_EXCEEDED;
-			e.msg = "deadline passed while an earlier write to this uid ran";
+			/* Never started, and now never will: not executed. */
+			e.status = PROFILE_UNAVAILABLE;
+			e.msg = "deadline passed while an earlier write to this uid ran; not executed";
 		} else if (o->state == OP_WAIT_ACTIVE) {
 			if (!partitions_cancel(svc->t, o->p, &o->w))
 				continue; /* its wake is running; it answers */

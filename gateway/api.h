@@ -41,6 +41,7 @@ typedef struct api_request {
 	const api_context *ctx;
 	int route; /* index into the route table */
 	int write;
+	uint32_t deadline_ms; /* at most this long for the call (0: the default) */
 	/* storage the request points into */
 	union {
 		Profile__V1__CreateRequest create;

@@ -36,8 +36,15 @@ struct call_channel {
 	int slots, busy, max;
 	uint64_t next_id;
 	int closing;
-	int pipes; /* live connections, kept by pipe events */
+	int pipes;             /* live connections, kept by pipe events */
+	int64_t suspect_until; /* monotonic ms: a call timed out unanswered */
 };
+
+/* A node that let a call time out without answering (hung, or stopped) is
+ * avoided this long by callers that have somewhere else to go; any answer
+ * from it clears this at once. Nodes answer before a caller's deadline
+ * (even with UNAVAILABLE), so a timeout means the node itself is stuck. */
+#define SUSPECT_MS 3000
 
 /* nng's codes, mapped once for the open path. */
 static int
@@ -107,11 +114,15 @@ slot_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		int status =
-		    rv == NNG_ETIMEDOUT || s->write ? PROFILE_DEADLINE_EXCEEDED : PROFILE_UNAVAILABLE;
+		/* A read changed nothing, answered or not: safe to repeat, so
+		 * not executed. A write may have run: outcome unknown. */
+		int status = s->write ? PROFILE_DEADLINE_EXCEEDED : PROFILE_UNAVAILABLE;
+		if (rv == NNG_ETIMEDOUT)
+			__atomic_store_n(&s->ch->suspect_until, wire_mono_ms() + SUSPECT_MS, __ATOMIC_RELAXED);
 		slot_finish(s, rv == NNG_ENOMEM ? PROFILE_RESOURCE_EXHAUSTED : status, NULL);
 		return;
 	}
+	__atomic_store_n(&s->ch->suspect_until, 0, __ATOMIC_RELAXED);
 	msg = nng_aio_get_msg(s->aio);
 	resp = profile__v1__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
@@ -131,6 +142,13 @@ int
 call_channel_connected(call_channel *ch)
 {
 	return __atomic_load_n(&ch->pipes, __ATOMIC_RELAXED);
+}
+
+int
+call_channel_usable(call_channel *ch)
+{
+	return call_channel_connected(ch) > 0 &&
+	       __atomic_load_n(&ch->suspect_until, __ATOMIC_RELAXED) <= wire_mono_ms();
 }
 
 int

@@ -24,9 +24,10 @@ typedef struct call_channel call_channel;
  * the callback (free with profile__v1__response__free_unpacked). Otherwise
  * resp is NULL and status is:
  *   PROFILE_UNAVAILABLE        no core took the request (nothing executed),
- *                              or a read lost its connection;
- *   PROFILE_DEADLINE_EXCEEDED  no answer within the deadline (a write may
- *                              have been executed);
+ *                              or a read got no answer (a read is always
+ *                              safe to repeat);
+ *   PROFILE_DEADLINE_EXCEEDED  a write got no answer within the deadline or
+ *                              lost its connection (it may have executed);
  *   PROFILE_INTERNAL           the answer was malformed;
  *   PROFILE_RESOURCE_EXHAUSTED too many calls in flight, or out of memory.
  * Runs on an nng thread: it must not block. */
@@ -60,5 +61,9 @@ int call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms,
 /* Number of live connections to nodes right now (0 while a node is down or
  * not yet dialed). */
 int call_channel_connected(call_channel *ch);
+
+/* 1 when the channel is connected and none of its calls timed out
+ * unanswered in the last few seconds (a hung node); else 0. */
+int call_channel_usable(call_channel *ch);
 
 #endif

@@ -17,6 +17,7 @@
 
 #define DEFAULT_DEADLINE_MS 5000
 #define SEND_TIMEOUT_MS 1000 /* to give up on an address and try the next */
+#define READ_TRY_MIN_MS 300  /* the shortest try of a read (see try_budget) */
 #define BACKOFF_FIRST_MS 10
 #define BACKOFF_MAX_MS 250
 #define ROUTE_MAX_PARTITIONS 4096
@@ -264,7 +265,7 @@ first_address(profile_client *c, const Profile__V1__Request *req)
 	if (uid && strlen(uid) == WIRE_UID_LEN) {
 		int16_t idx =
 		    __atomic_load_n(&c->route[wire_partition(uid, WIRE_UID_LEN, count)], __ATOMIC_RELAXED);
-		if (idx >= 0 && (size_t)idx < c->n && call_channel_connected(c->ch[idx]) > 0)
+		if (idx >= 0 && (size_t)idx < c->n && call_channel_usable(c->ch[idx]))
 			return (size_t)idx;
 	}
 	return pick(c, rr);
@@ -276,6 +277,7 @@ typedef struct attempt {
 	profile_client *c;
 	Profile__V1__Request *req;
 	int64_t deadline; /* monotonic ms */
+	uint32_t total;   /* the whole deadline, ms */
 	int write;
 	size_t idx; /* address in use */
 	unsigned tries;
@@ -305,16 +307,37 @@ on_slept(void *arg)
 	attempt_send(arg);
 }
 
-/* Picks the next address, preferring one with a live connection. */
+/* Picks the next address, preferring one with a live connection to a node
+ * that answers. */
 static size_t
 pick(profile_client *c, size_t from)
 {
 	for (size_t k = 0; k < c->n; k++) {
 		size_t i = (from + k) % c->n;
-		if (call_channel_connected(c->ch[i]) > 0)
+		if (call_channel_usable(c->ch[i]))
 			return i;
 	}
 	return from % c->n;
+}
+
+/* How long one try may wait for its answer. A write waits out the whole
+ * deadline: it may have run, so it is never sent twice. A read, with other
+ * addresses to go to, waits a third of the deadline (at least
+ * READ_TRY_MIN_MS), so a hung node costs it one try, not the deadline. The
+ * node keeps a margin inside whatever it is given, so a node that cannot
+ * serve in time still answers UNAVAILABLE before the try runs out. */
+static uint32_t
+try_budget(const profile_client *c, uint32_t total_ms, int write, int64_t left)
+{
+	uint32_t t = total_ms / 3;
+
+	if (!write && c->n > 1) {
+		if (t < READ_TRY_MIN_MS)
+			t = READ_TRY_MIN_MS;
+		if ((int64_t)t < left)
+			return t;
+	}
+	return left > 0 ? (uint32_t)left : 1;
 }
 
 static void
@@ -367,8 +390,8 @@ attempt_send(attempt *a)
 	}
 	/* With other addresses to try, do not wait the whole deadline on one
 	 * that takes nothing. */
-	rc = call_start(a->c->ch[a->idx], a->req, (uint32_t)left, a->c->n > 1 ? SEND_TIMEOUT_MS : 0, a->write,
-	                on_answer, a);
+	rc = call_start(a->c->ch[a->idx], a->req, try_budget(a->c, a->total, a->write, left),
+	                a->c->n > 1 ? SEND_TIMEOUT_MS : 0, a->write, on_answer, a);
 	if (rc != PROFILE_OK)
 		attempt_finish(a, rc, NULL);
 }
@@ -389,12 +412,14 @@ client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, 
 	a->c = c;
 	a->req = req;
 	a->deadline = wire_mono_ms() + deadline_ms;
+	a->total = deadline_ms;
 	a->write = write;
 	a->done = done;
 	a->arg = arg;
 	a->idx = first_address(c, req);
 	/* The first send's failure to start is the caller's to see. */
-	rc = call_start(c->ch[a->idx], req, deadline_ms, c->n > 1 ? SEND_TIMEOUT_MS : 0, write, on_answer, a);
+	rc = call_start(c->ch[a->idx], req, try_budget(c, deadline_ms, write, deadline_ms),
+	                c->n > 1 ? SEND_TIMEOUT_MS : 0, write, on_answer, a);
 	if (rc != PROFILE_OK)
 		free(a);
 	return rc;

@@ -6,9 +6,11 @@ Waits are for events (a file appearing, /readyz answering 200), bounded by a
 timeout; there are no fixed sleeps.
 """
 import atexit
+import collections
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -49,19 +51,28 @@ def _stop_leftovers():
 atexit.register(_stop_leftovers)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _port_window():
+    """Ports to listen on: below the kernel's ephemeral range, which the
+    outgoing connections of every process here draw from (a port taken from
+    that range could be used by one of them before our server binds it)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    top = min(low, 32768)
+    return (top // 2, top) if top > 4096 else (1024, top)
 
 
-def free_port_run(count):
-    """A port p such that p .. p+count-1 are all free now (scripts/run.sh
-    gives node i the port RPC_PORT+i-1)."""
-    for _ in range(200):
-        base = free_port()
-        if base + count > 65535:
-            continue
+_rng = random.SystemRandom()  # parallel tests must not draw the same ports
+
+
+def free_port_run(count=1):
+    """A port p such that p .. p+count-1 are all free now, outside the
+    ephemeral range (scripts/run.sh gives node i the port RPC_PORT+i-1)."""
+    lo, hi = _port_window()
+    for _ in range(500):
+        base = _rng.randrange(lo, hi - count)
         socks = []
         try:
             for k in range(count):
@@ -75,6 +86,10 @@ def free_port_run(count):
             for sk in socks:
                 sk.close()
     raise AssertionError("no %d consecutive free ports" % count)
+
+
+def free_port():
+    return free_port_run(1)
 
 
 def wait_for(cond, timeout, what):
@@ -145,6 +160,29 @@ def journal_records(data_dir, topic="profiles"):
             out.append((int(m.group(1)), offset, key.decode("utf-8", "replace"), val))
             pos += 4 + length
     return out
+
+
+def terminate(named, bound):
+    """SIGTERM to every live (name, Proc) at once, then a wait of at most
+    bound seconds; SIGKILL for what is left. Returns what went wrong."""
+    problems = []
+    live = [(n, p) for n, p in named if p.alive()]
+    for _, p in live:
+        p.p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + bound
+    for name, p in live:
+        try:
+            code = p.p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.p.kill()
+            p.p.wait()
+            problems.append("%s did not exit within %d s of SIGTERM" % (name, bound))
+            continue
+        finally:
+            p.log.close()
+        if code != 0:
+            problems.append("%s exited with %d after SIGTERM:\n%s" % (name, code, p.tail(15)))
+    return problems
 
 
 class Response:
@@ -278,14 +316,23 @@ class Stack:
                     break
         return found
 
-    def destroy(self):
+    def destroy(self, bound=30):
+        """Stops what still runs with SIGTERM (SIGKILL only past bound
+        seconds), in the order that loses nothing: gateways, then every core
+        at once, then the broker. So every process's shutdown path, and under
+        a sanitizer build its leak check, runs in every test. Fails when a
+        process needed SIGKILL, exited non-zero, or reported a sanitizer
+        finding."""
+        problems = []
         try:
-            for _, p in self.procs():
-                if p.alive():
-                    p.stop(signal.SIGKILL)
-            reports = self.sanitizer_reports()
-            if reports:
-                raise AssertionError("sanitizer reports:\n" + "\n".join(reports))
+            gateways = [(n, p) for n, p in self.procs() if n.startswith("gateway")]
+            cores = [(n, p) for n, p in self.procs() if n.startswith("core")]
+            broker = [(n, p) for n, p in self.procs() if n == "broker"]
+            for group in (gateways, cores, broker):
+                problems += terminate(group, bound)
+            problems += ["sanitizer: " + r for r in self.sanitizer_reports()]
+            if problems:
+                raise AssertionError("teardown:\n" + "\n".join(problems))
         finally:
             if self.own_data:
                 shutil.rmtree(self.data, ignore_errors=True)
@@ -337,12 +384,30 @@ class Stack:
         return {p["partition"]: p["applied_offset"] for p in self.cluster()["partitions"]}
 
 
-class CreateLoad:
-    """Threads that create profiles through the gateway until stopped; the
-    acknowledged ones (201) are kept in .acked. A context manager."""
+def promised_failure(r, write):
+    """Whether r is a failure the README promises for an outage: 503 with
+    Retry-After: 1 and an UNAVAILABLE error body (not executed), or, for a
+    write only, 504 with a DEADLINE_EXCEEDED body (outcome unknown)."""
+    code = ((r.json or {}).get("error") or {}).get("code") if isinstance(r.json, dict) else None
+    if r.status == 503:
+        return r.headers.get("retry-after") == "1" and code == "UNAVAILABLE"
+    return write and r.status == 504 and code == "DEADLINE_EXCEEDED"
 
-    def __init__(self, stack, threads=4, prefix="w"):
+
+class CreateLoad:
+    """Threads that create profiles through the gateway until stopped. The
+    acknowledged ones (201) are kept in .acked; every answer is counted in
+    .statuses by HTTP status (a connection error or a request that took over
+    `timeout` seconds as "error"), and any answer that is neither 201 nor a
+    promised failure (promised_failure) is kept in .odd, so tests can assert
+    on every outcome. A context manager."""
+
+    def __init__(self, stack, threads=4, prefix="w", timeout=10):
         self.acked = []
+        self.statuses = collections.Counter()
+        self.odd = []
+        self.timeout = timeout
+        self._mu = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(stack, prefix, k)) for k in range(threads)]
 
@@ -352,11 +417,19 @@ class CreateLoad:
             try:
                 r = stack.request("POST", "/api/profile",
                                   {"username": "%s%d" % (prefix, k), "email": "%s%d.%d@mail.com" % (prefix, k, i)},
-                                  timeout=10)
-                if r.status == 201:
-                    self.acked.append(r.json)
-            except OSError:
-                pass
+                                  timeout=self.timeout)
+            except OSError as e:
+                r = e
+            with self._mu:
+                if isinstance(r, Exception):
+                    self.statuses["error"] += 1
+                    self.odd.append(repr(r))
+                else:
+                    self.statuses[r.status] += 1
+                    if r.status == 201:
+                        self.acked.append(r.json)
+                    elif not promised_failure(r, write=True):
+                        self.odd.append(r)
             i += 1
 
     def __enter__(self):

@@ -154,10 +154,18 @@ class Cluster(StackTest):
             sys.stderr.write("failover: kill -9 of one of three nodes to all partitions active: %.1f s\n" % failover)
             n = len(load.acked)
             wait_for(lambda: len(load.acked) >= n + 50, 60, "writes after the failover")
+        # Every answer in the outage was 201, or a promised failure (503 not
+        # executed; 504 outcome unknown for a write in flight to the dead
+        # node): never a hang, a 500 or a 404.
+        self.assertEqual(load.odd, [], load.statuses)
+        self.assertEqual(load.statuses[201], len(load.acked))
         acked = load.acked
         for uid, (status, body) in get_all(s.port, [p["uid"] for p in acked]).items():
             self.assertEqual(status, 200, uid)
-        self.assertLess(failover, 30)
+        # The group session (4 s) plus the local broker's rebalance delay
+        # (session - 1 s) plus the restore: about 8-10 s here (README);
+        # bounded with room for a loaded machine running two suites.
+        self.assertLess(failover, 20)
 
         # Node 2 comes back and rejoins with its stores.
         log = s.cores[2].log_path
