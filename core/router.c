@@ -113,6 +113,10 @@ router_send(router *r, const char *address, Profile__V1__Request *req, uint32_t 
 
 	if (ch == NULL)
 		return PROFILE_UNAVAILABLE;
+	/* A peer that is connected but let a call time out unanswered is hung:
+	 * do not pile more on it (nothing is executed; the caller may retry). */
+	if (call_channel_connected(ch) > 0 && !call_channel_usable(ch))
+		return PROFILE_UNAVAILABLE;
 	req->hops = 1;
 	/* An owner that takes nothing within a second (down, or not yet
 	 * reconnected) fails the call with UNAVAILABLE: not executed, so the

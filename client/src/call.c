@@ -23,6 +23,7 @@ typedef struct slot {
 	int state;
 	int write;
 	int64_t deadline;
+	int64_t sent; /* monotonic ms: when the request left */
 	call_done_fn done;
 	void *arg;
 } slot;
@@ -40,10 +41,12 @@ struct call_channel {
 	int64_t suspect_until; /* monotonic ms: a call timed out unanswered */
 };
 
-/* A node that let a call time out without answering (hung, or stopped) is
- * avoided this long by callers that have somewhere else to go; any answer
- * from it clears this at once. Nodes answer before a caller's deadline
- * (even with UNAVAILABLE), so a timeout means the node itself is stuck. */
+/* A node that let a call wait SUSPECT_AFTER_MS or more and time out without
+ * answering (hung, or stopped) is avoided for SUSPECT_MS by callers that have
+ * somewhere else to go; any answer from it clears this at once. Nodes answer
+ * before a caller's deadline (UNAVAILABLE when they cannot serve), so such a
+ * timeout means the node itself is stuck; shorter waits say too little. */
+#define SUSPECT_AFTER_MS 1000
 #define SUSPECT_MS 3000
 
 /* nng's codes, mapped once for the open path. */
@@ -107,7 +110,8 @@ slot_cb(void *arg)
 			            NULL);
 			return;
 		}
-		left = s->deadline - wire_mono_ms();
+		s->sent = wire_mono_ms();
+		left = s->deadline - s->sent;
 		s->state = S_RECV;
 		nng_aio_set_timeout(s->aio, left > 0 ? (nng_duration)left : 1);
 		nng_ctx_recv(s->ctx, s->aio);
@@ -117,8 +121,9 @@ slot_cb(void *arg)
 		/* A read changed nothing, answered or not: safe to repeat, so
 		 * not executed. A write may have run: outcome unknown. */
 		int status = s->write ? PROFILE_DEADLINE_EXCEEDED : PROFILE_UNAVAILABLE;
-		if (rv == NNG_ETIMEDOUT)
-			__atomic_store_n(&s->ch->suspect_until, wire_mono_ms() + SUSPECT_MS, __ATOMIC_RELAXED);
+		int64_t now = wire_mono_ms();
+		if (rv == NNG_ETIMEDOUT && now - s->sent >= SUSPECT_AFTER_MS)
+			__atomic_store_n(&s->ch->suspect_until, now + SUSPECT_MS, __ATOMIC_RELAXED);
 		slot_finish(s, rv == NNG_ENOMEM ? PROFILE_RESOURCE_EXHAUSTED : status, NULL);
 		return;
 	}

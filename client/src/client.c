@@ -18,6 +18,7 @@
 #define DEFAULT_DEADLINE_MS 5000
 #define SEND_TIMEOUT_MS 1000 /* to give up on an address and try the next */
 #define READ_TRY_MIN_MS 300  /* the shortest try of a read (see try_budget) */
+#define RETRY_MIN_MS 20      /* no retry with less time left than this */
 #define BACKOFF_FIRST_MS 10
 #define BACKOFF_MAX_MS 250
 #define ROUTE_MAX_PARTITIONS 4096
@@ -349,7 +350,9 @@ on_answer(void *arg, int status, Profile__V1__Response *resp)
 	int64_t left = a->deadline - wire_mono_ms();
 	unsigned backoff;
 
-	if (!unavailable || left <= 1) {
+	/* A try needs time for a node to answer it, margin included: with less
+	 * than a tenth of the deadline left, the answer stands. */
+	if (!unavailable || left < (int64_t)(a->total / 10) || left < RETRY_MIN_MS) {
 		attempt_finish(a, status, resp);
 		return;
 	}

@@ -215,6 +215,7 @@ class Stack:
         self.bootstrap = None
         self.extra = []  # per-node gateways
         self.state = "partitioned"
+        self.gateway_args = []  # more flags for the main gateway
 
     # ---- processes -----------------------------------------------------
     def start_broker(self):
@@ -251,14 +252,14 @@ class Stack:
                 "--port", str(self.port)]
         for i in sorted(self.core_addr):
             argv += ["--core", self.core_addr[i]]
-        self.gateway = Proc("gateway", argv, self.data)
+        self.gateway = Proc("gateway", argv + list(self.gateway_args), self.data)
         wait_for(lambda: self._answers("/healthz") or not self.gateway.alive(), 20, "the gateway")
         assert self.gateway.alive(), self.gateway.tail()
 
-    def node_gateway(self, i):
+    def node_gateway(self, i, args=()):
         """A second gateway that talks to core node i only: a way to put a
-        request to one particular node over REST."""
-        gw = NodeGateway(self, i)
+        request to one particular node over REST. args: more flags."""
+        gw = NodeGateway(self, i, args)
         self.extra.append(gw)
         return gw
 
@@ -284,7 +285,7 @@ class Stack:
         out += [("core%d" % i, p) for i, p in sorted(self.cores.items())]
         if self.gateway:
             out.append(("gateway", self.gateway))
-        out += [("gateway-node%d" % g.node, g.proc) for g in self.extra]
+        out += [(g.proc.name, g.proc) for g in self.extra]
         return out
 
     def stop(self):
@@ -454,11 +455,14 @@ def all_active_on(gateway, owners):
 
 
 class NodeGateway:
-    def __init__(self, stack, i):
+    def __init__(self, stack, i, args=()):
         self.node = i
         self.port = free_port()
-        self.proc = Proc("gateway-node%d" % i, [os.path.join(BUILD, "profile-gateway"), "--address", "127.0.0.1",
-                                                "--port", str(self.port), "--core", stack.core_addr[i]], stack.data)
+        name = "gateway-node%d" % i
+        while any(g.proc.name == name for g in stack.extra):
+            name += "x"
+        self.proc = Proc(name, [os.path.join(BUILD, "profile-gateway"), "--address", "127.0.0.1",
+                                "--port", str(self.port), "--core", stack.core_addr[i]] + list(args), stack.data)
         wait_for(lambda: self._up() or not self.proc.alive(), 20, "gateway for node %d" % i)
 
     def _up(self):
