@@ -263,6 +263,12 @@ class Stack:
         self.extra.append(gw)
         return gw
 
+    def extra_gateway(self, cores, args=()):
+        """Another gateway, given the core addresses cores."""
+        gw = NodeGateway(self, 0, args, cores)
+        self.extra.append(gw)
+        return gw
+
     def start(self):
         self.start_broker()
         for i in range(1, self.nodes + 1):
@@ -455,14 +461,16 @@ def all_active_on(gateway, owners):
 
 
 class NodeGateway:
-    def __init__(self, stack, i, args=()):
+    def __init__(self, stack, i, args=(), cores=None):
         self.node = i
         self.port = free_port()
         name = "gateway-node%d" % i
         while any(g.proc.name == name for g in stack.extra):
             name += "x"
-        self.proc = Proc(name, [os.path.join(BUILD, "profile-gateway"), "--address", "127.0.0.1",
-                                "--port", str(self.port), "--core", stack.core_addr[i]] + list(args), stack.data)
+        argv = [os.path.join(BUILD, "profile-gateway"), "--address", "127.0.0.1", "--port", str(self.port)]
+        for c in cores or [stack.core_addr[i]]:
+            argv += ["--core", c]
+        self.proc = Proc(name, argv + list(args), stack.data)
         wait_for(lambda: self._up() or not self.proc.alive(), 20, "gateway for node %d" % i)
 
     def _up(self):

@@ -82,8 +82,8 @@ class Profilectl(StackTest):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             p = s.create("watched", "watched@mail.com")
-            s.request("PUT", "/api/profile/" + p["uid"], {"email": "watched2@mail.com"})
-            s.request("DELETE", "/api/profile/" + p["uid"])
+            self.assertEqual(s.request("PUT", "/api/profile/" + p["uid"], {"email": "watched2@mail.com"}).status, 200)
+            self.assertEqual(s.request("DELETE", "/api/profile/" + p["uid"]).status, 204)
             lines = queue.Queue()
             threading.Thread(target=lambda: [lines.put(x) for x in w.stdout], daemon=True).start()
             seen, deadline = [], time.monotonic() + 30
@@ -101,6 +101,35 @@ class Profilectl(StackTest):
             self.assertEqual(len({c["partition"] for c in seen}), 1)
             self.assertEqual([c["offset"] for c in seen], sorted(c["offset"] for c in seen))
             w.send_signal(signal.SIGINT)
+            self.assertEqual(w.wait(10), 0)
+        finally:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+            w.stderr.close()
+
+    def test_watch_starts_at_the_end_and_sigterm_ends_it_cleanly(self):
+        """Without --from-beginning, watch shows only what changes after it
+        started; SIGTERM ends it with exit 0."""
+        s = self.stack
+        old = s.create("before", "before@mail.com")
+        w = subprocess.Popen([CTL, "watch", "--brokers", s.bootstrap, "-X", "fetch.wait.max.ms=10"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            lines = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(x) for x in w.stdout], daemon=True).start()
+            seen, made, deadline = [], set(), time.monotonic() + 30
+            # The watch places itself at the end as it starts: keep making
+            # profiles until one shows, then a few more.
+            while len([c for c in seen if c["uid"] in made]) < 3 and time.monotonic() < deadline:
+                made.add(s.create("after", "after%d@mail.com" % len(made))["uid"])
+                try:
+                    seen.append(json.loads(lines.get(timeout=0.5)))
+                except queue.Empty:
+                    pass
+            self.assertGreaterEqual(len([c for c in seen if c["uid"] in made]), 3, seen)
+            self.assertNotIn(old["uid"], [c["uid"] for c in seen])
+            w.send_signal(signal.SIGTERM)
             self.assertEqual(w.wait(10), 0)
         finally:
             if w.poll() is None:

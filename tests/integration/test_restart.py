@@ -28,12 +28,16 @@ class CoreRestart(StackTest):
         for p in load.acked:
             r = s.request("GET", "/api/profile/" + p["uid"])
             self.assertEqual((r.status, r.json), (200, p))
+        # The email index came back with the profiles (one transaction).
+        for p in load.acked[::max(1, len(load.acked) // 25)]:
+            r = s.request("GET", "/api/search?email=" + p["email"])
+            self.assertEqual((r.status, r.json), (200, p))
 
     def test_restart_replays_only_the_tail(self):
         s = self.stack
         first = [s.create("a%d" % i, "a%d@mail.com" % i) for i in range(40)]
         for p in first[:10]:
-            s.request("PUT", "/api/profile/" + p["uid"], {"username": "changed"})
+            self.assertEqual(s.request("PUT", "/api/profile/" + p["uid"], {"username": "changed"}).status, 200)
         before = snapshot(s, [p["uid"] for p in first])
 
         # A clean stop is bounded and exits 0; the restart finds its stores

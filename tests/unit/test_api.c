@@ -184,6 +184,8 @@ test_status_table(void)
 	CHECK_INT(api_http_status(PROFILE_UNAVAILABLE), 503);
 	CHECK_INT(api_http_status(PROFILE_INTERNAL), 500);
 	CHECK_INT(api_http_status(PROFILE_ALREADY_EXISTS), 409);
+	CHECK_INT(api_http_status(PROFILE_ABORTED), 409);
+	CHECK_INT(api_http_status(PROFILE_RESOURCE_EXHAUSTED), 429);
 	CHECK_INT(api_http_status(1234), 500);
 }
 
@@ -249,7 +251,36 @@ test_finish(void)
 	api_finish(&ar, PROFILE_UNAVAILABLE, NULL);
 	CHECK_INT(ar.resp.http, 503);
 	CHECK_INT(ar.resp.retry_after, 1);
+	CHECK(strstr(ar.resp.body, "\"code\":\"UNAVAILABLE\"") != NULL);
 	api_request_fini(&ar);
+
+	/* Statuses a core answers become their HTTP status and error code; only
+	 * 503 (not executed) says when to retry. */
+	{
+		static const struct {
+			Profile__V1__Status status;
+			int http;
+			const char *body;
+		} cases[] = {
+		    {PROFILE__V1__STATUS__ABORTED, 409, "{\"error\":{\"code\":\"ABORTED\",\"message\":\"m\"}}"},
+		    {PROFILE__V1__STATUS__RESOURCE_EXHAUSTED, 429,
+		     "{\"error\":{\"code\":\"RESOURCE_EXHAUSTED\",\"message\":\"m\"}}"},
+		    {PROFILE__V1__STATUS__DEADLINE_EXCEEDED, 504,
+		     "{\"error\":{\"code\":\"DEADLINE_EXCEEDED\",\"message\":\"m\"}}"},
+		    {PROFILE__V1__STATUS__UNAVAILABLE, 503, "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"m\"}}"},
+		};
+		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+			prep(&ar, "PUT", path, NULL, NULL, "{\"username\":\"x\"}");
+			r.status = cases[i].status;
+			r.message = "m";
+			r.body_case = PROFILE__V1__RESPONSE__BODY__NOT_SET;
+			api_finish(&ar, PROFILE_OK, &r);
+			CHECK_INT(ar.resp.http, cases[i].http);
+			CHECK_STR(ar.resp.body, cases[i].body);
+			CHECK_INT(ar.resp.retry_after, cases[i].http == 503);
+			api_request_fini(&ar);
+		}
+	}
 
 	/* A reply of the wrong shape is an internal error, not a crash. */
 	prep(&ar, "GET", path, NULL, NULL, NULL);
