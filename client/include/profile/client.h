@@ -15,10 +15,13 @@
  *    deadline_ms is 0 (5000 ms unless set otherwise). A call never outlives
  *    its deadline by more than a scheduling delay.
  *  - PROFILE_UNAVAILABLE means "not executed": the library retries it
- *    itself, with backoff, on the next address, while the deadline allows;
- *    when it still reaches the caller, retrying later is safe. No other
- *    status is ever retried. PROFILE_DEADLINE_EXCEEDED from a write means
- *    the outcome is unknown (it may have been applied).
+ *    itself, with backoff, on the next address, while at least a tenth of
+ *    the deadline is left; when it still reaches the caller, retrying later
+ *    is safe. No other status is ever retried. PROFILE_DEADLINE_EXCEEDED
+ *    comes only from writes and means the outcome is unknown (it may have
+ *    been applied); such a write was sent once. A read that gets no answer
+ *    ends PROFILE_UNAVAILABLE: with several addresses each try of a read
+ *    waits at most a third of the deadline before it moves on.
  *  - Arguments are checked before anything is sent: NULL, empty, too long or
  *    malformed values give PROFILE_INVALID_ARGUMENT and send nothing.
  *
