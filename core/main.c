@@ -303,6 +303,7 @@ main(int argc, char **argv)
 	members_close(mem, 2000);
 	service_free(svc);
 	router_free(rt);
+	rpc_server_quiesce(rpc, 100, 1000);
 	rpc_server_close(rpc, 2000);
 	partitions_free(table);
 	log_info("stopped");

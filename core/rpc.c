@@ -30,7 +30,8 @@ struct rpc_server {
 	service *svc;
 	worker *workers;
 	int n;
-	volatile int draining;
+	int draining;         /* atomic */
+	int64_t last_request; /* atomic, monotonic ms */
 	/* bounded close */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -66,11 +67,16 @@ worker_recv(worker *w)
 
 /* service_done_fn: encodes and sends the answer. */
 static void
-worker_reply(void *arg, const Profile__V1__Response *resp)
+worker_reply(void *arg, const Profile__V1__Response *given)
 {
 	worker *w = arg;
-	size_t len = profile__v1__response__get_packed_size(resp);
+	Profile__V1__Response resp = *given;
+	size_t len;
 	nng_msg *msg;
+
+	/* While shutting down, every answer tells the caller to go elsewhere. */
+	resp.draining = __atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED);
+	len = profile__v1__response__get_packed_size(&resp);
 
 	if (nng_msg_alloc(&msg, len) != 0) {
 		/* Nothing can be sent: the caller's deadline will tell it. */
@@ -78,7 +84,7 @@ worker_reply(void *arg, const Profile__V1__Response *resp)
 		worker_recv(w);
 		return;
 	}
-	profile__v1__response__pack(resp, nng_msg_body(msg));
+	profile__v1__response__pack(&resp, nng_msg_body(msg));
 	w->state = W_SEND;
 	nng_aio_set_msg(w->aio, msg);
 	nng_ctx_send(w->ctx, w->aio);
@@ -101,6 +107,7 @@ worker_cb(void *arg)
 			return;
 		}
 		msg = nng_aio_get_msg(w->aio);
+		__atomic_store_n(&w->srv->last_request, wire_mono_ms(), __ATOMIC_RELAXED);
 		if (nng_msg_len(msg) > WIRE_MESSAGE_MAX) {
 			nng_msg_free(msg);
 			service_answer(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "request too large");
@@ -112,7 +119,7 @@ worker_cb(void *arg)
 			service_answer(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
 			return;
 		}
-		if (w->srv->draining) {
+		if (__atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED)) {
 			service_answer(worker_reply, w, req->request_id, PROFILE_UNAVAILABLE,
 			               "node is shutting down");
 			profile__v1__request__free_unpacked(req, NULL);
@@ -179,7 +186,20 @@ void
 rpc_server_drain(rpc_server *srv)
 {
 	if (srv)
-		srv->draining = 1;
+		__atomic_store_n(&srv->draining, 1, __ATOMIC_RELAXED);
+}
+
+void
+rpc_server_quiesce(rpc_server *srv, int quiet_ms, int max_ms)
+{
+	int64_t end = wire_mono_ms() + max_ms;
+	struct timespec pause = {0, 10 * 1000000L};
+
+	if (srv == NULL)
+		return;
+	while (wire_mono_ms() < end &&
+	       wire_mono_ms() - __atomic_load_n(&srv->last_request, __ATOMIC_RELAXED) < quiet_ms)
+		nanosleep(&pause, NULL);
 }
 
 static void *

@@ -20,8 +20,15 @@ typedef struct rpc_server rpc_server;
 int rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc);
 
 /* Stops taking requests: from now on each new request is answered
- * UNAVAILABLE (not executed) so callers go elsewhere. */
+ * UNAVAILABLE (not executed), and every answer says the node is draining,
+ * so callers go elsewhere. */
 void rpc_server_drain(rpc_server *srv);
+
+/* After rpc_server_drain: waits until no request has arrived for quiet_ms
+ * (callers have heard the node is draining), at most max_ms, so that
+ * closing the socket drops no request a caller is still sending: such a
+ * request could only be answered "outcome unknown". */
+void rpc_server_quiesce(rpc_server *srv, int quiet_ms, int max_ms);
 
 /* Closes the socket, waiting at most timeout_ms (nng 1.5's close can hang;
  * the process may then exit with the close still pending), and frees what it

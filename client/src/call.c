@@ -127,10 +127,12 @@ slot_cb(void *arg)
 		slot_finish(s, rv == NNG_ENOMEM ? PROFILE_RESOURCE_EXHAUSTED : status, NULL);
 		return;
 	}
-	__atomic_store_n(&s->ch->suspect_until, 0, __ATOMIC_RELAXED);
 	msg = nng_aio_get_msg(s->aio);
 	resp = profile__v1__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
+	/* An answer clears a suspicion, unless it says the node is going away. */
+	__atomic_store_n(&s->ch->suspect_until, resp && resp->draining ? wire_mono_ms() + SUSPECT_MS : 0,
+	                 __ATOMIC_RELAXED);
 	slot_finish(s, resp ? PROFILE_OK : PROFILE_INTERNAL, resp);
 }
 
@@ -141,6 +143,8 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 	(void)p;
 	__atomic_add_fetch(&ch->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1, __ATOMIC_RELAXED);
+	if (ev == NNG_PIPE_EV_ADD_POST) /* a new connection: perhaps a restarted node */
+		__atomic_store_n(&ch->suspect_until, 0, __ATOMIC_RELAXED);
 }
 
 int

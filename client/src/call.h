@@ -62,9 +62,10 @@ int call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms,
  * not yet dialed). */
 int call_channel_connected(call_channel *ch);
 
-/* 1 when the channel is connected and none of its calls waited a second or
- * more and timed out unanswered in the last few seconds (a hung node: nodes
- * answer before a caller's deadline); else 0. */
+/* 1 when the channel is connected, none of its calls waited a second or more
+ * and timed out unanswered in the last few seconds (a hung node: nodes answer
+ * before a caller's deadline), and the node did not answer that it is
+ * shutting down; else 0. */
 int call_channel_usable(call_channel *ch);
 
 #endif

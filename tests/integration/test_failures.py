@@ -216,9 +216,9 @@ class Shutdown(StackTest):
     def test_sigterm_under_load_answers_everything_and_hands_over(self):
         """SIGTERM to one of three nodes while creates run: every create is
         answered 201 or 503 (a clean stop leaves no outcome unknown), the
-        node exits 0, and its partitions are active on the others sooner
-        than a kill -9 would allow (it leaves the group instead of waiting
-        out its session)."""
+        node exits 0 having given its partitions up to the group (rather
+        than leaving the group to time out its session), and they are
+        active on the others soon after."""
         s = self.stack
         with CreateLoad(s, prefix="t") as load:
             wait_for(lambda: len(load.acked) >= 100, 60, "100 acknowledged creates")
@@ -232,12 +232,17 @@ class Shutdown(StackTest):
         self.assertEqual(set(load.statuses) - {201, 503}, set(), load.statuses)
         for p in load.acked:
             self.assertEqual(s.request("GET", "/api/profile/" + p["uid"]).json, p)
+        # It left the group (gave its partitions up) as it stopped, rather
+        # than leaving the group to time its session out.
         with open(s.cores[2].log_path) as f:
             log = f.read()
-        self.assertIn("stopped", log)
+        shutdown = log[log.index("SIGTERM: shutting down"):]
+        self.assertIn("assignment: 0 partition(s) owned", shutdown)
+        self.assertIn("stopped", shutdown)
         sys.stderr.write("SIGTERM of one of three nodes to all partitions active: %.1f s\n" % handover)
-        # A kill -9 takes the session (4 s) plus a rebalance (3 s) here.
-        self.assertLess(handover, 7)
+        # Usually one rebalance of the local broker (3 s); a kill -9 adds the
+        # session (4 s) to that. Bounded loosely: a timing, not a speed test.
+        self.assertLess(handover, 12)
 
 
 def varint(n):
