@@ -489,10 +489,12 @@ class StackTest(unittest.TestCase):
     partitions = 12
 
     state = "partitioned"
+    gateway_args = ()  # more flags for the main gateway
 
     def setUp(self):
         self.stack = Stack(nodes=self.nodes, partitions=self.partitions)
         self.stack.state = self.state
+        self.stack.gateway_args = list(self.gateway_args)
         try:
             self.stack.start()
         except BaseException:

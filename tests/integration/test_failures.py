@@ -351,17 +351,9 @@ class BrokerStall(StackTest):
     finishes before the next write to its uid; a write that waited behind it
     past its deadline answers 503 and never reaches the log."""
 
-    def setUp(self):
-        self.stack = Stack(nodes=1)
-        # A short deadline, so the stall fits well inside the group session
-        # (4 s) and no rebalance muddles the picture.
-        self.stack.gateway_args = ["--timeout-ms", "1500"]
-        try:
-            self.stack.start()
-        except BaseException:
-            sys.stderr.write(self.stack.logs())
-            self.stack.destroy()
-            raise
+    # A short deadline, so the stall fits well inside the group session
+    # (4 s) and no rebalance muddles the picture.
+    gateway_args = ("--timeout-ms", "1500")
 
     def test_stalled_broker_504_then_ordered_and_queued_write_never_logged(self):
         s = self.stack
