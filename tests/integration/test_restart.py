@@ -1,6 +1,8 @@
 """Restarts: a core node restarted (cleanly or by kill -9) keeps every
 acknowledged profile and replays only the tail of the log; the whole stack
 restarted keeps its data."""
+import os
+import shutil
 import signal
 
 from harness import CreateLoad, Stack, StackTest, main, wait_for
@@ -66,6 +68,54 @@ class CoreRestart(StackTest):
             self.assertEqual(s.request("GET", "/api/profile/" + p["uid"]).json, p)
         r = s.request("GET", "/api/search?email=b7@mail.com")
         self.assertEqual(r.json["uid"], later[7]["uid"])
+
+
+class LogGone(StackTest):
+    partitions = 4
+
+    def restart_on_a_new_log(self, data_name="core1"):
+        """Stops everything, throws the broker's log away (as a topic
+        recreated), starts a broker and the core on data_name."""
+        s = self.stack
+        s.stop()
+        shutil.rmtree(os.path.join(s.data, "kafka"))
+        s.start_broker()
+        s.start_core(1, data_name=data_name)
+        s.start_gateway()
+        s.wait_ready()
+
+    def core_log(self, data_name="core1"):
+        with open(os.path.join(self.stack.data, data_name + ".log")) as f:
+            return f.read()
+
+    def test_a_store_whose_log_is_gone_is_rebuilt_from_the_log(self):
+        """A store is a cache of the log: when the record at its stored
+        offset is another one, or its offset is past the end of the log,
+        the node says why and rebuilds it from the log; nothing from the
+        old log is served."""
+        s = self.stack
+        old = [s.create("old%d" % i, "old%d@mail.com" % i) for i in range(20)]
+        # A new log, written through other stores, longer than the old one
+        # in every partition: the record at each stored offset differs.
+        self.restart_on_a_new_log("other")
+        new = [s.create("new%d" % i, "new%d@mail.com" % i) for i in range(80)]
+        s.stop()
+        s.start_broker()
+        s.start_core(1)
+        s.start_gateway()
+        s.wait_ready()
+        self.assertIn("is not the one it applied (was the topic recreated?)", self.core_log())
+        for p in new[::8]:
+            self.assertEqual(s.request("GET", "/api/profile/" + p["uid"]).json, p)
+        for p in old[::4]:
+            self.assertEqual(s.request("GET", "/api/profile/" + p["uid"]).status, 404)
+            self.assertEqual(s.request("GET", "/api/search?email=" + p["email"]).status, 404)
+        # An empty new log: every stored offset is past its end.
+        self.restart_on_a_new_log()
+        self.assertIn("its stored offset is past the end of the log", self.core_log())
+        for p in new[::8]:
+            self.assertEqual(s.request("GET", "/api/profile/" + p["uid"]).status, 404)
+        self.assertEqual(s.request("GET", "/api/search?email=new3@mail.com").status, 404)
 
 
 class StackRestart(StackTest):
