@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka.h"
 #include "log.h"
 
 #define BATCH_MAX 1024 /* records taken from the consumer per round */
@@ -34,71 +35,6 @@ struct changelog {
 	int threads_started;
 };
 
-/* rd_kafka errors that a caller may see, mapped once. */
-static int
-changelog_status(rd_kafka_resp_err_t err)
-{
-	switch (err) {
-	case RD_KAFKA_RESP_ERR_NO_ERROR:
-		return PROFILE_OK;
-	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
-	case RD_KAFKA_RESP_ERR__TIMED_OUT:
-	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-		return PROFILE_DEADLINE_EXCEEDED;
-	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-		return PROFILE_RESOURCE_EXHAUSTED;
-	case RD_KAFKA_RESP_ERR__TRANSPORT:
-	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-	case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-	case RD_KAFKA_RESP_ERR__FATAL:
-		return PROFILE_UNAVAILABLE;
-	case RD_KAFKA_RESP_ERR__INVALID_ARG:
-	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-		return PROFILE_INVALID_ARGUMENT;
-	default:
-		return PROFILE_INTERNAL;
-	}
-}
-
-static int
-conf_apply(rd_kafka_conf_t *conf, const char *const *opts)
-{
-	char err[256];
-
-	for (; opts && *opts; opts++) {
-		char key[256];
-		const char *eq = strchr(*opts, '=');
-		size_t klen = eq ? (size_t)(eq - *opts) : 0;
-
-		if (eq == NULL || klen == 0 || klen >= sizeof key) {
-			log_error("kafka: property '%s' is not key=value", *opts);
-			return PROFILE_INVALID_ARGUMENT;
-		}
-		memcpy(key, *opts, klen);
-		key[klen] = '\0';
-		if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
-			log_error("kafka: %s", err);
-			return PROFILE_INVALID_ARGUMENT;
-		}
-	}
-	return PROFILE_OK;
-}
-
-static void
-on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	(void)rk;
-	if (level <= 3)
-		log_error("kafka %s: %s", fac, buf);
-	else if (level <= 4)
-		log_warn("kafka %s: %s", fac, buf);
-	else
-		log_debug("kafka %s: %s", fac, buf);
-}
-
 static void
 on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -111,7 +47,7 @@ static void
 on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	changelog *cl = opaque;
-	int status = changelog_status(m->err);
+	int status = kafka_status(m->err);
 
 	(void)rk;
 	if (m->err) {
@@ -318,78 +254,16 @@ producer_main(void *arg)
 	return NULL;
 }
 
-/* Looks the topic up; 0 when absent, -1 when no broker answered. */
-static int32_t
-topic_partitions(rd_kafka_t *rk, const char *topic)
-{
-	const struct rd_kafka_metadata *md;
-	int32_t n = 0;
-
-	/* all_topics=1 lists without triggering the broker's auto-create. */
-	if (rd_kafka_metadata(rk, 1, NULL, &md, METADATA_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return -1;
-	for (int i = 0; i < md->topic_cnt; i++)
-		if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0)
-			n = md->topics[i].partition_cnt;
-	rd_kafka_metadata_destroy(md);
-	return n;
-}
-
-/* Asks the broker to create the topic, log-compacted. Waits a few seconds at
- * most: brokers without CreateTopics (the local test broker) never answer. */
-static void
-topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions)
-{
-	char err[256];
-	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, err, sizeof err);
-	rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_event_t *ev;
-
-	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-	rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof err);
-	rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
-	ev = rd_kafka_queue_poll(q, 6000);
-	if (ev == NULL) {
-		log_warn("kafka: creating topic %s: no answer from the broker", topic);
-	} else {
-		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-		size_t cnt = 0;
-		const rd_kafka_topic_result_t **tr =
-		    res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
-
-		if (rd_kafka_event_error(ev))
-			log_warn("kafka: creating topic %s: %s", topic, rd_kafka_event_error_string(ev));
-		else if (cnt == 1 && rd_kafka_topic_result_error(tr[0]))
-			log_warn("kafka: creating topic %s: %s", topic,
-			         rd_kafka_topic_result_error_string(tr[0]));
-		else
-			log_info("kafka: created topic %s (%d partitions, compacted)", topic,
-			         (int)partitions);
-		rd_kafka_event_destroy(ev);
-	}
-	rd_kafka_queue_destroy(q);
-	rd_kafka_AdminOptions_destroy(opt);
-	rd_kafka_NewTopic_destroy(nt);
-}
-
 static rd_kafka_conf_t *
 conf_new(const changelog_config *cfg, const char *const *own, changelog *cl)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char err[256];
+	rd_kafka_conf_t *conf = kafka_conf_new(cfg->brokers, cfg->client_id ? cfg->client_id : "profiled");
 
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err, sizeof err) ||
-	    rd_kafka_conf_set(conf, "client.id", cfg->client_id ? cfg->client_id : "profiled", err,
-	                      sizeof err)) {
-		log_error("kafka: %s", err);
-		rd_kafka_conf_destroy(conf);
+	if (conf == NULL)
 		return NULL;
-	}
-	rd_kafka_conf_set_log_cb(conf, on_log);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_opaque(conf, cl);
-	if (conf_apply(conf, own) != PROFILE_OK || conf_apply(conf, cfg->kafka_opts) != PROFILE_OK) {
+	if (kafka_conf_apply(conf, own) != PROFILE_OK || kafka_conf_apply(conf, cfg->kafka_opts) != PROFILE_OK) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
@@ -417,11 +291,11 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	cl->replicated = cfg->replicated;
 
 	if ((pconf = conf_new(cfg, producer_defaults, cl)) == NULL ||
-	    conf_apply(pconf, cfg->producer_opts) != PROFILE_OK)
+	    kafka_conf_apply(pconf, cfg->producer_opts) != PROFILE_OK)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
 	if ((cconf = conf_new(cfg, consumer_defaults, cl)) == NULL ||
-	    conf_apply(cconf, cfg->consumer_opts) != PROFILE_OK ||
+	    kafka_conf_apply(cconf, cfg->consumer_opts) != PROFILE_OK ||
 	    rd_kafka_conf_set(cconf, "group.id", cfg->group, err, sizeof err) != RD_KAFKA_CONF_OK)
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
@@ -433,11 +307,11 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	pconf = NULL;
 
 	rc = PROFILE_UNAVAILABLE;
-	n = topic_partitions(cl->producer, cfg->topic);
+	n = kafka_topic_partitions(cl->producer, cfg->topic, METADATA_TIMEOUT_MS);
 	if (n == 0) {
-		topic_create(cl->producer, cfg->topic, cfg->partitions);
+		kafka_topic_create(cl->producer, cfg->topic, cfg->partitions);
 		for (int i = 0; i < 10 && n <= 0; i++)
-			n = topic_partitions(cl->producer, cfg->topic);
+			n = kafka_topic_partitions(cl->producer, cfg->topic, METADATA_TIMEOUT_MS);
 	}
 	if (n <= 0) {
 		log_error("kafka: %s", n < 0 ? "no broker answered the metadata request"
@@ -459,7 +333,7 @@ changelog_open(changelog **out, const changelog_config *cfg)
 
 		/* A group id librdkafka requires; never joined (manual assignment). */
 		snprintf(gid, sizeof gid, "%s-follower", cfg->group);
-		if (fconf == NULL || conf_apply(fconf, cfg->consumer_opts) != PROFILE_OK ||
+		if (fconf == NULL || kafka_conf_apply(fconf, cfg->consumer_opts) != PROFILE_OK ||
 		    rd_kafka_conf_set(fconf, "group.id", gid, err, sizeof err) != RD_KAFKA_CONF_OK ||
 		    (cl->follower = rd_kafka_new(RD_KAFKA_CONSUMER, fconf, err, sizeof err)) == NULL) {
 			log_error("kafka: follower: %s", err);

@@ -15,12 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "profile/status.h"
+#include "record.h"
 
 typedef struct changelog changelog;
 
-#define CHANGELOG_OFFSET_BEGINNING (-2)
-#define CHANGELOG_CONTINUE (-1)
 
 /* What the changelog asks of the node. Every callback runs on the consumer
  * thread, except delivered, which runs on the producer's poll thread. */

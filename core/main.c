@@ -19,7 +19,7 @@
 #include "log.h"
 #include "members.h"
 #include "partition.h"
-#include "router.h"
+#include "peers.h"
 #include "rpc.h"
 #include "service.h"
 
@@ -157,7 +157,7 @@ main(int argc, char **argv)
 	changelog *cl = NULL;
 	rpc_server *rpc = NULL;
 	members *mem = NULL;
-	router *rt = NULL;
+	peers *rt = NULL;
 	node_ctx ctx;
 	int replicated;
 	sigset_t sigs;
@@ -258,9 +258,9 @@ main(int argc, char **argv)
 		    service_new(&svc, &sc, table) != PROFILE_OK)
 			goto fail;
 		service_attach(svc, cl);
-		if (members_open(&mem, &mc) != PROFILE_OK || router_new(&rt, mem, opt_node_id) != PROFILE_OK)
+		if (members_open(&mem, &mc) != PROFILE_OK || peers_new(&rt, mem, opt_node_id) != PROFILE_OK)
 			goto fail;
-		service_attach_router(svc, rt);
+		service_attach_peers(svc, rt);
 	}
 	if ((rc = rpc_server_open(&rpc, opt_listen, (int)opt_contexts, svc)) != PROFILE_OK) {
 		log_error("cannot serve on %s (%s)", opt_listen, profile_status_name(rc));
@@ -302,7 +302,7 @@ main(int argc, char **argv)
 	changelog_close(cl, 10000);
 	members_close(mem, 2000);
 	service_free(svc);
-	router_free(rt);
+	peers_free(rt);
 	rpc_server_quiesce(rpc, 100, 1000);
 	rpc_server_close(rpc, 2000);
 	partitions_free(table);
@@ -314,7 +314,7 @@ fail:
 	changelog_close(cl, 1000);
 	members_close(mem, 0);
 	service_free(svc);
-	router_free(rt);
+	peers_free(rt);
 	partitions_free(table);
 	return 1;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka.h"
 #include "log.h"
 
 struct members {
@@ -27,41 +28,15 @@ struct members {
 	int64_t end_at_open; /* the reader is ready past this offset */
 };
 
-static void
-on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	(void)rk;
-	if (level <= 4)
-		log_warn("members kafka %s: %s", fac, buf);
-}
-
-/* Applies "key=value" properties; bad ones were reported by the changelog,
- * which takes the same lists first. */
-static void
-conf_apply(rd_kafka_conf_t *conf, const char *const *opts)
-{
-	char key[256], err[256];
-
-	for (; opts && *opts; opts++) {
-		const char *eq = strchr(*opts, '=');
-		if (eq == NULL || (size_t)(eq - *opts) >= sizeof key)
-			continue;
-		memcpy(key, *opts, (size_t)(eq - *opts));
-		key[eq - *opts] = '\0';
-		rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err);
-	}
-}
-
 static rd_kafka_t *
 client_new(const members_config *cfg, rd_kafka_type_t type)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf = kafka_conf_new(cfg->brokers, cfg->node_id);
 	char err[256];
 	rd_kafka_t *rk;
 
-	rd_kafka_conf_set(conf, "bootstrap.servers", cfg->brokers, err, sizeof err);
-	rd_kafka_conf_set(conf, "client.id", cfg->node_id, err, sizeof err);
-	rd_kafka_conf_set_log_cb(conf, on_log);
+	if (conf == NULL)
+		return NULL;
 	if (type == RD_KAFKA_PRODUCER) {
 		rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err);
 		rd_kafka_conf_set(conf, "acks", "all", err, sizeof err);
@@ -74,9 +49,12 @@ client_new(const members_config *cfg, rd_kafka_type_t type)
 		 * its end (librdkafka's default). */
 		rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
 	}
-	conf_apply(conf, cfg->kafka_opts);
-	if (type == RD_KAFKA_CONSUMER)
-		conf_apply(conf, cfg->consumer_opts);
+	/* The changelog took the same lists first and reported any bad one. */
+	if (kafka_conf_apply(conf, cfg->kafka_opts) != PROFILE_OK ||
+	    (type == RD_KAFKA_CONSUMER && kafka_conf_apply(conf, cfg->consumer_opts) != PROFILE_OK)) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
 	if ((rk = rd_kafka_new(type, conf, err, sizeof err)) == NULL)
 		log_error("members: %s", err);
 	return rk;
@@ -159,33 +137,8 @@ reader_main(void *arg)
 static void
 ensure_topic(rd_kafka_t *rk, const char *topic)
 {
-	const struct rd_kafka_metadata *md;
-	int found = 0;
-	char err[256];
-
-	if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return;
-	for (int i = 0; i < md->topic_cnt; i++)
-		if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0)
-			found = 1;
-	rd_kafka_metadata_destroy(md);
-	if (!found) {
-		rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, -1, err, sizeof err);
-		rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-		rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-		rd_kafka_event_t *ev;
-
-		rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-		rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof err);
-		rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
-		if ((ev = rd_kafka_queue_poll(q, 6000)) != NULL)
-			rd_kafka_event_destroy(ev);
-		else
-			log_warn("members: creating topic %s: no answer from the broker", topic);
-		rd_kafka_queue_destroy(q);
-		rd_kafka_AdminOptions_destroy(opt);
-		rd_kafka_NewTopic_destroy(nt);
-	}
+	if (kafka_topic_partitions(rk, topic, 10000) == 0)
+		kafka_topic_create(rk, topic, 1);
 }
 
 int

@@ -371,11 +371,11 @@ partitions_owned(partitions *t, int32_t p)
 }
 
 void
-partitions_info(partitions *t, changelog *cl, partition_info *info)
+partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
 {
 	for (int32_t p = 0; p < t->count; p++) {
 		part *pt = &t->parts[p];
-		int64_t hi = cl ? changelog_high_watermark(cl, p) : -1;
+		int64_t hi = log_end ? log_end[p] : -1;
 
 		pthread_mutex_lock(&pt->mu);
 		if (hi < pt->hi)

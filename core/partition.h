@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "changelog.h"
+#include "record.h"
 #include "store.h"
 
 typedef struct partitions partitions;
@@ -83,8 +83,9 @@ int partitions_cancel(partitions *t, int32_t p, partition_waiter *w);
 /* 1 when p is owned by this node (active or restoring). */
 int partitions_owned(partitions *t, int32_t p);
 
-/* Fills info[0..count) (count = partitions_count) with a snapshot. The
- * changelog gives the log end offsets for the lag. */
-void partitions_info(partitions *t, changelog *cl, partition_info *info);
+/* Fills info[0..count) (count = partitions_count) with a snapshot.
+ * log_end[p], when given, is the log end offset of p as the caller last saw
+ * it (for the lag); NULL: only what the table itself has seen. */
+void partitions_info(partitions *t, const int64_t *log_end, partition_info *info);
 
 #endif

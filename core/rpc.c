@@ -65,7 +65,7 @@ worker_recv(worker *w)
 	nng_ctx_recv(w->ctx, w->aio);
 }
 
-/* service_done_fn: encodes and sends the answer. */
+/* reply_fn: encodes and sends the answer. */
 static void
 worker_reply(void *arg, const Profile__V1__Response *given)
 {
@@ -110,17 +110,17 @@ worker_cb(void *arg)
 		__atomic_store_n(&w->srv->last_request, wire_mono_ms(), __ATOMIC_RELAXED);
 		if (nng_msg_len(msg) > WIRE_MESSAGE_MAX) {
 			nng_msg_free(msg);
-			service_answer(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "request too large");
+			reply_status(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "request too large");
 			return;
 		}
 		req = profile__v1__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 		nng_msg_free(msg);
 		if (req == NULL) {
-			service_answer(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
+			reply_status(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
 			return;
 		}
 		if (__atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED)) {
-			service_answer(worker_reply, w, req->request_id, PROFILE_UNAVAILABLE,
+			reply_status(worker_reply, w, req->request_id, PROFILE_UNAVAILABLE,
 			               "node is shutting down");
 			profile__v1__request__free_unpacked(req, NULL);
 			return;

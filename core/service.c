@@ -24,7 +24,7 @@
 #include <time.h>
 
 #include "log.h"
-#include "remote.h"
+#include "peers.h"
 
 #define KEY_BUCKETS 4096
 #define SWEEP_INTERVAL_MS 20
@@ -51,7 +51,7 @@ typedef struct keyslot {
 struct op {
 	service *svc;
 	Profile__V1__Request *req;
-	service_done_fn done;
+	reply_fn done;
 	void *arg;
 	int64_t deadline; /* monotonic ms */
 	int state;
@@ -80,23 +80,12 @@ struct service {
 	pthread_t sweeper;
 	int stopping;
 	uint64_t requests, forwards; /* atomics, for the status */
-	router *router;              /* NULL: a node alone */
+	peers *peers;              /* NULL: a node alone */
 	uint8_t *owned;              /* per partition: the group assigned it here (writes) */
 	int in_group;
 };
 
 /* ---- replies ----------------------------------------------------------- */
-
-void
-service_answer(service_done_fn done, void *arg, uint64_t id, int status, const char *msg)
-{
-	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
-
-	r.request_id = id;
-	r.status = (Profile__V1__Status)status;
-	r.message = (char *)(msg ? msg : "");
-	done(arg, &r);
-}
 
 /* Sends the op's answer unless one was sent. body: set on r by the caller. */
 static void
@@ -128,7 +117,7 @@ op_fail(op *o, int status, const char *msg)
 /* ---- ops and the live list --------------------------------------------- */
 
 static op *
-op_new(service *svc, Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline)
+op_new(service *svc, Profile__V1__Request *req, reply_fn done, void *arg, int64_t deadline)
 {
 	op *o = calloc(1, sizeof *o);
 
@@ -472,7 +461,7 @@ cmp_recent(const void *a, const void *b)
 /* ---- search: here, and scattered to the owners of the rest ------------- */
 
 typedef struct search_ctx {
-	service_done_fn done;
+	reply_fn done;
 	void *arg;
 	uint64_t id;
 	Profile__V1__Profile **found; /* this node's part */
@@ -509,7 +498,7 @@ search_ctx_free(search_ctx *c)
 
 /* Answers a search with the profiles of every part, most recent first. */
 static void
-search_reply(service_done_fn done, void *arg, uint64_t id, Profile__V1__Profile **found, size_t n)
+search_reply(reply_fn done, void *arg, uint64_t id, Profile__V1__Profile **found, size_t n)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 	Profile__V1__SearchReply sr = PROFILE__V1__SEARCH_REPLY__INIT;
@@ -535,7 +524,7 @@ search_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *c
 	for (size_t i = 0; i < n; i++) {
 		if (status[i] != PROFILE_OK || resp[i]->status != PROFILE__V1__STATUS__OK ||
 		    resp[i]->body_case != PROFILE__V1__RESPONSE__BODY_SEARCH) {
-			service_answer(
+			reply_status(
 			    c->done, c->arg, c->id, PROFILE_UNAVAILABLE,
 			    "a node holding part of the data did not answer; no partial result is given");
 			search_ctx_free(c);
@@ -544,7 +533,7 @@ search_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *c
 		total += resp[i]->search->n_profiles;
 	}
 	if ((all = malloc((total ? total : 1) * sizeof *all)) == NULL) {
-		service_answer(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		search_ctx_free(c);
 		return;
 	}
@@ -561,7 +550,7 @@ search_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *c
 
 /* Scatters the search of remote[0..nr) to their owners; takes found. */
 static void
-search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg,
+search_scatter(service *svc, const Profile__V1__Request *req, reply_fn done, void *arg,
                int64_t deadline, Profile__V1__Profile **found, size_t n, const int32_t *remote, size_t nr)
 {
 	search_ctx *c = calloc(1, sizeof *c);
@@ -574,7 +563,7 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 	    (c->req_ptrs = calloc(nr, sizeof *c->req_ptrs)) == NULL ||
 	    (c->sreqs = calloc(nr, sizeof *c->sreqs)) == NULL ||
 	    (c->parts = calloc(nr, sizeof *c->parts)) == NULL) {
-		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		if (c)
 			search_ctx_free(c);
 		free_profiles(found, n);
@@ -590,8 +579,8 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 		char addr[MEMBERS_ADDR_MAX];
 		size_t k;
 
-		if (router_owner(svc->router, remote[i], addr, sizeof addr, &self) != PROFILE_OK || self) {
-			service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		if (peers_owner(svc->peers, remote[i], addr, sizeof addr, &self) != PROFILE_OK || self) {
+			reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
 			               "no node serves a partition right now");
 			search_ctx_free(c);
 			return;
@@ -616,7 +605,7 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 		int32_t *sorted = malloc(nr * sizeof *sorted);
 		size_t at = 0;
 		if (sorted == NULL) {
-			service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
+			reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
 			               "out of memory");
 			search_ctx_free(c);
 			return;
@@ -625,7 +614,7 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 			c->sreqs[k].partitions = sorted + at;
 			for (size_t i = 0; i < nr; i++) {
 				char addr[MEMBERS_ADDR_MAX];
-				if (router_owner(svc->router, c->parts[i], addr, sizeof addr, &self) ==
+				if (peers_owner(svc->peers, c->parts[i], addr, sizeof addr, &self) ==
 				        PROFILE_OK &&
 				    strcmp(addr, c->addresses[k]) == 0)
 					sorted[at++] = c->parts[i];
@@ -636,15 +625,15 @@ search_scatter(service *svc, const Profile__V1__Request *req, service_done_fn do
 		c->parts = sorted;
 	}
 	__atomic_fetch_add(&svc->forwards, c->nodes, __ATOMIC_RELAXED);
-	if (remote_gather(svc->router, c->addr_ptrs, c->req_ptrs, c->nodes, left > 0 ? (uint32_t)left : 1,
+	if (peers_gather(svc->peers, c->addr_ptrs, c->req_ptrs, c->nodes, left > 0 ? (uint32_t)left : 1,
 	                  search_gathered, c) != PROFILE_OK) {
-		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		search_ctx_free(c);
 	}
 }
 
 static int
-search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline,
+search_run(service *svc, const Profile__V1__Request *req, reply_fn done, void *arg, int64_t deadline,
            int32_t *wait_p)
 {
 	const Profile__V1__SearchRequest *sq = req->search;
@@ -657,7 +646,7 @@ search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
 	store *st;
 
 	if (remote == NULL) {
-		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	wire_email_key(sq->email, key);
@@ -671,7 +660,7 @@ search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
 			partitions_read_end(svc->t, p);
 		} else if (rc == PROFILE_ABORTED) {
 			*wait_p = p;
-		} else if (rc == PROFILE_UNAVAILABLE && req->hops == 0 && svc->router) {
+		} else if (rc == PROFILE_UNAVAILABLE && req->hops == 0 && svc->peers) {
 			remote[nr++] = p; /* not served here: ask its owner */
 			rc = PROFILE_OK;
 		}
@@ -685,10 +674,10 @@ search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
 	if (rc == PROFILE_OK)
 		search_reply(done, arg, req->request_id, found, n);
 	else if (rc == PROFILE_INVALID_ARGUMENT || rc == PROFILE_INTERNAL)
-		service_answer(done, arg, req->request_id, rc,
+		reply_status(done, arg, req->request_id, rc,
 		               rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
 	else if (rc != PROFILE_ABORTED)
-		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
 		               "a partition is not served by this node");
 	free_profiles(found, n);
 	return rc;
@@ -698,7 +687,7 @@ search_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
  * answered); otherwise the answer was given (or will be, by the nodes a
  * search was scattered to) through done. */
 static int
-read_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline,
+read_run(service *svc, const Profile__V1__Request *req, reply_fn done, void *arg, int64_t deadline,
          int32_t *wait_p)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
@@ -718,7 +707,7 @@ read_run(service *svc, const Profile__V1__Request *req, service_done_fn done, vo
 		return rc;
 	}
 	if (rc != PROFILE_OK) {
-		service_answer(done, arg, req->request_id, rc, "partition is not served by this node");
+		reply_status(done, arg, req->request_id, rc, "partition is not served by this node");
 		return rc;
 	}
 	rc = store_get(st, uid, &prof);
@@ -785,6 +774,7 @@ read_wait(op *o, int32_t p)
 typedef struct status_buf {
 	Profile__V1__StatusReply reply;
 	partition_info *info;
+	int64_t *log_end;
 	Profile__V1__PartitionState *ps;
 	Profile__V1__PartitionState **pps;
 	int32_t *owned;
@@ -794,6 +784,7 @@ static void
 status_buf_fini(status_buf *b)
 {
 	free(b->info);
+	free(b->log_end);
 	free(b->ps);
 	free(b->pps);
 	free(b->owned);
@@ -814,7 +805,13 @@ status_build(service *svc, status_buf *b)
 		status_buf_fini(b);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
-	partitions_info(svc->t, svc->cl, b->info);
+	if ((b->log_end = calloc((size_t)n, sizeof *b->log_end)) == NULL) {
+		status_buf_fini(b);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	for (int32_t p = 0; p < n; p++)
+		b->log_end[p] = svc->cl ? changelog_high_watermark(svc->cl, p) : -1;
+	partitions_info(svc->t, b->log_end, b->info);
 	for (int32_t p = 0; p < n; p++) {
 		if (__atomic_load_n(&svc->owned[p], __ATOMIC_RELAXED))
 			b->owned[owned++] = p;
@@ -845,13 +842,13 @@ status_build(service *svc, status_buf *b)
 }
 
 static void
-status_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg)
+status_run(service *svc, const Profile__V1__Request *req, reply_fn done, void *arg)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 	status_buf b;
 
 	if (status_build(svc, &b) != PROFILE_OK) {
-		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	r.request_id = req->request_id;
@@ -863,7 +860,7 @@ status_run(service *svc, const Profile__V1__Request *req, service_done_fn done, 
 
 typedef struct cluster_ctx {
 	service *svc;
-	service_done_fn done;
+	reply_fn done;
 	void *arg;
 	uint64_t id;
 	member_node *nodes; /* from the members table */
@@ -908,7 +905,7 @@ cluster_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *
 	size_t at = 0;
 
 	if (!st || !cn || !cnp || !cp || !cpp || !owned) {
-		service_answer(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
 	if (c->self_index >= 0)
@@ -969,22 +966,22 @@ out:
 /* The cluster view: the members table, and each member's status asked for
  * at once (a member that does not answer is shown unreachable). */
 static void
-cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done, void *arg, int64_t deadline)
+cluster_run(service *svc, const Profile__V1__Request *req, reply_fn done, void *arg, int64_t deadline)
 {
 	int32_t count = partitions_count(svc->t);
 	cluster_ctx *c = calloc(1, sizeof *c);
 	int64_t left = deadline - wire_mono_ms();
 	size_t nr = 0;
 
-	if (svc->router && !router_ready(svc->router)) {
+	if (svc->peers && !peers_ready(svc->peers)) {
 		free(c);
-		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
 		               "this node has not read the membership yet");
 		return;
 	}
 	if (c == NULL || (c->owner = calloc((size_t)count, sizeof *c->owner)) == NULL ||
 	    status_build(svc, &c->self) != PROFILE_OK) {
-		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		if (c) {
 			free(c->owner);
 			free(c);
@@ -996,15 +993,15 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 	c->arg = arg;
 	c->id = req->request_id;
 	c->self_index = -1;
-	if (svc->router != NULL &&
-	    router_snapshot(svc->router, &c->nodes, &c->n_nodes, c->owner) == PROFILE_OK && c->n_nodes == 0) {
+	if (svc->peers != NULL &&
+	    peers_snapshot(svc->peers, &c->nodes, &c->n_nodes, c->owner) == PROFILE_OK && c->n_nodes == 0) {
 		/* In a group, yet no member known: the table lags; say so. */
-		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
 		               "this node has not read the membership yet");
 		cluster_ctx_free(c);
 		return;
 	}
-	if (svc->router == NULL || c->nodes == NULL) {
+	if (svc->peers == NULL || c->nodes == NULL) {
 		/* Alone: this node is the whole cluster. */
 		free(c->nodes);
 		c->nodes = calloc(1, sizeof *c->nodes);
@@ -1023,7 +1020,7 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 	c->reqs = calloc(c->n_nodes + 1, sizeof *c->reqs);
 	c->req_ptrs = calloc(c->n_nodes + 1, sizeof *c->req_ptrs);
 	if (!c->asked || !c->addrs || !c->reqs || !c->req_ptrs) {
-		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		cluster_ctx_free(c);
 		return;
 	}
@@ -1049,9 +1046,9 @@ cluster_run(service *svc, const Profile__V1__Request *req, service_done_fn done,
 	}
 	if (left > STATUS_TIMEOUT_MS)
 		left = STATUS_TIMEOUT_MS;
-	if (remote_gather(svc->router, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1,
+	if (peers_gather(svc->peers, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1,
 	                  cluster_gathered, c) != PROFILE_OK) {
-		service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		cluster_ctx_free(c);
 	}
 }
@@ -1146,18 +1143,18 @@ answer_budget(uint32_t budget)
  * forwarded already (a node must not answer for a partition it lost). */
 static void
 send_to_owner(service *svc, int32_t p, Profile__V1__Request *req, int64_t deadline, int write,
-              service_done_fn done, void *arg)
+              reply_fn done, void *arg)
 {
 	int64_t left = deadline - wire_mono_ms();
 
-	if (req->hops > 0 || svc->router == NULL) {
-		service_answer(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+	if (req->hops > 0 || svc->peers == NULL) {
+		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
 		               "this node does not own the partition");
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
 	__atomic_fetch_add(&svc->forwards, 1, __ATOMIC_RELAXED);
-	remote_forward(svc->router, p, req, left > 0 ? (uint32_t)left : 1, write, done, arg);
+	peers_forward(svc->peers, p, req, left > 0 ? (uint32_t)left : 1, write, done, arg);
 }
 
 /* A new uid whose partition this node owns and serves, so that a create
@@ -1183,7 +1180,7 @@ uid_for_create(service *svc, char *uid)
 }
 
 void
-service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void *arg)
+service_call(service *svc, Profile__V1__Request *req, reply_fn done, void *arg)
 {
 	const char *why = NULL;
 	uint32_t budget = req->deadline_ms ? req->deadline_ms : svc->cfg.default_deadline_ms;
@@ -1199,7 +1196,7 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 	__atomic_fetch_add(&svc->requests, 1, __ATOMIC_RELAXED); /* no lock on the hot path */
 
 	if ((rc = check_request(req, &why)) != PROFILE_OK) {
-		service_answer(done, arg, req->request_id, rc, why);
+		reply_status(done, arg, req->request_id, rc, why);
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
@@ -1227,7 +1224,7 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 			return;
 		}
 		if ((o = op_new(svc, req, done, arg, deadline)) == NULL) {
-			service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
+			reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
 			               "out of memory");
 			profile__v1__request__free_unpacked(req, NULL);
 			return;
@@ -1262,7 +1259,7 @@ service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void
 			}
 		}
 		if ((o = op_new(svc, req, done, arg, deadline)) == NULL) {
-			service_answer(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
+			reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED,
 			               "out of memory");
 			profile__v1__request__free_unpacked(req, NULL);
 			return;
@@ -1296,9 +1293,9 @@ service_on_rebalanced(void *arg, const int32_t *parts, size_t n)
 }
 
 void
-service_attach_router(service *svc, router *r)
+service_attach_peers(service *svc, peers *r)
 {
-	svc->router = r;
+	svc->peers = r;
 }
 
 /* ---- deadlines --------------------------------------------------------- */
@@ -1314,7 +1311,7 @@ service_attach_router(service *svc, router *r)
  * then owns, or copies of a reply's address, is used after unlocking. */
 typedef struct expiry {
 	op *own;              /* removed from everything: ours to end */
-	service_done_fn done; /* or: only answer this address */
+	reply_fn done; /* or: only answer this address */
 	void *arg;
 	uint64_t id;
 	const char *msg;
@@ -1378,7 +1375,7 @@ sweep(service *svc, int all)
 				on_read_active(&o->w, ex[i].status);
 			continue;
 		}
-		service_answer(ex[i].done, ex[i].arg, ex[i].id, ex[i].status, ex[i].msg);
+		reply_status(ex[i].done, ex[i].arg, ex[i].id, ex[i].status, ex[i].msg);
 		if (o != NULL)
 			op_free(o);
 	}

@@ -15,15 +15,11 @@
 
 #include "changelog.h"
 #include "partition.h"
+#include "reply.h"
 
-struct router;
+struct peers;
 
 typedef struct service service;
-
-/* Receives the single answer to a call. resp (and all it points to) is
- * valid only during the callback. Runs on whichever thread completed the
- * call: the caller's, the consumer's, the producer's or the sweeper's. */
-typedef void (*service_done_fn)(void *arg, const Profile__V1__Response *resp);
 
 typedef struct service_config {
 	const char *node_id;
@@ -44,7 +40,7 @@ void service_attach(service *svc, changelog *cl);
 /* Routes requests for partitions this node does not serve through r
  * (forwarding, scatter-gather). Without it the node answers only for
  * itself. Call once, before service_call. */
-void service_attach_router(service *svc, struct router *r);
+void service_attach_peers(service *svc, struct peers *r);
 
 /* The group's assignment changed: this node now owns parts[0..n) and takes
  * their writes. (The changelog's rebalanced callback; arg = the service.) */
@@ -58,13 +54,10 @@ void service_free(service *svc);
 /* Handles one request. Takes ownership of req (freed with
  * profile__v1__request__free_unpacked). done is called exactly once, maybe
  * before service_call returns. */
-void service_call(service *svc, Profile__V1__Request *req, service_done_fn done, void *arg);
+void service_call(service *svc, Profile__V1__Request *req, reply_fn done, void *arg);
 
 /* The changelog's delivery callback (arg = the service). */
 void service_on_delivered(void *svc, void *opaque, int status, int32_t p, int64_t offset);
-
-/* Answers a call with a status and no body: done(arg, {id, status, msg}). */
-void service_answer(service_done_fn done, void *arg, uint64_t id, int status, const char *msg);
 
 /* Makes a random (version 4) UUID in canonical lowercase form; out has room
  * for WIRE_UID_LEN + 1 bytes. */

@@ -18,19 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "record.h"
 #include "wire.h"
 
 typedef struct store store;
-
-/* One record of the log, as the apply thread hands it over. value == NULL is
- * a tombstone (the profile was deleted). */
-typedef struct store_record {
-	int64_t offset;
-	const char *key;
-	size_t key_len;
-	const void *value;
-	size_t value_len;
-} store_record;
 
 /* Opens (creating if needed) the database of `partition` under dir, as
  * dir/profiles-<partition>.kch, with Kyoto Cabinet tuning parameters `tune`

@@ -1,0 +1,294 @@
+/* peers.c: the other nodes (peers.h): who owns a partition, one channel per
+ * peer, forwarding and scatter-gather.
+ */
+#include "peers.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "log.h"
+
+/* ---- owners and channels ----------------------------------------------- */
+
+#define FORWARD_SEND_TIMEOUT_MS 1000
+#define CONNECT_GRACE_MS 3000
+
+typedef struct peer {
+	struct peer *next;
+	char *address;
+	call_channel *ch;
+	int64_t opened; /* monotonic ms */
+} peer;
+
+struct peers {
+	members *m;
+	char *self;
+	pthread_mutex_t mu;
+	peer *peers;
+};
+
+int
+peers_new(peers **out, members *m, const char *self)
+{
+	peers *r = calloc(1, sizeof *r);
+
+	if (r == NULL || (r->self = strdup(self)) == NULL) {
+		free(r);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	r->m = m;
+	pthread_mutex_init(&r->mu, NULL);
+	*out = r;
+	return PROFILE_OK;
+}
+
+void
+peers_free(peers *r)
+{
+	if (r == NULL)
+		return;
+	while (r->peers) {
+		peer *p = r->peers;
+		r->peers = p->next;
+		call_channel_close(p->ch);
+		free(p->address);
+		free(p);
+	}
+	pthread_mutex_destroy(&r->mu);
+	free(r->self);
+	free(r);
+}
+
+int
+peers_owner(peers *r, int32_t p, char *address, size_t size, int *is_self)
+{
+	char id[MEMBERS_ID_MAX];
+	int rc;
+
+	if (r->m == NULL)
+		return PROFILE_NOT_FOUND;
+	if ((rc = members_owner(r->m, p, id, sizeof id, address, size)) == PROFILE_OK)
+		*is_self = strcmp(id, r->self) == 0;
+	return rc;
+}
+
+/* The channel to address, made on first use; *young when it was made less
+ * than CONNECT_GRACE_MS ago (still connecting, perhaps). */
+static call_channel *
+channel_for(peers *r, const char *address, int *young)
+{
+	call_channel *ch = NULL;
+	peer *p;
+
+	pthread_mutex_lock(&r->mu);
+	for (p = r->peers; p; p = p->next)
+		if (strcmp(p->address, address) == 0)
+			break;
+	if (p == NULL && (p = calloc(1, sizeof *p)) != NULL) {
+		const char *addrs[1] = {address};
+		if ((p->address = strdup(address)) == NULL ||
+		    call_channel_open(&p->ch, addrs, 1, 0) != PROFILE_OK) {
+			log_warn("peers: cannot open a channel to %s", address);
+			free(p->address);
+			free(p);
+			p = NULL;
+		} else {
+			p->opened = wire_mono_ms();
+			p->next = r->peers;
+			r->peers = p;
+		}
+	}
+	if (p) {
+		ch = p->ch;
+		*young = wire_mono_ms() - p->opened < CONNECT_GRACE_MS;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return ch;
+}
+
+int
+peers_send(peers *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms, int write,
+            client_raw_fn done, void *arg)
+{
+	int young = 0;
+	call_channel *ch = channel_for(r, address, &young);
+
+	if (ch == NULL)
+		return PROFILE_UNAVAILABLE;
+	/* A peer that is connected but let a call time out unanswered is hung:
+	 * do not pile more on it (nothing is executed; the caller may retry). */
+	if (call_channel_connected(ch) > 0 && !call_channel_usable(ch))
+		return PROFILE_UNAVAILABLE;
+	req->hops = 1;
+	/* An owner that takes nothing within a second (down, or not yet
+	 * reconnected) fails the call with UNAVAILABLE: not executed, so the
+	 * caller may retry elsewhere while the group moves its partitions. A
+	 * channel made moments ago gets longer: it may still be connecting. */
+	return call_start(ch, req, deadline_ms, young ? CONNECT_GRACE_MS : FORWARD_SEND_TIMEOUT_MS, write,
+	                  done, arg);
+}
+
+int
+peers_ready(peers *r)
+{
+	return r->m == NULL || members_ready(r->m);
+}
+
+int
+peers_snapshot(peers *r, member_node **nodes, size_t *n, int *owner)
+{
+	if (r->m == NULL) {
+		*nodes = NULL;
+		*n = 0;
+		return PROFILE_NOT_FOUND;
+	}
+	return members_snapshot(r->m, nodes, n, owner);
+}
+
+/* ---- forwarding -------------------------------------------------------- */
+
+typedef struct forward {
+	Profile__V1__Request *req;
+	uint64_t id;
+	reply_fn done;
+	void *arg;
+} forward;
+
+static void
+forwarded(void *arg, int status, Profile__V1__Response *resp)
+{
+	forward *f = arg;
+
+	if (status == PROFILE_OK) {
+		resp->request_id = f->id;
+		f->done(f->arg, resp);
+		profile__v1__response__free_unpacked(resp, NULL);
+	} else {
+		reply_status(f->done, f->arg, f->id, status,
+		               status == PROFILE_UNAVAILABLE
+		                   ? "the partition's owner could not be reached"
+		                   : "no answer from the partition's owner in time");
+	}
+	profile__v1__request__free_unpacked(f->req, NULL);
+	free(f);
+}
+
+void
+peers_forward(peers *r, int32_t p, Profile__V1__Request *req, uint32_t budget_ms, int write,
+               reply_fn done, void *arg)
+{
+	char address[MEMBERS_ADDR_MAX];
+	uint64_t id = req->request_id;
+	int self = 0, rc;
+	forward *f;
+
+	rc = peers_owner(r, p, address, sizeof address, &self);
+	if (rc != PROFILE_OK || self) {
+		/* No owner known, or the table still names us for a partition we
+		 * no longer hold: nothing was executed. */
+		reply_status(done, arg, id, PROFILE_UNAVAILABLE, "no node serves this partition right now");
+		profile__v1__request__free_unpacked(req, NULL);
+		return;
+	}
+	if ((f = malloc(sizeof *f)) == NULL) {
+		reply_status(done, arg, id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		profile__v1__request__free_unpacked(req, NULL);
+		return;
+	}
+	*f = (forward){req, id, done, arg};
+	if ((rc = peers_send(r, address, req, budget_ms, write, forwarded, f)) != PROFILE_OK)
+		forwarded(f, rc == PROFILE_RESOURCE_EXHAUSTED ? rc : PROFILE_UNAVAILABLE, NULL);
+}
+
+/* ---- scatter-gather ---------------------------------------------------- */
+
+typedef struct gather {
+	pthread_mutex_t mu;
+	size_t n, pending;
+	int *status;
+	Profile__V1__Response **resp;
+	peers_gather_fn fn;
+	void *arg;
+} gather;
+
+typedef struct gather_slot {
+	gather *g;
+	size_t i;
+} gather_slot;
+
+static void
+gather_done(gather *g)
+{
+	g->fn(g->arg, g->n, g->status, g->resp);
+	for (size_t i = 0; i < g->n; i++)
+		if (g->resp[i])
+			profile__v1__response__free_unpacked(g->resp[i], NULL);
+	pthread_mutex_destroy(&g->mu);
+	free(g->status);
+	free(g->resp);
+	free(g);
+}
+
+static void
+gathered(void *arg, int status, Profile__V1__Response *resp)
+{
+	gather_slot *s = arg;
+	gather *g = s->g;
+	int last;
+
+	pthread_mutex_lock(&g->mu);
+	g->status[s->i] = status;
+	g->resp[s->i] = resp;
+	last = --g->pending == 0;
+	pthread_mutex_unlock(&g->mu);
+	free(s);
+	if (last)
+		gather_done(g);
+}
+
+int
+peers_gather(peers *r, const char *const *addresses, Profile__V1__Request *const *reqs, size_t n,
+              uint32_t budget_ms, peers_gather_fn fn, void *arg)
+{
+	gather *g = calloc(1, sizeof *g);
+	int last;
+
+	if (g == NULL || (g->status = calloc(n + 1, sizeof *g->status)) == NULL ||
+	    (g->resp = calloc(n + 1, sizeof *g->resp)) == NULL) {
+		if (g)
+			free(g->status);
+		free(g);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	pthread_mutex_init(&g->mu, NULL);
+	g->n = n;
+	g->pending = n + 1; /* +1: held until every send has started */
+	g->fn = fn;
+	g->arg = arg;
+	for (size_t i = 0; i < n; i++) {
+		gather_slot *s = malloc(sizeof *s);
+		int rc = PROFILE_RESOURCE_EXHAUSTED;
+
+		if (s != NULL) {
+			*s = (gather_slot){g, i};
+			if ((rc = peers_send(r, addresses[i], reqs[i], budget_ms, 0, gathered, s)) !=
+			    PROFILE_OK)
+				free(s);
+		}
+		if (rc != PROFILE_OK) {
+			/* Never sent. The hold below keeps this from being the last. */
+			pthread_mutex_lock(&g->mu);
+			g->status[i] = PROFILE_UNAVAILABLE;
+			g->pending--;
+			pthread_mutex_unlock(&g->mu);
+		}
+	}
+	pthread_mutex_lock(&g->mu);
+	last = --g->pending == 0;
+	pthread_mutex_unlock(&g->mu);
+	if (last)
+		gather_done(g);
+	return PROFILE_OK;
+}
