@@ -23,7 +23,9 @@ typedef struct slot {
 	int state;
 	int write;
 	int64_t deadline;
-	int64_t sent; /* monotonic ms: when the request left */
+	int64_t sent;       /* monotonic ms: when the request left */
+	int64_t expires;    /* monotonic ms: when the pending send or receive times out */
+	int64_t cool_until; /* on the cooling list: not reused before this */
 	call_done_fn done;
 	void *arg;
 } slot;
@@ -33,6 +35,7 @@ struct call_channel {
 	pthread_mutex_t mu;
 	pthread_cond_t idle;
 	slot *free;
+	slot *cool_head, *cool_tail; /* released near their timeout: FIFO */
 	slot *all;
 	int slots, busy, max;
 	uint64_t next_id;
@@ -67,15 +70,38 @@ call_status(int rv)
 	}
 }
 
+/* nng 1.5.2's timer takes a context's cancellation and runs it outside its
+ * lock, so when an answer arrives just as the timeout fires, the late
+ * cancellation can run after the context was handed to the next call and
+ * cancel that call's send (REQ's receive cancellation also cancels a
+ * pending send; races of this kind were fixed after 1.5.2). A context that
+ * finished within SLOT_COOL_MARGIN_MS of its timeout is therefore left idle
+ * for SLOT_COOL_MS before it is used again; idle, a late cancellation finds
+ * nothing to cancel. Answers well before their timeout, the common case,
+ * are reused at once. */
+#define SLOT_COOL_MARGIN_MS 5
+#define SLOT_COOL_MS 100
+
 static void
 slot_release(slot *s)
 {
 	call_channel *ch = s->ch;
+	int64_t now = wire_mono_ms();
 
 	pthread_mutex_lock(&ch->mu);
 	s->state = S_IDLE;
-	s->next_free = ch->free;
-	ch->free = s;
+	s->next_free = NULL;
+	if (now + SLOT_COOL_MARGIN_MS >= s->expires) {
+		s->cool_until = now + SLOT_COOL_MS;
+		if (ch->cool_tail)
+			ch->cool_tail->next_free = s;
+		else
+			ch->cool_head = s;
+		ch->cool_tail = s;
+	} else {
+		s->next_free = ch->free;
+		ch->free = s;
+	}
 	if (--ch->busy == 0)
 		pthread_cond_broadcast(&ch->idle);
 	pthread_mutex_unlock(&ch->mu);
@@ -113,6 +139,7 @@ slot_cb(void *arg)
 		s->sent = wire_mono_ms();
 		left = s->deadline - s->sent;
 		s->state = S_RECV;
+		s->expires = s->sent + (left > 0 ? left : 1);
 		nng_aio_set_timeout(s->aio, left > 0 ? (nng_duration)left : 1);
 		nng_ctx_recv(s->ctx, s->aio);
 		return;
@@ -201,6 +228,14 @@ slot_get(call_channel *ch)
 	slot *s;
 
 	pthread_mutex_lock(&ch->mu);
+	/* Slots whose cooling is over are free again. */
+	while (ch->cool_head && ch->cool_head->cool_until <= wire_mono_ms()) {
+		slot *c = ch->cool_head;
+		if ((ch->cool_head = c->next_free) == NULL)
+			ch->cool_tail = NULL;
+		c->next_free = ch->free;
+		ch->free = c;
+	}
 	if (ch->closing || (ch->free == NULL && ch->slots >= ch->max)) {
 		pthread_mutex_unlock(&ch->mu);
 		return NULL;
@@ -271,6 +306,7 @@ call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uin
 	nng_aio_set_msg(s->aio, msg);
 	if (send_timeout_ms > timeout_ms || send_timeout_ms == 0)
 		send_timeout_ms = timeout_ms;
+	s->expires = wire_mono_ms() + (send_timeout_ms > 0 ? send_timeout_ms : 1);
 	nng_aio_set_timeout(s->aio, send_timeout_ms > 0 ? (nng_duration)send_timeout_ms : 1);
 	nng_ctx_send(s->ctx, s->aio);
 	return PROFILE_OK;

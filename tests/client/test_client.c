@@ -352,8 +352,25 @@ fake_main(void *arg)
 		uint64_t id = 0;
 		int routing = 0;
 
-		if (nng_recvmsg(f->sock, &msg, 0) != 0)
+		if (f->mode == F_SILENT) {
+			/* Each request on a context of its own that is never
+			 * answered: a REP socket would drop an unanswered request
+			 * when it takes the next, which a hung node does not. */
+			nng_ctx ctx;
+			nng_aio *aio;
+			if (nng_ctx_open(&ctx, f->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0)
+				return NULL;
+			nng_ctx_recv(ctx, aio);
+			nng_aio_wait(aio);
+			if (nng_aio_result(aio) != 0) {
+				nng_aio_free(aio);
+				return NULL;
+			}
+			msg = nng_aio_get_msg(aio);
+			nng_aio_free(aio);
+		} else if (nng_recvmsg(f->sock, &msg, 0) != 0) {
 			return NULL;
+		}
 		req = profile__v1__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 		if (req) {
 			id = req->request_id;
@@ -598,9 +615,11 @@ test_a_black_holed_address_costs_a_second_not_the_deadline(void)
 	CHECK_INT(requests(&ok), 1);
 	CHECK(t < 5000); /* about 1 s; the deadline is 10 s */
 	profile_free(p);
+	/* The hole goes first: nng 1.5.2's close can hang on a connection
+	 * still waiting for the peer's handshake. */
+	close(hole);
 	profile_client_close(c);
 	fake_stop(&ok);
-	close(hole);
 }
 
 /* usage: test_client --raw-get ADDR UID HOPS
