@@ -21,6 +21,7 @@
 #include "partition.h"
 #include "peers.h"
 #include "rpc.h"
+#include "profiles.h"
 #include "service.h"
 
 #define SHUTDOWN_LIMIT_S 20
@@ -273,7 +274,7 @@ main(int argc, char **argv)
 		    .revoked = partitions_on_revoked,
 		    .records = partitions_on_records,
 		    .caught_up = partitions_on_caught_up,
-		    .delivered = service_on_delivered,
+		    .delivered = profiles_on_delivered,
 		    .delivered_arg = svc,
 		    .rebalanced = on_rebalanced,
 		    .rebalanced_arg = &ctx,

@@ -1,7 +1,7 @@
-/* rpc.c: nng REP server (rpc.h).
+/* rpc.c: nng REP server (rpc.h), and the one table of methods.
  *
- * Each worker owns a REP context and one aio and cycles RECV -> (service)
- * -> SEND -> RECV. The service may answer inside the receive callback or
+ * Each worker owns a REP context and one aio and cycles RECV -> (method)
+ * -> SEND -> RECV. A method may answer inside the receive callback or
  * later from another thread; either way the reply goes out with
  * nng_ctx_send on the worker's own aio, which is idle meanwhile.
  */
@@ -14,7 +14,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "log.h"
+#include "profiles.h"
+#include "search.h"
 
 enum { W_RECV, W_SERVE, W_SEND };
 
@@ -37,6 +40,105 @@ struct rpc_server {
 	pthread_cond_t cv;
 	int closed;
 };
+
+/* ---- the methods ------------------------------------------------------- */
+
+static int
+check_create(const Profile__V1__Request *req, const char **why)
+{
+	int rc = wire_check_username(req->create->username, why);
+
+	return rc == PROFILE_OK ? wire_check_email(req->create->email, why) : rc;
+}
+
+static int
+check_get(const Profile__V1__Request *req, const char **why)
+{
+	return wire_check_uid(req->get->uid, why);
+}
+
+static int
+check_update(const Profile__V1__Request *req, const char **why)
+{
+	const Profile__V1__UpdateRequest *u = req->update;
+	int rc;
+
+	if ((rc = wire_check_uid(u->uid, why)) != PROFILE_OK)
+		return rc;
+	if (!u->username_set_case && !u->email_set_case) {
+		*why = "an update must set username or email";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	if (u->username_set_case && (rc = wire_check_username(u->username, why)) != PROFILE_OK)
+		return rc;
+	return u->email_set_case ? wire_check_email(u->email, why) : PROFILE_OK;
+}
+
+static int
+check_delete(const Profile__V1__Request *req, const char **why)
+{
+	return wire_check_uid(req->delete_->uid, why);
+}
+
+static int
+check_search(const Profile__V1__Request *req, const char **why)
+{
+	return wire_check_email(req->search->email, why);
+}
+
+static int
+check_nothing(const Profile__V1__Request *req, const char **why)
+{
+	(void)req;
+	(void)why;
+	return PROFILE_OK;
+}
+
+/* Every method a node serves: the request body that names it, the check of
+ * its arguments (PROFILE_OK, or INVALID_ARGUMENT and why), what runs it. */
+static const struct method {
+	Profile__V1__Request__BodyCase body;
+	int (*check)(const Profile__V1__Request *req, const char **why);
+	service_run_fn run;
+} methods[] = {
+    {PROFILE__V1__REQUEST__BODY_CREATE, check_create, profiles_create},
+    {PROFILE__V1__REQUEST__BODY_GET, check_get, profiles_get},
+    {PROFILE__V1__REQUEST__BODY_UPDATE, check_update, profiles_change},
+    {PROFILE__V1__REQUEST__BODY_DELETE, check_delete, profiles_change},
+    {PROFILE__V1__REQUEST__BODY_SEARCH, check_search, search_run},
+    {PROFILE__V1__REQUEST__BODY_STATUS, check_nothing, cluster_status},
+    {PROFILE__V1__REQUEST__BODY_CLUSTER, check_nothing, cluster_view},
+};
+
+static const struct method *
+method_for(const Profile__V1__Request *req)
+{
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (methods[i].body == req->body_case)
+			return &methods[i];
+	return NULL;
+}
+
+/* Checks req (owned) and hands it to its method, or answers why not. */
+static void
+dispatch(service *svc, Profile__V1__Request *req, reply_fn done, void *arg)
+{
+	const struct method *m = method_for(req);
+	const char *why = NULL;
+	int rc;
+
+	if (m == NULL) {
+		reply_status(done, arg, req->request_id, PROFILE_UNIMPLEMENTED, "request has no known method");
+	} else if ((rc = m->check(req, &why)) != PROFILE_OK) {
+		reply_status(done, arg, req->request_id, rc, why);
+	} else {
+		service_call(svc, m->run, req, done, arg);
+		return;
+	}
+	profile__v1__request__free_unpacked(req, NULL);
+}
+
+/* ---- the server -------------------------------------------------------- */
 
 /* nng's codes, mapped once. */
 static int
@@ -126,7 +228,7 @@ worker_cb(void *arg)
 			return;
 		}
 		w->state = W_SERVE;
-		service_call(w->srv->svc, req, worker_reply, w);
+		dispatch(w->srv->svc, req, worker_reply, w);
 		return;
 	case W_SEND:
 		if (rv != 0) {

@@ -1,16 +1,16 @@
-/* service.h: the profile operations of a core node.
+/* service.h: a core node's service: the context every method runs in.
  *
- * Create, get, update, delete, search and status, on top of the partition
- * table (reads, restore waits) and the changelog (writes). Writes follow the
- * write path of the design: one writer per key (a second write to a uid waits
- * for the first to be applied), validation against the caught-up store,
- * produce the whole new state, then reply only once this node's own store has
- * applied that offset. Every call has a deadline; a sweeper answers
- * DEADLINE_EXCEEDED (or UNAVAILABLE for what never started) when it passes.
+ * Holds what the methods share (the partition table, the changelog, the
+ * peers, the pending calls and the group's assignment) and serves each
+ * request within a deadline: the caller's budget less a margin, so that what
+ * cannot be served in time is answered UNAVAILABLE before the caller gives
+ * up. The methods are in profiles.h (create, get, update, delete), search.h
+ * and cluster.h (status, cluster view); rpc.c's method table picks one.
  */
 #ifndef PROFILE_SERVICE_H
 #define PROFILE_SERVICE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "changelog.h"
@@ -29,17 +29,24 @@ typedef struct service_config {
 	int replicated; /* state mode: every partition followed here */
 } service_config;
 
-/* A service over table t. The changelog is attached later
- * (service_attach), since its handler delivers into the service.
- * PROFILE_OK and *out, or PROFILE_RESOURCE_EXHAUSTED. */
+/* A method: takes req (owned: freed when done with), serves it here or
+ * forwards it, and answers exactly once through done, maybe before it
+ * returns. deadline: when this node must have answered (monotonic ms). */
+typedef void (*service_run_fn)(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done,
+                               void *arg);
+
+/* A service over table t (borrowed: outlives the service). The changelog is
+ * attached later (service_attach), since its handler delivers into the
+ * service. cfg is copied; its strings are borrowed. PROFILE_OK and *out, or
+ * PROFILE_RESOURCE_EXHAUSTED. */
 int service_new(service **out, const service_config *cfg, partitions *t);
 
-/* Sets the changelog writes go to. Call once, before service_call. */
+/* Sets the changelog writes go to (borrowed). Call once, before service_call. */
 void service_attach(service *svc, changelog *cl);
 
 /* Routes requests for partitions this node does not serve through r
- * (forwarding, scatter-gather). Without it the node answers only for
- * itself. Call once, before service_call. */
+ * (borrowed: forwarding, scatter-gather). Without it the node answers only
+ * for itself. Call once, before service_call. */
 void service_attach_peers(service *svc, struct peers *r);
 
 /* The group's assignment changed: this node now owns parts[0..n) and takes
@@ -51,16 +58,8 @@ void service_on_rebalanced(void *svc, const int32_t *parts, size_t n);
  * closed. NULL is a no-op. */
 void service_free(service *svc);
 
-/* Handles one request. Takes ownership of req (freed with
- * profile__v1__request__free_unpacked). done is called exactly once, maybe
- * before service_call returns. */
-void service_call(service *svc, Profile__V1__Request *req, reply_fn done, void *arg);
-
-/* The changelog's delivery callback (arg = the service). */
-void service_on_delivered(void *svc, void *opaque, int status, int32_t p, int64_t offset);
-
-/* Makes a random (version 4) UUID in canonical lowercase form; out has room
- * for WIRE_UID_LEN + 1 bytes. */
-void service_new_uid(char *out);
+/* Serves req (owned) with run, within the request's deadline (or the
+ * configured default, capped by the maximum). The arguments were checked. */
+void service_call(service *svc, service_run_fn run, Profile__V1__Request *req, reply_fn done, void *arg);
 
 #endif

@@ -1,0 +1,48 @@
+/* node.h: the node context, as the operation modules share it (internal to
+ * core/: service.c owns its lifecycle; profiles.c, search.c and cluster.c
+ * read it).
+ */
+#ifndef PROFILE_NODE_H
+#define PROFILE_NODE_H
+
+#include <stdint.h>
+
+#include "changelog.h"
+#include "partition.h"
+#include "peers.h"
+#include "pending.h"
+#include "service.h"
+
+struct service {
+	service_config cfg;
+	partitions *t;
+	changelog *cl;
+	pending *pd;
+	peers *peers;    /* NULL: a node alone */
+	uint8_t *owned;  /* per partition, atomic: the group assigned it here (it takes the writes) */
+	int in_group;    /* atomic: the group has assigned this node at least once */
+	uint64_t requests, forwards; /* atomics, for the status */
+};
+
+/* Whether the group assigned p to this node (it takes p's writes). */
+int node_owns(service *svc, int32_t p);
+
+/* Hands req (owned) to the owner of p, once: or answers UNAVAILABLE when
+ * it was forwarded already, or this node is alone (a node must not answer
+ * for a partition it lost). deadline: this node's (monotonic ms). */
+void node_forward(service *svc, int32_t p, Profile__V1__Request *req, int64_t deadline, int write, reply_fn done,
+                  void *arg);
+
+/* A read run here: PROFILE_ABORTED when partition *wait_p is restoring
+ * (nothing was answered); otherwise it answered through done, or will (a
+ * scattered search). req is borrowed. */
+typedef int (*node_read_fn)(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_fn done,
+                            void *arg, int32_t *wait_p);
+
+/* Runs read on req (owned) now, or once partition p is active: a read of a
+ * restoring partition waits within its deadline, then answers UNAVAILABLE
+ * (never NOT_FOUND from a store that is not caught up). */
+void node_read(service *svc, node_read_fn read, Profile__V1__Request *req, int64_t deadline, reply_fn done,
+               void *arg);
+
+#endif
