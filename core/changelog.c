@@ -263,7 +263,8 @@ conf_new(const changelog_config *cfg, const char *const *own, changelog *cl)
 		return NULL;
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_opaque(conf, cl);
-	if (kafka_conf_apply(conf, own) != PROFILE_OK || kafka_conf_apply(conf, cfg->kafka_opts) != PROFILE_OK) {
+	if (kafka_conf_apply(conf, own) != PROFILE_OK ||
+	    kafka_conf_apply(conf, cfg->kafka_opts) != PROFILE_OK) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}

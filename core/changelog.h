@@ -20,7 +20,6 @@
 
 typedef struct changelog changelog;
 
-
 /* What the changelog asks of the node. Every callback runs on the consumer
  * thread, except delivered, which runs on the producer's poll thread. */
 typedef struct changelog_handler {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node.h"
+#include "service_node.h"
 
 /* The cluster view gives each member this long to report its status; one
  * that does not is shown unreachable (a hung node must not stall the view). */
@@ -293,7 +293,8 @@ cluster_view(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn
 	c->self_index = -1;
 	if ((rc = cluster_members(svc, c, count)) != PROFILE_OK) {
 		reply_status(done, arg, id, rc,
-		             rc == PROFILE_UNAVAILABLE ? "this node has not read the membership yet" : "out of memory");
+		             rc == PROFILE_UNAVAILABLE ? "this node has not read the membership yet"
+		                                       : "out of memory");
 		cluster_ctx_free(c);
 		return;
 	}
@@ -312,8 +313,8 @@ cluster_view(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn
 	}
 	if (left > STATUS_TIMEOUT_MS)
 		left = STATUS_TIMEOUT_MS;
-	if (peers_gather(svc->peers, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1, cluster_gathered,
-	                 c) != PROFILE_OK) {
+	if (peers_gather(svc->peers, c->addrs, c->req_ptrs, nr, left > 0 ? (uint32_t)left : 1,
+	                 cluster_gathered, c) != PROFILE_OK) {
 		reply_status(done, arg, id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		cluster_ctx_free(c);
 	}

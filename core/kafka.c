@@ -123,14 +123,17 @@ kafka_topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions)
 	} else {
 		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
 		size_t cnt = 0;
-		const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+		const rd_kafka_topic_result_t **tr =
+		    res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
 
 		if (rd_kafka_event_error(ev))
 			log_warn("kafka: creating topic %s: %s", topic, rd_kafka_event_error_string(ev));
 		else if (cnt == 1 && rd_kafka_topic_result_error(tr[0]))
-			log_warn("kafka: creating topic %s: %s", topic, rd_kafka_topic_result_error_string(tr[0]));
+			log_warn("kafka: creating topic %s: %s", topic,
+			         rd_kafka_topic_result_error_string(tr[0]));
 		else
-			log_info("kafka: created topic %s (%d partitions, compacted)", topic, (int)partitions);
+			log_info("kafka: created topic %s (%d partitions, compacted)", topic,
+			         (int)partitions);
 		rd_kafka_event_destroy(ev);
 	}
 out:

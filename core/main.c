@@ -149,18 +149,159 @@ watchdog_main(void *arg)
 	_exit(1);
 }
 
+/* Checks the options and fills in what they leave to be derived: the
+ * broker list, the node id, the state mode. 0, or the exit status. */
+static int
+options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *replicated)
+{
+	char host[128];
+
+	if (opt_brokers_file) {
+		if (read_brokers_file(opt_brokers_file, brokers, bsize) != 0)
+			return 2;
+	} else if (opt_brokers) {
+		snprintf(brokers, bsize, "%s", opt_brokers);
+	} else {
+		fprintf(stderr, "profiled: give --brokers or --brokers-file (see --help)\n");
+		return 2;
+	}
+	if (strcmp(opt_state, "partitioned") != 0 && strcmp(opt_state, "replicated") != 0) {
+		fprintf(stderr, "profiled: --state must be partitioned or replicated\n");
+		return 2;
+	}
+	*replicated = strcmp(opt_state, "replicated") == 0;
+	if (opt_advertise == NULL)
+		opt_advertise = opt_listen;
+	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
+	    opt_deadline_ms < 1) {
+		fprintf(stderr,
+		        "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0\n");
+		return 2;
+	}
+	if (opt_node_id == NULL) {
+		if (gethostname(host, sizeof host) != 0)
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = '\0';
+		snprintf(node_id, nsize, "%s/%s", host, opt_advertise);
+		opt_node_id = node_id;
+	}
+	if (mkdirs(opt_data) != 0) {
+		log_error("cannot create %s: %s", opt_data, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* Every part of a running node. */
+typedef struct node_parts {
+	changelog *cl;
+	partitions *table;
+	service *svc;
+	members *mem;
+	peers *rt;
+	rpc_server *rpc;
+	node_ctx ctx;
+} node_parts;
+
+/* Opens the parts in dependency order: Kafka, the stores, the service, the
+ * membership and peers, the RPC socket; then joins the group. 0, or the
+ * exit status (what was opened is left in n for parts_abort). */
+static int
+parts_open(node_parts *n, const char *brokers, int replicated)
+{
+	changelog_config cc = {.brokers = brokers,
+	                       .topic = opt_topic,
+	                       .group = opt_group,
+	                       .client_id = opt_node_id,
+	                       .partitions = (int32_t)opt_partitions,
+	                       .kafka_opts = opt_kafka,
+	                       .producer_opts = opt_producer,
+	                       .consumer_opts = opt_consumer,
+	                       .replicated = replicated};
+	service_config sc = {.node_id = opt_node_id,
+	                     .address = opt_advertise,
+	                     .default_deadline_ms = (uint32_t)opt_deadline_ms,
+	                     .max_deadline_ms = 60000,
+	                     .replicated = replicated};
+	members_config mc = {.brokers = brokers,
+	                     .topic = opt_members_topic,
+	                     .node_id = opt_node_id,
+	                     .address = opt_advertise,
+	                     .kafka_opts = opt_kafka,
+	                     .consumer_opts = opt_consumer};
+	/* delivered takes the service, rebalanced the node, the rest the table. */
+	changelog_handler h = {.assigned = partitions_on_assigned,
+	                       .revoked = partitions_on_revoked,
+	                       .records = partitions_on_records,
+	                       .caught_up = partitions_on_caught_up,
+	                       .delivered = profiles_on_delivered,
+	                       .rebalanced = on_rebalanced,
+	                       .rebalanced_arg = &n->ctx};
+	char dir[4096];
+	int rc;
+
+	if ((rc = changelog_open(&n->cl, &cc)) != PROFILE_OK)
+		return rc == PROFILE_INVALID_ARGUMENT ? 2 : 1;
+	mc.partitions = changelog_partition_count(n->cl);
+	snprintf(dir, sizeof dir, "%s/store", opt_data);
+	if (partitions_new(&n->table, dir, opt_store_tune, changelog_partition_count(n->cl)) != PROFILE_OK ||
+	    service_new(&n->svc, &sc, n->table) != PROFILE_OK)
+		return 1;
+	service_attach(n->svc, n->cl);
+	if (members_open(&n->mem, &mc) != PROFILE_OK || peers_new(&n->rt, n->mem, opt_node_id) != PROFILE_OK)
+		return 1;
+	service_attach_peers(n->svc, n->rt);
+	if ((rc = rpc_server_open(&n->rpc, opt_listen, (int)opt_contexts, n->svc)) != PROFILE_OK) {
+		log_error("cannot serve on %s (%s)", opt_listen, profile_status_name(rc));
+		return 1;
+	}
+	n->ctx.svc = n->svc;
+	n->ctx.m = n->mem;
+	h.arg = n->table;
+	h.delivered_arg = n->svc;
+	return changelog_start(n->cl, &h) == PROFILE_OK ? 0 : 1;
+}
+
+/* A clean stop:
+ * 1. New requests are turned away (UNAVAILABLE: not executed), and every
+ *    answer tells callers this node is going away.
+ * 2. Kafka gets what was produced; the stores apply it; the group is
+ *    left, which wakes every write still waiting for its apply.
+ * 3. The members topic hears that this node left.
+ * 4. Whatever is still pending is answered; peer channels close.
+ * 5. Once callers stopped sending, the socket closes (bounded); the stores
+ *    close. */
+static void
+parts_stop(node_parts *n)
+{
+	rpc_server_drain(n->rpc);
+	changelog_close(n->cl, 10000);
+	members_close(n->mem, 2000);
+	service_free(n->svc);
+	peers_free(n->rt);
+	rpc_server_quiesce(n->rpc, 100, 1000);
+	rpc_server_close(n->rpc, 2000);
+	partitions_free(n->table);
+}
+
+/* After a failed start: closes whatever was opened. */
+static void
+parts_abort(node_parts *n)
+{
+	rpc_server_close(n->rpc, 2000);
+	changelog_close(n->cl, 1000);
+	members_close(n->mem, 0);
+	service_free(n->svc);
+	peers_free(n->rt);
+	partitions_free(n->table);
+}
+
 int
 main(int argc, char **argv)
 {
-	char brokers[4096], node_id[256], host[128];
-	partitions *table = NULL;
-	service *svc = NULL;
-	changelog *cl = NULL;
-	rpc_server *rpc = NULL;
-	members *mem = NULL;
-	peers *rt = NULL;
-	node_ctx ctx;
-	int replicated;
+	char brokers[4096], node_id[256];
+	node_parts n = {0};
+	int replicated = 0;
 	sigset_t sigs;
 	pthread_t watchdog;
 	int rc, sig, level;
@@ -177,39 +318,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(level);
-	if (opt_brokers_file) {
-		if (read_brokers_file(opt_brokers_file, brokers, sizeof brokers) != 0)
-			return 2;
-	} else if (opt_brokers) {
-		snprintf(brokers, sizeof brokers, "%s", opt_brokers);
-	} else {
-		fprintf(stderr, "profiled: give --brokers or --brokers-file (see --help)\n");
-		return 2;
-	}
-	if (strcmp(opt_state, "partitioned") != 0 && strcmp(opt_state, "replicated") != 0) {
-		fprintf(stderr, "profiled: --state must be partitioned or replicated\n");
-		return 2;
-	}
-	replicated = strcmp(opt_state, "replicated") == 0;
-	if (opt_advertise == NULL)
-		opt_advertise = opt_listen;
-	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
-	    opt_deadline_ms < 1) {
-		fprintf(stderr,
-		        "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0\n");
-		return 2;
-	}
-	if (opt_node_id == NULL) {
-		if (gethostname(host, sizeof host) != 0)
-			snprintf(host, sizeof host, "localhost");
-		host[sizeof host - 1] = '\0';
-		snprintf(node_id, sizeof node_id, "%s/%s", host, opt_advertise);
-		opt_node_id = node_id;
-	}
-	if (mkdirs(opt_data) != 0) {
-		log_error("cannot create %s: %s", opt_data, strerror(errno));
-		return 1;
-	}
+	if ((rc = options_check(brokers, sizeof brokers, node_id, sizeof node_id, &replicated)) != 0)
+		return rc;
 
 	/* Signals go to this thread only (sigwait below); every thread made
 	 * from here on inherits the mask. */
@@ -219,103 +329,19 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	{
-		changelog_config cc = {
-		    .brokers = brokers,
-		    .topic = opt_topic,
-		    .group = opt_group,
-		    .client_id = opt_node_id,
-		    .partitions = (int32_t)opt_partitions,
-		    .kafka_opts = opt_kafka,
-		    .producer_opts = opt_producer,
-		    .consumer_opts = opt_consumer,
-		    .replicated = replicated,
-		};
-		if ((rc = changelog_open(&cl, &cc)) != PROFILE_OK)
-			return rc == PROFILE_INVALID_ARGUMENT ? 2 : 1;
-	}
-	{
-		service_config sc = {
-		    .node_id = opt_node_id,
-		    .address = opt_advertise,
-		    .default_deadline_ms = (uint32_t)opt_deadline_ms,
-		    .max_deadline_ms = 60000,
-		    .replicated = replicated,
-		};
-		members_config mc = {
-		    .brokers = brokers,
-		    .topic = opt_members_topic,
-		    .node_id = opt_node_id,
-		    .address = opt_advertise,
-		    .partitions = changelog_partition_count(cl),
-		    .kafka_opts = opt_kafka,
-		    .consumer_opts = opt_consumer,
-		};
-		char dir[4096];
-
-		snprintf(dir, sizeof dir, "%s/store", opt_data);
-		if (partitions_new(&table, dir, opt_store_tune, changelog_partition_count(cl)) !=
-		        PROFILE_OK ||
-		    service_new(&svc, &sc, table) != PROFILE_OK)
-			goto fail;
-		service_attach(svc, cl);
-		if (members_open(&mem, &mc) != PROFILE_OK || peers_new(&rt, mem, opt_node_id) != PROFILE_OK)
-			goto fail;
-		service_attach_peers(svc, rt);
-	}
-	if ((rc = rpc_server_open(&rpc, opt_listen, (int)opt_contexts, svc)) != PROFILE_OK) {
-		log_error("cannot serve on %s (%s)", opt_listen, profile_status_name(rc));
-		goto fail;
-	}
-	{
-		changelog_handler h = {
-		    .arg = table,
-		    .assigned = partitions_on_assigned,
-		    .revoked = partitions_on_revoked,
-		    .records = partitions_on_records,
-		    .caught_up = partitions_on_caught_up,
-		    .delivered = profiles_on_delivered,
-		    .delivered_arg = svc,
-		    .rebalanced = on_rebalanced,
-		    .rebalanced_arg = &ctx,
-		};
-		/* delivered takes the service, rebalanced the node, the rest the table. */
-		ctx.svc = svc;
-		ctx.m = mem;
-		if (changelog_start(cl, &h) != PROFILE_OK)
-			goto fail;
+	if ((rc = parts_open(&n, brokers, replicated)) != 0) {
+		parts_abort(&n);
+		return rc;
 	}
 	log_info("node %s serving on %s (advertised as %s, %s); topic %s has %d partitions; joining group %s",
 	         opt_node_id, opt_listen, opt_advertise, opt_state, opt_topic,
-	         (int)changelog_partition_count(cl), opt_group);
+	         (int)changelog_partition_count(n.cl), opt_group);
 
 	sigwait(&sigs, &sig);
 	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	pthread_create(&watchdog, NULL, watchdog_main, NULL);
 	pthread_detach(watchdog);
-	/* 1. New requests are turned away (UNAVAILABLE: not executed).
-	 * 2. Kafka gets what was produced; the stores apply it; the group
-	 *    is left, which wakes every write still waiting for its apply.
-	 * 3. The members topic hears that this node left.
-	 * 4. Whatever is still pending is answered; peer channels close.
-	 * 5. The socket closes (bounded), the stores close. */
-	rpc_server_drain(rpc);
-	changelog_close(cl, 10000);
-	members_close(mem, 2000);
-	service_free(svc);
-	peers_free(rt);
-	rpc_server_quiesce(rpc, 100, 1000);
-	rpc_server_close(rpc, 2000);
-	partitions_free(table);
+	parts_stop(&n);
 	log_info("stopped");
 	return 0;
-
-fail:
-	rpc_server_close(rpc, 2000);
-	changelog_close(cl, 1000);
-	members_close(mem, 0);
-	service_free(svc);
-	peers_free(rt);
-	partitions_free(table);
-	return 1;
 }

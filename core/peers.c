@@ -110,7 +110,7 @@ channel_for(peers *r, const char *address, int *young)
 
 int
 peers_send(peers *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms, int write,
-            client_raw_fn done, void *arg)
+           client_raw_fn done, void *arg)
 {
 	int young = 0;
 	call_channel *ch = channel_for(r, address, &young);
@@ -167,17 +167,16 @@ forwarded(void *arg, int status, Profile__V1__Response *resp)
 		profile__v1__response__free_unpacked(resp, NULL);
 	} else {
 		reply_status(f->done, f->arg, f->id, status,
-		               status == PROFILE_UNAVAILABLE
-		                   ? "the partition's owner could not be reached"
-		                   : "no answer from the partition's owner in time");
+		             status == PROFILE_UNAVAILABLE ? "the partition's owner could not be reached"
+		                                           : "no answer from the partition's owner in time");
 	}
 	profile__v1__request__free_unpacked(f->req, NULL);
 	free(f);
 }
 
 void
-peers_forward(peers *r, int32_t p, Profile__V1__Request *req, uint32_t budget_ms, int write,
-               reply_fn done, void *arg)
+peers_forward(peers *r, int32_t p, Profile__V1__Request *req, uint32_t budget_ms, int write, reply_fn done,
+              void *arg)
 {
 	char address[MEMBERS_ADDR_MAX];
 	uint64_t id = req->request_id;
@@ -250,7 +249,7 @@ gathered(void *arg, int status, Profile__V1__Response *resp)
 
 int
 peers_gather(peers *r, const char *const *addresses, Profile__V1__Request *const *reqs, size_t n,
-              uint32_t budget_ms, peers_gather_fn fn, void *arg)
+             uint32_t budget_ms, peers_gather_fn fn, void *arg)
 {
 	gather *g = calloc(1, sizeof *g);
 	int last;

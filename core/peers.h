@@ -32,7 +32,7 @@ int peers_owner(peers *r, int32_t p, char *address, size_t size, int *is_self);
 /* Sends req (borrowed until done runs) to the node at address, once, with
  * hops set to 1. done runs exactly once when PROFILE_OK is returned. */
 int peers_send(peers *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms, int write,
-                client_raw_fn done, void *arg);
+               client_raw_fn done, void *arg);
 
 /* 1 once the table has been read up to where the members topic stood when
  * this node started (always 1 without a table). */
@@ -46,7 +46,7 @@ int peers_snapshot(peers *r, member_node **nodes, size_t *n, int *owner);
  * or reached gives UNAVAILABLE (not executed); a write whose answer is lost
  * gives DEADLINE_EXCEEDED (it may have been applied). */
 void peers_forward(peers *r, int32_t p, Profile__V1__Request *req, uint32_t budget_ms, int write,
-                    reply_fn done, void *arg);
+                   reply_fn done, void *arg);
 
 /* Receives the answers of peers_gather: status[i] and resp[i] for the
  * i-th request (resp[i] NULL unless status[i] is PROFILE_OK; borrowed: freed
@@ -58,6 +58,6 @@ typedef void (*peers_gather_fn)(void *arg, size_t n, const int *status, Profile_
  * answered or failed. PROFILE_OK, or PROFILE_RESOURCE_EXHAUSTED (fn not
  * called). */
 int peers_gather(peers *r, const char *const *addresses, Profile__V1__Request *const *reqs, size_t n,
-                  uint32_t budget_ms, peers_gather_fn fn, void *arg);
+                 uint32_t budget_ms, peers_gather_fn fn, void *arg);
 
 #endif

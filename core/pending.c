@@ -200,8 +200,8 @@ sweep(pending *pd, int all)
 		if (ex[i].taken)
 			ex[i].taken->ops->finish(ex[i].taken);
 		else
-			reply_status(ex[i].answer.done, ex[i].answer.arg, ex[i].answer.id, ex[i].answer.status,
-			             ex[i].answer.msg);
+			reply_status(ex[i].answer.done, ex[i].answer.arg, ex[i].answer.id,
+			             ex[i].answer.status, ex[i].answer.msg);
 	}
 	free(ex);
 }

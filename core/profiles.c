@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "node.h"
+#include "service_node.h"
 
 enum { OP_NEW, OP_WAIT_ACTIVE, OP_PRODUCING, OP_WAIT_APPLIED };
 
@@ -136,7 +136,8 @@ write_drive(op *o)
 static int
 precondition_fails(const Profile__V1__Precondition *pc, const Profile__V1__Profile *cur)
 {
-	return pc && pc->check_case == PROFILE__V1__PRECONDITION__CHECK_VERSION && pc->version != cur->version;
+	return pc && pc->check_case == PROFILE__V1__PRECONDITION__CHECK_VERSION &&
+	       pc->version != cur->version;
 }
 
 static char *
@@ -165,15 +166,16 @@ write_state(op *o, const Profile__V1__Profile *cur, char *msgbuf, size_t msgsize
 		o->state_after.updated_at = o->state_after.created_at;
 	} else {
 		int upd = req->body_case == PROFILE__V1__REQUEST__BODY_UPDATE;
-		const Profile__V1__Precondition *pc = upd ? req->update->precondition : req->delete_->precondition;
+		const Profile__V1__Precondition *pc =
+		    upd ? req->update->precondition : req->delete_->precondition;
 
 		if (cur == NULL) {
 			*msg = "no profile with this uid";
 			return PROFILE_NOT_FOUND;
 		}
 		if (precondition_fails(pc, cur)) {
-			snprintf(msgbuf, msgsize, "version is %llu, not %llu", (unsigned long long)cur->version,
-			         (unsigned long long)pc->version);
+			snprintf(msgbuf, msgsize, "version is %llu, not %llu",
+			         (unsigned long long)cur->version, (unsigned long long)pc->version);
 			*msg = msgbuf;
 			return PROFILE_FAILED_PRECONDITION;
 		}
@@ -214,8 +216,9 @@ write_produce(op *o)
 	int rc;
 
 	if (!o->deleting) {
-		ev.type = o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE ? PROFILE__V1__EVENT_TYPE__CREATED
-		                                                                 : PROFILE__V1__EVENT_TYPE__UPDATED;
+		ev.type = o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE
+		              ? PROFILE__V1__EVENT_TYPE__CREATED
+		              : PROFILE__V1__EVENT_TYPE__UPDATED;
 		ev.profile = &o->state_after;
 		len = profile__v1__profile_event__get_packed_size(&ev);
 		if ((buf = malloc(len)) == NULL)
@@ -243,7 +246,8 @@ write_execute(op *o)
 	int rc;
 
 	if (wire_mono_ms() >= o->pc.deadline)
-		return write_end(o, PROFILE_UNAVAILABLE, "deadline passed before the write started; not executed");
+		return write_end(o, PROFILE_UNAVAILABLE,
+		                 "deadline passed before the write started; not executed");
 	if (partitions_read_begin(svc->t, o->p, &st) != PROFILE_OK)
 		return write_end(o, PROFILE_UNAVAILABLE, "partition is not served by this node");
 	rc = store_get(st, o->uid, &cur);
@@ -300,8 +304,9 @@ profiles_on_delivered(void *arg, void *opaque, int status, int32_t p, int64_t of
 
 	if (status != PROFILE_OK) {
 		write_drive(write_end(o, status,
-		                      status == PROFILE_UNAVAILABLE ? "Kafka did not take the write"
-		                                                    : "Kafka did not acknowledge the write in time"));
+		                      status == PROFILE_UNAVAILABLE
+		                          ? "Kafka did not take the write"
+		                          : "Kafka did not acknowledge the write in time"));
 		return;
 	}
 	op_set_state(o, OP_WAIT_APPLIED);
@@ -338,8 +343,9 @@ write_expire(pending_call *c, int all, pending_answer *out)
 		o->expired_msg = "partition is restoring; retry later";
 		return PENDING_TAKE;
 	default:
-		*out = (pending_answer){o->done, o->arg, o->req->request_id, PROFILE_DEADLINE_EXCEEDED,
-		                        "no acknowledgement from Kafka within the deadline; the write may still apply"};
+		*out = (pending_answer){
+		    o->done, o->arg, o->req->request_id, PROFILE_DEADLINE_EXCEEDED,
+		    "no acknowledgement from Kafka within the deadline; the write may still apply"};
 		return PENDING_ANSWER;
 	}
 }
@@ -375,8 +381,9 @@ profiles_new_uid(char *out)
 	}
 	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	snprintf(out, WIRE_UID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-	         b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	snprintf(out, WIRE_UID_LEN + 1,
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+	         b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 /* A new uid whose partition this node owns and serves, so that a create
@@ -403,8 +410,8 @@ uid_for_create(service *svc, char *uid)
 
 /* Starts a write of uid (partition p) here. */
 static void
-write_begin(service *svc, Profile__V1__Request *req, const char *uid, int32_t p, int64_t deadline, reply_fn done,
-            void *arg)
+write_begin(service *svc, Profile__V1__Request *req, const char *uid, int32_t p, int64_t deadline,
+            reply_fn done, void *arg)
 {
 	op *o = op_new(svc, req, deadline, done, arg);
 
@@ -432,8 +439,8 @@ profiles_create(service *svc, Profile__V1__Request *req, int64_t deadline, reply
 	int32_t p = uid_for_create(svc, uid);
 
 	if (p < 0)
-		node_forward(svc, wire_partition(uid, WIRE_UID_LEN, partitions_count(svc->t)), req, deadline, 1, done,
-		             arg);
+		node_forward(svc, wire_partition(uid, WIRE_UID_LEN, partitions_count(svc->t)), req, deadline,
+		             1, done, arg);
 	else
 		write_begin(svc, req, uid, p, deadline, done, arg);
 }
@@ -450,7 +457,8 @@ lowercase(char *s)
 void
 profiles_change(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done, void *arg)
 {
-	char *uid = req->body_case == PROFILE__V1__REQUEST__BODY_UPDATE ? req->update->uid : req->delete_->uid;
+	char *uid =
+	    req->body_case == PROFILE__V1__REQUEST__BODY_UPDATE ? req->update->uid : req->delete_->uid;
 	int32_t p;
 
 	lowercase(uid);
@@ -463,7 +471,8 @@ profiles_change(service *svc, Profile__V1__Request *req, int64_t deadline, reply
 
 /* node_read_fn: a profile from its partition's store. */
 static int
-get_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_fn done, void *arg, int32_t *wait_p)
+get_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_fn done, void *arg,
+         int32_t *wait_p)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 	const char *uid = req->get->uid;

@@ -128,7 +128,8 @@ dispatch(service *svc, Profile__V1__Request *req, reply_fn done, void *arg)
 	int rc;
 
 	if (m == NULL) {
-		reply_status(done, arg, req->request_id, PROFILE_UNIMPLEMENTED, "request has no known method");
+		reply_status(done, arg, req->request_id, PROFILE_UNIMPLEMENTED,
+		             "request has no known method");
 	} else if ((rc = m->check(req, &why)) != PROFILE_OK) {
 		reply_status(done, arg, req->request_id, rc, why);
 	} else {
@@ -223,7 +224,7 @@ worker_cb(void *arg)
 		}
 		if (__atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED)) {
 			reply_status(worker_reply, w, req->request_id, PROFILE_UNAVAILABLE,
-			               "node is shutting down");
+			             "node is shutting down");
 			profile__v1__request__free_unpacked(req, NULL);
 			return;
 		}

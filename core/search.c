@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node.h"
+#include "service_node.h"
 
 static int
 cmp_recent(const void *a, const void *b)
@@ -20,7 +20,6 @@ cmp_recent(const void *a, const void *b)
 		return x->updated_at < y->updated_at ? 1 : -1;
 	return strcmp(x->uid, y->uid);
 }
-
 
 typedef struct search_ctx {
 	reply_fn done;
@@ -138,8 +137,8 @@ search_assign(service *svc, search_ctx *c, size_t nr)
 
 /* Scatters the search of remote[0..nr) to their owners; takes found. */
 static void
-search_scatter(service *svc, const Profile__V1__Request *req, reply_fn done, void *arg,
-               int64_t deadline, Profile__V1__Profile **found, size_t n, const int32_t *remote, size_t nr)
+search_scatter(service *svc, const Profile__V1__Request *req, reply_fn done, void *arg, int64_t deadline,
+               Profile__V1__Profile **found, size_t n, const int32_t *remote, size_t nr)
 {
 	search_ctx *c = calloc(1, sizeof *c);
 	int64_t left = deadline - wire_mono_ms();
@@ -169,7 +168,7 @@ search_scatter(service *svc, const Profile__V1__Request *req, reply_fn done, voi
 
 		if (peers_owner(svc->peers, remote[i], addr, sizeof addr, &self) != PROFILE_OK || self) {
 			reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-			               "no node serves a partition right now");
+			             "no node serves a partition right now");
 			search_ctx_free(c);
 			return;
 		}
@@ -195,7 +194,7 @@ search_scatter(service *svc, const Profile__V1__Request *req, reply_fn done, voi
 	}
 	__atomic_fetch_add(&svc->forwards, c->nodes, __ATOMIC_RELAXED);
 	if (peers_gather(svc->peers, c->addr_ptrs, c->req_ptrs, c->nodes, left > 0 ? (uint32_t)left : 1,
-	                  search_gathered, c) != PROFILE_OK) {
+	                 search_gathered, c) != PROFILE_OK) {
 		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		search_ctx_free(c);
 	}
@@ -246,10 +245,10 @@ search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, rep
 		search_reply(done, arg, req->request_id, found, n);
 	else if (rc == PROFILE_INVALID_ARGUMENT || rc == PROFILE_INTERNAL)
 		reply_status(done, arg, req->request_id, rc,
-		               rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
+		             rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
 	else if (rc != PROFILE_ABORTED)
 		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-		               "a partition is not served by this node");
+		             "a partition is not served by this node");
 	free_profiles(found, n);
 	return rc;
 }

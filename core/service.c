@@ -1,10 +1,10 @@
-/* service.c: the node context (service.h, node.h): its lifecycle, the
+/* service.c: the node context (service.h, service_node.h): its lifecycle, the
  * group's assignment, the deadline a request is served within, the
  * local-or-forward decision, and the wait of a read for a restoring
  * partition. The methods themselves are in profiles.c, search.c and
  * cluster.c; rpc.c dispatches to them.
  */
-#include "node.h"
+#include "service_node.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -111,7 +111,8 @@ node_forward(service *svc, int32_t p, Profile__V1__Request *req, int64_t deadlin
 	int64_t left = deadline - wire_mono_ms();
 
 	if (req->hops > 0 || svc->peers == NULL) {
-		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE, "this node does not own the partition");
+		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		             "this node does not own the partition");
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
@@ -158,8 +159,9 @@ on_read_active(partition_waiter *w, int status)
 	if (status != PROFILE_OK) {
 		if (pending_claim_reply(o->svc->pd, &o->pc))
 			reply_status(o->done, o->arg, o->req->request_id, PROFILE_UNAVAILABLE,
-			             status == PROFILE_DEADLINE_EXCEEDED ? "partition is restoring; retry later"
-			                                                 : "partition was revoked");
+			             status == PROFILE_DEADLINE_EXCEEDED
+			                 ? "partition is restoring; retry later"
+			                 : "partition was revoked");
 	} else if (pending_claim_reply(o->svc->pd, &o->pc)) {
 		if (o->read(o->svc, o->req, o->pc.deadline, o->done, o->arg, &p) == PROFILE_ABORTED) {
 			/* Another partition (a search's next) is restoring. */
@@ -191,7 +193,8 @@ read_wait(read_op *o)
 }
 
 void
-node_read(service *svc, node_read_fn read, Profile__V1__Request *req, int64_t deadline, reply_fn done, void *arg)
+node_read(service *svc, node_read_fn read, Profile__V1__Request *req, int64_t deadline, reply_fn done,
+          void *arg)
 {
 	read_op *o;
 	int32_t p = -1;

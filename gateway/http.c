@@ -129,8 +129,9 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 	x->state = X_WAITING;
 	MHD_suspend_connection(conn);
 	rc = client_call(srv->client, &x->ar.req,
-	                 x->ar.deadline_ms && x->ar.deadline_ms < srv->cfg.call_timeout_ms ? x->ar.deadline_ms
-	                                                                                 : srv->cfg.call_timeout_ms,
+	                 x->ar.deadline_ms && x->ar.deadline_ms < srv->cfg.call_timeout_ms
+	                     ? x->ar.deadline_ms
+	                     : srv->cfg.call_timeout_ms,
 	                 x->ar.write, on_reply, x);
 	if (rc != PROFILE_OK) {
 		/* Never sent: answer from here. */

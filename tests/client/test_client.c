@@ -306,7 +306,7 @@ enum fake_mode {
 	F_UNAVAILABLE_ONCE,
 	F_NOT_FOUND,
 	F_PRECONDITION,
-	F_PROFILE,          /* a profile, always */
+	F_PROFILE,     /* a profile, always */
 	F_UNAVAILABLE, /* not executed, always */
 	F_SILENT,      /* takes every request, answers none (a hung node) */
 };

@@ -262,12 +262,14 @@ test_finish(void)
 			int http;
 			const char *body;
 		} cases[] = {
-		    {PROFILE__V1__STATUS__ABORTED, 409, "{\"error\":{\"code\":\"ABORTED\",\"message\":\"m\"}}"},
+		    {PROFILE__V1__STATUS__ABORTED, 409,
+		     "{\"error\":{\"code\":\"ABORTED\",\"message\":\"m\"}}"},
 		    {PROFILE__V1__STATUS__RESOURCE_EXHAUSTED, 429,
 		     "{\"error\":{\"code\":\"RESOURCE_EXHAUSTED\",\"message\":\"m\"}}"},
 		    {PROFILE__V1__STATUS__DEADLINE_EXCEEDED, 504,
 		     "{\"error\":{\"code\":\"DEADLINE_EXCEEDED\",\"message\":\"m\"}}"},
-		    {PROFILE__V1__STATUS__UNAVAILABLE, 503, "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"m\"}}"},
+		    {PROFILE__V1__STATUS__UNAVAILABLE, 503,
+		     "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"m\"}}"},
 		};
 		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 			prep(&ar, "PUT", path, NULL, NULL, "{\"username\":\"x\"}");

@@ -1,9 +1,9 @@
-/* node.h: the node context, as the operation modules share it (internal to
+/* service_node.h: the node context, as the operation modules share it (internal to
  * core/: service.c owns its lifecycle; profiles.c, search.c and cluster.c
  * read it).
  */
-#ifndef PROFILE_NODE_H
-#define PROFILE_NODE_H
+#ifndef PROFILE_SERVICE_NODE_H
+#define PROFILE_SERVICE_NODE_H
 
 #include <stdint.h>
 
@@ -18,9 +18,9 @@ struct service {
 	partitions *t;
 	changelog *cl;
 	pending *pd;
-	peers *peers;    /* NULL: a node alone */
-	uint8_t *owned;  /* per partition, atomic: the group assigned it here (it takes the writes) */
-	int in_group;    /* atomic: the group has assigned this node at least once */
+	peers *peers;   /* NULL: a node alone */
+	uint8_t *owned; /* per partition, atomic: the group assigned it here (it takes the writes) */
+	int in_group;   /* atomic: the group has assigned this node at least once */
 	uint64_t requests, forwards; /* atomics, for the status */
 };
 
@@ -30,8 +30,8 @@ int node_owns(service *svc, int32_t p);
 /* Hands req (owned) to the owner of p, once: or answers UNAVAILABLE when
  * it was forwarded already, or this node is alone (a node must not answer
  * for a partition it lost). deadline: this node's (monotonic ms). */
-void node_forward(service *svc, int32_t p, Profile__V1__Request *req, int64_t deadline, int write, reply_fn done,
-                  void *arg);
+void node_forward(service *svc, int32_t p, Profile__V1__Request *req, int64_t deadline, int write,
+                  reply_fn done, void *arg);
 
 /* A read run here: PROFILE_ABORTED when partition *wait_p is restoring
  * (nothing was answered); otherwise it answered through done, or will (a
