@@ -30,7 +30,7 @@ struct changelog {
 	changelog_handler h;
 	char *topic;
 	int32_t partitions;
-	volatile int stopping;
+	int stopping; /* atomic */
 	pthread_t consumer_thread, producer_thread;
 	int threads_started;
 };
@@ -181,7 +181,7 @@ consumer_main(void *arg)
 	rd_kafka_message_t **batch = calloc(BATCH_MAX, sizeof *batch);
 	store_record *recs = calloc(BATCH_MAX, sizeof *recs);
 
-	while (!cl->stopping) {
+	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
 		size_t n = 0, start = 0;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 
@@ -235,7 +235,7 @@ group_main(void *arg)
 {
 	changelog *cl = arg;
 
-	while (!cl->stopping) {
+	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, 100);
 		if (m)
 			rd_kafka_message_destroy(m);
@@ -249,7 +249,7 @@ producer_main(void *arg)
 {
 	changelog *cl = arg;
 
-	while (!cl->stopping)
+	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE))
 		rd_kafka_poll(cl->producer, 50);
 	return NULL;
 }
@@ -371,7 +371,7 @@ changelog_close(changelog *cl, int timeout_ms)
 		return;
 	if (cl->h.delivered && rd_kafka_flush(cl->producer, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		log_warn("kafka: %d records not acknowledged at shutdown", rd_kafka_outq_len(cl->producer));
-	cl->stopping = 1;
+	__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
 	if (cl->threads_started) {
 		pthread_join(cl->consumer_thread, NULL);
 		pthread_join(cl->producer_thread, NULL);
@@ -423,12 +423,12 @@ changelog_start(changelog *cl, const changelog_handler *h)
 	if (pthread_create(&cl->producer_thread, NULL, producer_main, cl) != 0)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	if (pthread_create(&cl->consumer_thread, NULL, consumer_main, cl) != 0) {
-		cl->stopping = 1;
+		__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
 		pthread_join(cl->producer_thread, NULL);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	if (cl->replicated && pthread_create(&cl->group_thread, NULL, group_main, cl) != 0) {
-		cl->stopping = 1;
+		__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
 		pthread_join(cl->producer_thread, NULL);
 		pthread_join(cl->consumer_thread, NULL);
 		return PROFILE_RESOURCE_EXHAUSTED;

@@ -18,7 +18,7 @@ struct members {
 	rd_kafka_t *producer;
 	rd_kafka_t *reader;
 	pthread_t thread;
-	volatile int stopping;
+	int stopping; /* atomic */
 	int started;
 	pthread_rwlock_t lock; /* guards the table below */
 	member_node *nodes;
@@ -118,7 +118,7 @@ reader_main(void *arg)
 {
 	members *m = arg;
 
-	while (!m->stopping) {
+	while (!__atomic_load_n(&m->stopping, __ATOMIC_ACQUIRE)) {
 		rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->reader, 100);
 
 		rd_kafka_poll(m->producer, 0); /* delivery reports */
@@ -229,7 +229,7 @@ members_close(members *m, int timeout_ms)
 	if (m->started) {
 		publish(m, NULL, 0, 1);
 		rd_kafka_flush(m->producer, timeout_ms);
-		m->stopping = 1;
+		__atomic_store_n(&m->stopping, 1, __ATOMIC_RELEASE);
 		pthread_join(m->thread, NULL);
 	}
 	if (m->reader) {

@@ -56,6 +56,13 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 	}
 	t->dir = strdup(dir);
 	t->tune = strdup(tune ? tune : "");
+	if (t->dir == NULL || t->tune == NULL) {
+		free(t->dir);
+		free(t->tune);
+		free(t->parts);
+		free(t);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
 	t->count = count;
 	for (int32_t i = 0; i < count; i++) {
 		pthread_mutex_init(&t->parts[i].mu, NULL);

@@ -125,27 +125,6 @@ store_position(store *s, int64_t *offset, uint64_t *fingerprint)
 	*fingerprint = s->fingerprint;
 }
 
-int64_t
-store_count(store *s)
-{
-	/* Every profile has a "P" record and each distinct email an "E"
-	 * record; counting keys by prefix would scan, so count P keys only
-	 * when asked (status pages, tests). */
-	int64_t n = 0;
-	KCCUR *cur = kcdbcursor(s->db);
-	size_t ksz;
-	char *k;
-
-	kccurjump(cur);
-	while ((k = kccurgetkey(cur, &ksz, 1)) != NULL) {
-		if (ksz > 0 && k[0] == 'P')
-			n++;
-		kcfree(k);
-	}
-	kccurdel(cur);
-	return n;
-}
-
 static size_t
 make_key(char *buf, char prefix, const char *s, size_t len)
 {

@@ -59,7 +59,4 @@ int store_get(store *s, const char *uid, Profile__V1__Profile **out);
  * profiles. PROFILE_OK (also when none) or PROFILE_INTERNAL. */
 int store_search(store *s, const char *email_key, Profile__V1__Profile ***list, size_t *count);
 
-/* Number of live profiles. */
-int64_t store_count(store *s);
-
 #endif

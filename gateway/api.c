@@ -70,7 +70,7 @@ answer(api_request *ar, int http, const char *code, const char *message)
 {
 	ar->kind = API_ANSWER;
 	ar->resp.http = http;
-	ar->resp.body = json_render_error(code, message);
+	ar->resp.body = body_render_error(code, message);
 	if (http == 503)
 		ar->resp.retry_after = 1;
 }
@@ -86,7 +86,6 @@ api_parse_if_match(const char *v, Profile__V1__Precondition *pre, const char **w
 {
 	const char *p = v, *end;
 	unsigned long long n = 0;
-	int quoted = 0;
 
 	while (*p == ' ' || *p == '\t')
 		p++;
@@ -103,9 +102,8 @@ api_parse_if_match(const char *v, Profile__V1__Precondition *pre, const char **w
 	if (p < end && *p == '"') {
 		if (end - p < 2 || end[-1] != '"')
 			goto bad;
-		p++, end--, quoted = 1;
+		p++, end--;
 	}
-	(void)quoted;
 	if (p == end || end - p > 19)
 		goto bad;
 	for (; p < end; p++) {
@@ -213,7 +211,7 @@ api_prepare(api_request *ar, const api_context *ctx, const char *method, const c
 	case R_CREATE:
 	case R_UPDATE: {
 		int create = routes[r].id == R_CREATE;
-		if (json_parse_fields(body, body_len, create, &ar->fields, reason, sizeof reason) !=
+		if (body_parse_fields(body, body_len, create, &ar->fields, reason, sizeof reason) !=
 		    PROFILE_OK) {
 			answer_status(ar, PROFILE_INVALID_ARGUMENT, reason);
 			return;
@@ -291,7 +289,7 @@ static void
 answer_profile(api_request *ar, const Profile__V1__Profile *p, int http)
 {
 	ar->resp.http = http;
-	ar->resp.body = json_render_profile(p);
+	ar->resp.body = body_render_profile(p);
 	snprintf(ar->resp.etag, sizeof ar->resp.etag, "\"%llu\"", (unsigned long long)p->version);
 	if (ar->resp.body == NULL) {
 		ar->resp.etag[0] = '\0';
@@ -383,7 +381,7 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_CLUSTER)
 			break;
 		ar->resp.http = 200;
-		if ((ar->resp.body = json_render_cluster(resp->cluster)) == NULL)
+		if ((ar->resp.body = body_render_cluster(resp->cluster)) == NULL)
 			answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	case R_HEALTH:
@@ -397,7 +395,7 @@ api_request_fini(api_request *ar)
 {
 	free(ar->resp.body);
 	ar->resp.body = NULL;
-	json_fields_fini(&ar->fields);
+	body_fields_fini(&ar->fields);
 	free(ar->email);
 	ar->email = NULL;
 }

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "json.h"
+#include "body.h"
 #include "wire.h"
 
 #define API_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
@@ -52,7 +52,7 @@ typedef struct api_request {
 		Profile__V1__ClusterRequest cluster;
 	} body;
 	Profile__V1__Precondition pre;
-	json_fields fields;
+	body_fields fields;
 	char uid[WIRE_UID_LEN + 1];
 	char *email;
 } api_request;

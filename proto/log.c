@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <time.h>
 
-static int log_level = LOG_INFO;
+static int log_level = PROFILE_LOG_INFO;
 static const char *log_name = "profile";
 
 void

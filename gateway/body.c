@@ -1,5 +1,5 @@
-/* json.c: JSON <-> fields and profiles (json.h). */
-#include "json.h"
+/* body.c: request and response bodies, JSON <-> fields and profiles (body.h). */
+#include "body.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -33,9 +33,9 @@ field(json_t *obj, const char *name, char **out, char *why, size_t why_size)
 }
 
 int
-json_parse_fields(const char *body, size_t len, int require_all, json_fields *f, char *why, size_t why_size)
+body_parse_fields(const char *body, size_t len, int require_all, body_fields *f, char *why, size_t why_size)
 {
-	json_fields got = {0};
+	body_fields got = {0};
 	json_error_t err;
 	json_t *root;
 	int rc;
@@ -67,7 +67,7 @@ json_parse_fields(const char *body, size_t len, int require_all, json_fields *f,
 		rc = PROFILE_INVALID_ARGUMENT;
 	}
 	if (rc != PROFILE_OK) {
-		json_fields_fini(&got);
+		body_fields_fini(&got);
 		return rc;
 	}
 	*f = got;
@@ -75,7 +75,7 @@ json_parse_fields(const char *body, size_t len, int require_all, json_fields *f,
 }
 
 void
-json_fields_fini(json_fields *f)
+body_fields_fini(body_fields *f)
 {
 	free(f->username);
 	free(f->email);
@@ -83,7 +83,7 @@ json_fields_fini(json_fields *f)
 }
 
 char *
-json_render_profile(const Profile__V1__Profile *p)
+body_render_profile(const Profile__V1__Profile *p)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p->uid, "username", p->username,
 	                      "email", p->email, "version", (json_int_t)p->version, "created_at",
@@ -98,7 +98,7 @@ json_render_profile(const Profile__V1__Profile *p)
 }
 
 char *
-json_render_error(const char *code, const char *message)
+body_render_error(const char *code, const char *message)
 {
 	json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message ? message : "");
 	char *text;
@@ -113,7 +113,7 @@ json_render_error(const char *code, const char *message)
 }
 
 char *
-json_render_cluster(const Profile__V1__ClusterReply *c)
+body_render_cluster(const Profile__V1__ClusterReply *c)
 {
 	json_t *root = json_object(), *nodes = json_array(), *parts = json_array();
 	char *text = NULL;
