@@ -4,18 +4,41 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const status_names[] = {
-    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+/* Every status's protocol name and its sentence, in one table indexed by
+ * the status (gRPC's numbering). */
+static const struct {
+	const char *name;
+	const char *message;
+} statuses[] = {
+    {"OK", "success"},
+    {"CANCELLED", "the call was cancelled"},
+    {"UNKNOWN", "unknown error"},
+    {"INVALID_ARGUMENT", "invalid argument"},
+    {"DEADLINE_EXCEEDED", "no answer within the deadline (a write may have been applied)"},
+    {"NOT_FOUND", "no such profile"},
+    {"ALREADY_EXISTS", "the profile already exists"},
+    {"PERMISSION_DENIED", "permission denied"},
+    {"RESOURCE_EXHAUSTED", "too many calls in flight, or out of memory"},
+    {"FAILED_PRECONDITION", "the profile's version is not the one expected"},
+    {"ABORTED", "aborted by a conflict"},
+    {"OUT_OF_RANGE", "out of range"},
+    {"UNIMPLEMENTED", "not implemented by the service"},
+    {"INTERNAL", "internal error, or a malformed answer"},
+    {"UNAVAILABLE", "the service is unavailable (nothing was executed; retry later)"},
 };
+
+#define NSTATUSES ((int)(sizeof statuses / sizeof statuses[0]))
 
 const char *
 profile_status_name(int status)
 {
-	if (status < 0 || status >= (int)(sizeof status_names / sizeof status_names[0]))
-		return "UNKNOWN";
-	return status_names[status];
+	return status >= 0 && status < NSTATUSES ? statuses[status].name : "UNKNOWN";
+}
+
+const char *
+profile_strerror(int status)
+{
+	return status >= 0 && status < NSTATUSES ? statuses[status].message : "unknown error";
 }
 
 int32_t

@@ -62,43 +62,6 @@ profile_last_message(void)
 	return last_message;
 }
 
-const char *
-profile_strerror(int status)
-{
-	switch (status) {
-	case PROFILE_OK:
-		return "success";
-	case PROFILE_CANCELLED:
-		return "the call was cancelled";
-	case PROFILE_INVALID_ARGUMENT:
-		return "invalid argument";
-	case PROFILE_DEADLINE_EXCEEDED:
-		return "no answer within the deadline (a write may have been applied)";
-	case PROFILE_NOT_FOUND:
-		return "no such profile";
-	case PROFILE_ALREADY_EXISTS:
-		return "the profile already exists";
-	case PROFILE_PERMISSION_DENIED:
-		return "permission denied";
-	case PROFILE_RESOURCE_EXHAUSTED:
-		return "too many calls in flight, or out of memory";
-	case PROFILE_FAILED_PRECONDITION:
-		return "the profile's version is not the one expected";
-	case PROFILE_ABORTED:
-		return "aborted by a conflict";
-	case PROFILE_OUT_OF_RANGE:
-		return "out of range";
-	case PROFILE_UNIMPLEMENTED:
-		return "not implemented by the service";
-	case PROFILE_INTERNAL:
-		return "internal error, or a malformed answer";
-	case PROFILE_UNAVAILABLE:
-		return "the service is unavailable (nothing was executed; retry later)";
-	default:
-		return "unknown error";
-	}
-}
-
 /* ---- handle ------------------------------------------------------------ */
 
 int

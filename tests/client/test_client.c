@@ -99,7 +99,7 @@ test_every_call(void)
 	profile_client *c = open_on(core, 5000);
 	profile_info *p = NULL, *q = NULL;
 	profile_list *l = NULL;
-	char uid[37];
+	char uid[PROFILE_UID_SIZE];
 
 	CHECK_INT(profile_create(c, "bob", "Bob1@Mail.com", 0, &p), PROFILE_OK);
 	if (p == NULL)
@@ -245,7 +245,7 @@ typedef struct tally {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int pending, ok, other;
-	char uid[37];
+	char uid[PROFILE_UID_SIZE];
 } tally;
 
 static void

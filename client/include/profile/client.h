@@ -43,10 +43,13 @@ extern "C" {
 /* An open connection to the service. Opaque; thread-safe. */
 typedef struct profile_client profile_client;
 
+/* Room for a uid: 36 characters of a canonical UUID and the NUL. */
+#define PROFILE_UID_SIZE 37
+
 /* A profile as the service holds it. All strings are NUL-terminated UTF-8
- * owned by the struct. */
+ * owned by the struct (freed with it by profile_free). */
 typedef struct profile_info {
-	char uid[37]; /* lowercase canonical UUID */
+	char uid[PROFILE_UID_SIZE]; /* lowercase canonical UUID */
 	char *username;
 	char *email;
 	uint64_t version;   /* 1 on create, +1 per change */
@@ -54,7 +57,8 @@ typedef struct profile_info {
 	int64_t updated_at; /* Unix milliseconds */
 } profile_info;
 
-/* Search results, most recently updated first. */
+/* Search results, most recently updated first. The list owns its items
+ * (freed with it by profile_list_free). */
 typedef struct profile_list {
 	size_t count;
 	profile_info **items;
@@ -75,7 +79,10 @@ typedef struct profile_client_options {
  * "ipc:///path"). Connections are made in the background and remade when a
  * node restarts, so opening succeeds while nodes are down; calls then fail
  * with PROFILE_UNAVAILABLE within their deadline. opts may be NULL.
- * On PROFILE_OK, *out is a new handle for profile_client_close.
+ * addrs, its strings and opts are borrowed: copied before this returns, so
+ * the caller may free them at once. out must not be NULL.
+ * On PROFILE_OK, *out is a new handle for profile_client_close; otherwise
+ * *out is untouched.
  * Errors: PROFILE_INVALID_ARGUMENT (no address, or one nng cannot parse),
  * PROFILE_RESOURCE_EXHAUSTED. */
 PROFILE_API int profile_client_open(profile_client **out, const char *const *addrs, size_t n,
@@ -87,10 +94,18 @@ PROFILE_API int profile_client_open(profile_client **out, const char *const *add
  * handle. NULL is a no-op. */
 PROFILE_API void profile_client_close(profile_client *c);
 
-/* Sets the handle's default deadline (ms, > 0) for calls that pass 0. */
+/* Sets the handle's default deadline (ms, > 0) for calls that pass 0. Safe
+ * while calls are in flight, from any thread: calls already started keep
+ * the deadline they started with. 0 and a NULL handle are ignored. */
 PROFILE_API void profile_client_set_deadline(profile_client *c, uint32_t deadline_ms);
 
 /* ---- calls (blocking) -------------------------------------------------- */
+
+/* For every call: c must be an open handle; string arguments are borrowed
+ * (read before the call returns); deadline_ms 0 takes the handle's
+ * default. On PROFILE_OK, *out receives a new result the caller owns
+ * (profile_free, profile_list_free); on failure *out is untouched. out may
+ * be NULL only where a call says so. */
 
 /* Creates a profile. username: 1..64 characters, no control characters;
  * email: local@domain with a dot in the domain, at most 254 bytes. On
@@ -127,14 +142,18 @@ PROFILE_API int profile_search(profile_client *c, const char *email, uint32_t de
  * library's threads; it must not block (starting another asynchronous call
  * is fine). status as the blocking call would return. On PROFILE_OK, result
  * is what the blocking call would put in *out: a profile_info * for create,
- * get and update, a profile_list * for search, NULL for delete; the callback
- * owns it. Otherwise result is NULL. */
+ * get and update (release it with profile_free), a profile_list * for
+ * search (profile_list_free), NULL for delete; the callback owns it and may
+ * keep it past its return. Otherwise result is NULL. */
 typedef void (*profile_done_fn)(void *arg, int status, void *result);
 
 /* The asynchronous variants: same arguments and checks as the blocking
- * calls. PROFILE_OK means the call started and done will be called;
- * any other status means it did not start (nothing was sent) and done will
- * not be called. One thread can keep thousands of calls in flight. */
+ * calls. String arguments are copied before the call returns: the caller
+ * may free or reuse them at once. PROFILE_OK means the call started and
+ * done will be called (maybe on another thread before this returns); any
+ * other status means it did not start (nothing was sent) and done will not
+ * be called. done must not be NULL. One thread can keep thousands of calls
+ * in flight. */
 PROFILE_API int profile_create_async(profile_client *c, const char *username, const char *email,
                                      uint32_t deadline_ms, profile_done_fn done, void *arg);
 PROFILE_API int profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms,
@@ -155,14 +174,11 @@ PROFILE_API void profile_free(profile_info *p);
 /* Frees a list and every profile in it. NULL is a no-op. */
 PROFILE_API void profile_list_free(profile_list *l);
 
-/* A sentence for a status ("no such profile"); never NULL, static. */
-PROFILE_API const char *profile_strerror(int status);
-
 /* The message that came with the last failed call on this thread (e.g.
  * "version is 3, not 2"), or "" when there is none. Valid until the thread's
  * next call; inside a completion callback, it is the message of that call.
- * (profile_status_name(), in profile/status.h, gives a status's protocol
- * name, e.g. "NOT_FOUND".) */
+ * (profile_status_name() and profile_strerror(), in profile/status.h, give
+ * a status's protocol name, e.g. "NOT_FOUND", and its sentence.) */
 PROFILE_API const char *profile_last_message(void);
 
 #ifdef __cplusplus

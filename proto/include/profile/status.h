@@ -43,6 +43,10 @@ typedef enum profile_status {
  * value outside the enum. Never NULL; the string is static. */
 PROFILE_API const char *profile_status_name(int status);
 
+/* A sentence for a status ("no such profile"), from the same table; never
+ * NULL, static. */
+PROFILE_API const char *profile_strerror(int status);
+
 #ifdef __cplusplus
 }
 #endif
