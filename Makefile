@@ -1,5 +1,6 @@
 # The two commands a user needs: `make run` and `make test`. Both install
 # missing Debian packages (scripts/deps.sh), configure and build first.
+# `make build` (and plain cmake) never install anything: `make deps` does.
 
 BUILD      ?= build
 PORT       ?= 8080
@@ -19,17 +20,19 @@ all: build
 deps:
 	@scripts/deps.sh
 
-configure: deps
+configure:
 	@cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
 
 build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 
-run: build
+run: deps
+	@$(MAKE) --no-print-directory build
 	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
 	  BUILD=$(BUILD) BROKERS=$(BROKERS) scripts/run.sh
 
-test: build
+test: deps
+	@$(MAKE) --no-print-directory build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
 
 # Fuzzing: clang's libFuzzer over the gateway's inputs and the store's
@@ -46,7 +49,8 @@ fuzz: deps
 	  grep -h "stat::number_of_executed_units" build-fuzz/$$t.log | sed "s/^/$$t: /"; \
 	done
 
-bench: build
+bench: deps
+	@$(MAKE) --no-print-directory build
 	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/bench/bench.py
 
 clean:
