@@ -84,11 +84,13 @@ void changelog_close(changelog *cl, int timeout_ms);
 /* Partitions of the topic. */
 int32_t changelog_partition_count(const changelog *cl);
 
-/* Appends a record (value NULL = tombstone) to partition p. The outcome
- * arrives once through handler.delivered with opaque. PROFILE_OK when
- * queued; PROFILE_UNAVAILABLE when not (nothing was produced, delivered will
- * not be called). */
-int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, const void *value,
+/* Appends a record (value NULL = tombstone) to partition p. value, when
+ * not NULL, is malloc'd and taken on PROFILE_OK (librdkafka frees it once
+ * sent: no copy); on failure it stays the caller's. The outcome arrives once
+ * through handler.delivered with opaque. PROFILE_OK when queued;
+ * PROFILE_UNAVAILABLE when not (nothing was produced, delivered will not be
+ * called). */
+int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value,
                       size_t value_len, void *opaque);
 
 /* The log end offset of p last seen by the consumer, or -1. */

@@ -227,9 +227,10 @@ write_produce(op *o)
 	}
 	op_set_state(o, OP_PRODUCING);
 	rc = changelog_produce(o->svc->cl, o->p, o->uid, WIRE_UID_LEN, buf, len, o);
-	free(buf);
-	if (rc != PROFILE_OK)
+	if (rc != PROFILE_OK) {
+		free(buf); /* not taken */
 		return write_end(o, rc, "Kafka did not take the write");
+	}
 	return NULL;
 }
 

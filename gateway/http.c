@@ -42,19 +42,23 @@ struct http_server {
 	api_context api;
 };
 
+/* Queues r. The body (malloc'd) is handed to libmicrohttpd, which frees it
+ * once sent: no copy. */
 static enum MHD_Result
-queue(struct MHD_Connection *conn, const api_response *r)
+queue(struct MHD_Connection *conn, api_response *r)
 {
-	const char *body = r->body ? r->body : "";
 	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+	    r->body ? MHD_create_response_from_buffer(strlen(r->body), r->body, MHD_RESPMEM_MUST_FREE)
+	            : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ok;
 	char retry[16];
 
 	if (resp == NULL)
-		return MHD_NO;
-	if (r->body)
+		return MHD_NO; /* r->body is still ours: api_request_fini frees it */
+	if (r->body) {
+		r->body = NULL;
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	}
 	if (r->etag[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
 	if (r->allow)
