@@ -82,12 +82,11 @@ body_fields_fini(body_fields *f)
 	f->username = f->email = NULL;
 }
 
-char *
-body_render_profile(const Profile__V1__Profile *p)
+/* The compact text of o (a new string, or NULL), and o released (stolen;
+ * NULL gives NULL). */
+static char *
+dump(json_t *o)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p->uid, "username", p->username,
-	                      "email", p->email, "version", (json_int_t)p->version, "created_at",
-	                      (json_int_t)p->created_at, "updated_at", (json_int_t)p->updated_at);
 	char *text;
 
 	if (o == NULL)
@@ -98,18 +97,21 @@ body_render_profile(const Profile__V1__Profile *p)
 }
 
 char *
+body_render_profile(const Profile__V1__Profile *p)
+{
+	return dump(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p->uid, "username", p->username,
+	                      "email", p->email, "version", (json_int_t)p->version, "created_at",
+	                      (json_int_t)p->created_at, "updated_at", (json_int_t)p->updated_at));
+}
+
+char *
 body_render_error(const char *code, const char *message)
 {
 	json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message ? message : "");
-	char *text;
 
 	if (o == NULL) /* message was not UTF-8: say so without it */
 		o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", "");
-	if (o == NULL)
-		return NULL;
-	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	return text;
+	return dump(o);
 }
 
 char *
