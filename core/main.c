@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bounded.h"
 #include "changelog.h"
 #include "cli.h"
 #include "log.h"
@@ -262,6 +263,12 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	return changelog_start(n->cl, &h) == PROFILE_OK ? 0 : 1;
 }
 
+static void
+close_peers(void *rt)
+{
+	peers_free(rt);
+}
+
 /* A clean stop:
  * 1. New requests are turned away (UNAVAILABLE: not executed), and every
  *    answer tells callers this node is going away.
@@ -278,7 +285,8 @@ parts_stop(node_parts *n)
 	changelog_close(n->cl, 10000);
 	members_close(n->mem, 2000);
 	service_free(n->svc);
-	peers_free(n->rt);
+	/* Closing peer channels may hang in nng 1.5.2: never past 2 s. */
+	bounded_run(close_peers, n->rt, 2000, "closing the peer channels");
 	rpc_server_quiesce(n->rpc, 100, 1000);
 	rpc_server_close(n->rpc, 2000);
 	partitions_free(n->table);

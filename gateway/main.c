@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounded.h"
 #include "cli.h"
 #include "http.h"
 #include "log.h"
@@ -33,6 +34,12 @@ static cli_option options[] = {
     {"log-level", 0, "PROFILE_GATEWAY_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
      &opt_log_level},
 };
+
+static void
+close_client(void *client)
+{
+	profile_client_close(client);
+}
 
 int
 main(int argc, char **argv)
@@ -96,7 +103,9 @@ main(int argc, char **argv)
 	sigwait(&sigs, &sig);
 	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	http_server_close(srv);
-	profile_client_close(client);
+	/* Closing the channels to the cores may hang in nng 1.5.2: never
+	 * past 2 s. */
+	bounded_run(close_client, client, 2000, "closing the channels to the cores");
 	log_info("stopped");
 	return 0;
 }
