@@ -139,14 +139,23 @@ on_rebalanced(void *arg, const int32_t *parts, size_t n)
 	log_info("assignment: %zu partition(s) owned", n);
 }
 
+/* The step a stop is in, for the watchdog to name (atomic). */
+static const char *stop_step = "starting to stop";
+
+static void
+shutdown_step(const char *what)
+{
+	__atomic_store_n(&stop_step, what, __ATOMIC_RELEASE);
+}
+
 static void *
 watchdog_main(void *arg)
 {
 	(void)arg;
 	sleep(SHUTDOWN_LIMIT_S);
-	log_error("shutdown took over %d s; exiting now (stores are consistent: each batch is one "
+	log_error("shutdown took over %d s (stuck %s); exiting now (stores are consistent: each batch is one "
 	          "transaction)",
-	          SHUTDOWN_LIMIT_S);
+	          SHUTDOWN_LIMIT_S, __atomic_load_n(&stop_step, __ATOMIC_ACQUIRE));
 	_exit(1);
 }
 
@@ -269,6 +278,12 @@ close_peers(void *rt)
 	peers_free(rt);
 }
 
+static void
+close_changelog(void *cl)
+{
+	changelog_close(cl, 10000);
+}
+
 /* A clean stop:
  * 1. New requests are turned away (UNAVAILABLE: not executed), and every
  *    answer tells callers this node is going away.
@@ -281,15 +296,33 @@ close_peers(void *rt)
 static void
 parts_stop(node_parts *n)
 {
+	int kafka_closed;
+
+	shutdown_step("turning requests away");
 	rpc_server_drain(n->rpc);
-	changelog_close(n->cl, 10000);
+	/* Flushing is bounded (10 s); leaving the group is not, in
+	 * librdkafka: bound the whole. */
+	shutdown_step("closing Kafka (flush, leave the group)");
+	kafka_closed = bounded_run(close_changelog, n->cl, 12000, "closing Kafka");
+	shutdown_step("leaving the membership");
 	members_close(n->mem, 2000);
-	service_free(n->svc);
+	if (kafka_closed) {
+		shutdown_step("answering what is pending");
+		service_free(n->svc);
+	}
 	/* Closing peer channels may hang in nng 1.5.2: never past 2 s. */
+	shutdown_step("closing the peer channels");
 	bounded_run(close_peers, n->rt, 2000, "closing the peer channels");
+	shutdown_step("closing the RPC socket");
 	rpc_server_quiesce(n->rpc, 100, 1000);
 	rpc_server_close(n->rpc, 2000);
-	partitions_free(n->table);
+	/* With Kafka's threads perhaps still running, the service and the
+	 * stores are left to the exit (each store batch is one transaction:
+	 * as after a kill -9, they reopen consistent). */
+	if (kafka_closed) {
+		shutdown_step("closing the stores");
+		partitions_free(n->table);
+	}
 }
 
 /* After a failed start: closes whatever was opened. */
