@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "call.h"
 #include "client_internal.h"
@@ -37,6 +38,7 @@ struct profile_client {
 	char **addrs;
 	nng_aio *route_timer;
 	int closing;
+	int attempts; /* atomic: calls alive, in flight or sleeping before a retry */
 	Profile__V1__Request route_req;
 	Profile__V1__ClusterRequest route_body;
 };
@@ -110,6 +112,12 @@ profile_client_close(profile_client *c)
 	 * closing: it does not re-arm the timer. */
 	for (size_t i = 0; i < c->n; i++)
 		call_channel_close(c->ch[i]);
+	/* A call sleeping before a retry wakes, sees closing and ends; none
+	 * may outlive the handle it points to. */
+	while (__atomic_load_n(&c->attempts, __ATOMIC_ACQUIRE) > 0) {
+		struct timespec pause = {0, 1000000L};
+		nanosleep(&pause, NULL);
+	}
 	if (c->route_timer)
 		nng_aio_free(c->route_timer);
 	for (size_t i = 0; c->addrs && i < c->n; i++)
@@ -257,12 +265,14 @@ attempt_finish(attempt *a, int status, Profile__V1__Response *resp)
 {
 	client_raw_fn done = a->done;
 	void *arg = a->arg;
+	profile_client *c = a->c;
 
 	/* The sleep aio may be the one whose callback we are in: reap, not free. */
 	if (a->sleep)
 		nng_aio_reap(a->sleep);
 	free(a);
 	done(arg, status, resp);
+	__atomic_sub_fetch(&c->attempts, 1, __ATOMIC_RELEASE);
 }
 
 static void
@@ -315,7 +325,8 @@ on_answer(void *arg, int status, Profile__V1__Response *resp)
 
 	/* A try needs time for a node to answer it, margin included: with less
 	 * than a tenth of the deadline left, the answer stands. */
-	if (!unavailable || left < (int64_t)(a->total / 10) || left < RETRY_MIN_MS) {
+	if (!unavailable || left < (int64_t)(a->total / 10) || left < RETRY_MIN_MS ||
+	    __atomic_load_n(&a->c->closing, __ATOMIC_ACQUIRE)) {
 		attempt_finish(a, status, resp);
 		return;
 	}
@@ -350,8 +361,9 @@ attempt_send(attempt *a)
 	int64_t left = a->deadline - wire_mono_ms();
 	int rc;
 
-	if (left <= 0) {
-		attempt_finish(a, a->tries ? PROFILE_UNAVAILABLE : PROFILE_DEADLINE_EXCEEDED, NULL);
+	if (left <= 0 || __atomic_load_n(&a->c->closing, __ATOMIC_ACQUIRE)) {
+		attempt_finish(a, a->tries || !a->write ? PROFILE_UNAVAILABLE : PROFILE_DEADLINE_EXCEEDED,
+		               NULL);
 		return;
 	}
 	/* With other addresses to try, do not wait the whole deadline on one
@@ -383,11 +395,14 @@ client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, 
 	a->done = done;
 	a->arg = arg;
 	a->idx = first_address(c, req);
+	__atomic_add_fetch(&c->attempts, 1, __ATOMIC_ACQ_REL);
 	/* The first send's failure to start is the caller's to see. */
 	rc = call_start(c->ch[a->idx], req, try_budget(c, deadline_ms, write, deadline_ms),
 	                c->n > 1 ? SEND_TIMEOUT_MS : 0, write, on_answer, a);
-	if (rc != PROFILE_OK)
+	if (rc != PROFILE_OK) {
 		free(a);
+		__atomic_sub_fetch(&c->attempts, 1, __ATOMIC_RELEASE);
+	}
 	return rc;
 }
 
