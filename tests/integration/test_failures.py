@@ -199,15 +199,14 @@ class ReplicatedHung(StackTest):
             for _ in range(2):
                 for p in victims:
                     r = rec.call(s, "get", "GET", "/api/profile/" + p["uid"])
-                    self.assertTrue(read_ok(r, p["uid"]), r)
-            stopped = s.cores[2].p.pid
         finally:
             os.kill(s.cores[2].p.pid, signal.SIGCONT)
-        self.assertEqual(stopped, s.cores[2].p.pid)
-        self.assertEqual(rec.bad(lambda k, r: read_ok(r)), [])
+        self.assertEqual(rec.bad(lambda k, r: read_ok(r, None)), [])
         self.assertEqual([row[:3] for row in rec.rows if row[2] > DEADLINE_S + 1], [])
-        # Only the first reads may pay for finding the node hung.
+        # Once the gateway has found the node hung, every read is a 200
+        # from another replica (the first round may still see a 503).
         self.assertEqual([row[:3] for row in rec.rows[len(victims):] if row[1] != 200], [])
+        self.assertEqual([r.json["uid"] for _, _, _, r in rec.rows[len(victims):]], [p["uid"] for p in victims])
 
 
 class Shutdown(StackTest):
@@ -327,7 +326,8 @@ class RestoringGate(StackTest):
         s.start_gateway()
         seen = {"ready": set(), "get": set()}
         uid, email = self.sample[0]
-        while True:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
             ready = s.request("GET", "/readyz").status
             r = s.request("GET", "/api/profile/" + uid)
             seen["ready"].add(ready)
@@ -339,6 +339,8 @@ class RestoringGate(StackTest):
             if r.status == 200 and ready == 200:
                 break
             self.assertTrue(s.cores[1].alive(), s.cores[1].tail())
+        else:
+            self.fail("the node was not ready 180 s after it started: %s" % seen)
         self.assertIn(503, seen["get"], "the restore was over before the first read; make the log longer")
         self.assertIn(503, seen["ready"])
         self.assertEqual(s.request("GET", "/api/search?email=" + email).json["uid"], uid)
