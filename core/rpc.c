@@ -123,16 +123,12 @@ dispatch(service *svc, Profile__V1__Request *req, reply_fn done, void *arg)
 	const char *why = NULL;
 	int rc;
 
-	if (m == NULL) {
-		reply_status(done, arg, req->request_id, PROFILE_UNIMPLEMENTED,
-		             "request has no known method");
-	} else if ((rc = m->check(req, &why)) != PROFILE_OK) {
-		reply_status(done, arg, req->request_id, rc, why);
-	} else {
+	if (m == NULL)
+		service_reject(svc, req, PROFILE_UNIMPLEMENTED, "request has no known method", done, arg);
+	else if ((rc = m->check(req, &why)) != PROFILE_OK)
+		service_reject(svc, req, rc, why, done, arg);
+	else
 		service_call(svc, m->run, req, done, arg);
-		return;
-	}
-	profile__v1__request__free_unpacked(req, NULL);
 }
 
 /* ---- the server -------------------------------------------------------- */

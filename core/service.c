@@ -98,6 +98,14 @@ service_call(service *svc, service_run_fn run, Profile__V1__Request *req, reply_
 	run(svc, req, wire_mono_ms() + answer_budget(budget), done, arg);
 }
 
+void
+service_reject(service *svc, Profile__V1__Request *req, int status, const char *why, reply_fn done, void *arg)
+{
+	__atomic_fetch_add(&svc->requests, 1, __ATOMIC_RELAXED);
+	reply_status(done, arg, req->request_id, status, why);
+	profile__v1__request__free_unpacked(req, NULL);
+}
+
 int
 node_owns(service *svc, int32_t p)
 {

@@ -62,4 +62,10 @@ void service_free(service *svc);
  * configured default, capped by the maximum). The arguments were checked. */
 void service_call(service *svc, service_run_fn run, Profile__V1__Request *req, reply_fn done, void *arg);
 
+/* Answers req (owned: freed here) with status and why (borrowed), without
+ * running it: a request whose arguments failed their check. Counted like
+ * every other request. */
+void service_reject(service *svc, Profile__V1__Request *req, int status, const char *why, reply_fn done,
+                    void *arg);
+
 #endif
