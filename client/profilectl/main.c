@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,9 @@ static const char usage[] = "usage: profilectl [--core ADDR]... [--timeout SECON
                             "  search EMAIL                          print the profiles with this email\n"
                             "  watch --brokers LIST [--from-beginning]\n"
                             "                                        print every change on the topic\n"
+#ifndef PROFILECTL_WATCH
+                            "                                        (not in this build: no librdkafka)\n"
+#endif
                             "  bench [--concurrency N] [--duration S] [--profiles N]\n"
                             "                                        measure get, create and a 90/10 mix\n"
                             "\n"
@@ -109,18 +111,11 @@ fail(int status)
 int
 print_profile(const profile_info *p)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p->uid, "username", p->username,
-	                      "email", p->email, "version", (json_int_t)p->version, "created_at",
-	                      (json_int_t)p->created_at, "updated_at", (json_int_t)p->updated_at);
-	int rc;
-
-	if (o == NULL)
+	if (jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at, p->updated_at) != 0)
 		return -1;
-	rc = json_dumpf(o, stdout, JSON_COMPACT);
-	json_decref(o);
 	fputc('\n', stdout);
 	fflush(stdout);
-	return rc;
+	return 0;
 }
 
 /* Parses "--if-version N" style numbers (> 0). */
@@ -231,10 +226,10 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
 		if ((rc = profile_delete(c, argv[first], version, deadline_ms)) == PROFILE_OK) {
-			json_t *o = json_pack("{s:s, s:b}", "uid", argv[first], "deleted", 1);
-			json_dumpf(o, stdout, JSON_COMPACT);
-			json_decref(o);
-			fputc('\n', stdout);
+			fputs("{\"uid\":", stdout);
+			if (jsonl_string(stdout, argv[first]) != 0)
+				fputs("null", stdout); /* the service took it, so this cannot happen */
+			fputs(",\"deleted\":true}\n", stdout);
 			return 0;
 		}
 	} else if (strcmp(cmd, "search") == 0) {
@@ -320,8 +315,15 @@ main(int argc, char **argv)
 		fputs(usage, stdout);
 		return 0;
 	}
-	if (strcmp(argv[0], "watch") == 0)
+	if (strcmp(argv[0], "watch") == 0) {
+#ifdef PROFILECTL_WATCH
 		return watch_main(argc, argv);
+#else
+		fprintf(stderr, "profilectl: watch reads Kafka with librdkafka, and this profilectl was built "
+		                "without it (cmake -DPROFILE_WATCH=ON)\n");
+		return 2;
+#endif
+	}
 
 	if (ncores == 0)
 		env_cores = cores_from_env(cores, sizeof cores / sizeof cores[0], &ncores);

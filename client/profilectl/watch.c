@@ -6,7 +6,6 @@
  * at once so it can be piped into other systems.
  */
 #include <getopt.h>
-#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include "profile.pb-c.h"
 #include "profilectl.h"
+#include "wire.h"
 
 static volatile sig_atomic_t stop;
 
@@ -25,52 +25,46 @@ on_signal(int sig)
 	stop = 1;
 }
 
-static json_t *
-profile_json(const Profile__V1__Profile *p)
-{
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p->uid, "username", p->username, "email",
-	                 p->email, "version", (json_int_t)p->version, "created_at", (json_int_t)p->created_at,
-	                 "updated_at", (json_int_t)p->updated_at);
-}
-
-/* One record as one line; records that are not profile events are reported
- * on stderr and skipped. */
+/* One record as one line; records that are not profile events, or whose
+ * key is not UTF-8, are reported on stderr and skipped. */
 static void
 print_change(const rd_kafka_message_t *m)
 {
 	char uid[64];
 	size_t klen = m->key_len < sizeof uid - 1 ? m->key_len : sizeof uid - 1;
 	Profile__V1__ProfileEvent *ev = NULL;
-	json_t *o;
+	const Profile__V1__Profile *p;
 
 	memcpy(uid, m->key ? m->key : "", m->key ? klen : 0);
 	uid[m->key ? klen : 0] = '\0';
+	if (!wire_utf8_valid(uid, strlen(uid))) {
+		fprintf(stderr, "watch: partition %d offset %lld: unreadable key, skipped\n", (int)m->partition,
+		        (long long)m->offset);
+		return;
+	}
 	if (m->payload == NULL) {
-		o = json_pack("{s:s, s:s, s:n, s:i, s:I}", "op", "delete", "uid", uid, "profile", "partition",
-		              (int)m->partition, "offset", (json_int_t)m->offset);
+		fputs("{\"op\":\"delete\",\"uid\":", stdout);
+		jsonl_string(stdout, uid);
+		fputs(",\"profile\":null", stdout);
 	} else {
 		ev = profile__v1__profile_event__unpack(NULL, m->len, m->payload);
-		if (ev == NULL || ev->profile == NULL) {
+		p = ev ? ev->profile : NULL;
+		if (p == NULL || !wire_utf8_valid(p->uid, strlen(p->uid)) ||
+		    !wire_utf8_valid(p->username, strlen(p->username)) || !wire_utf8_valid(p->email, strlen(p->email))) {
 			fprintf(stderr, "watch: partition %d offset %lld: not a profile event, skipped\n",
 			        (int)m->partition, (long long)m->offset);
 			if (ev)
 				profile__v1__profile_event__free_unpacked(ev, NULL);
 			return;
 		}
-		o = json_pack("{s:s, s:s, s:o, s:i, s:I}", "op",
-		              ev->type == PROFILE__V1__EVENT_TYPE__CREATED ? "create" : "update", "uid", uid,
-		              "profile", profile_json(ev->profile), "partition", (int)m->partition, "offset",
-		              (json_int_t)m->offset);
+		fprintf(stdout, "{\"op\":\"%s\",\"uid\":",
+		        ev->type == PROFILE__V1__EVENT_TYPE__CREATED ? "create" : "update");
+		jsonl_string(stdout, uid);
+		fputs(",\"profile\":", stdout);
+		jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at, p->updated_at);
 		profile__v1__profile_event__free_unpacked(ev, NULL);
 	}
-	if (o == NULL) { /* a key that is not UTF-8 */
-		fprintf(stderr, "watch: partition %d offset %lld: unreadable key, skipped\n",
-		        (int)m->partition, (long long)m->offset);
-		return;
-	}
-	json_dumpf(o, stdout, JSON_COMPACT);
-	json_decref(o);
-	fputc('\n', stdout);
+	fprintf(stdout, ",\"partition\":%d,\"offset\":%lld}\n", (int)m->partition, (long long)m->offset);
 	fflush(stdout);
 }
 

@@ -90,6 +90,40 @@ class Install(StackTest):
         out = run([os.path.join(proj, "b", "example"), self.stack.core_addr[1]])
         self.assertIn("created, read and deleted", out)
 
+        # What users link against says nothing of how the library was built:
+        # no sanitizer (nor any other compile flag) reaches them.
+        for f in ["lib/pkgconfig/profile-client.pc", "lib/cmake/ProfileClient/ProfileClientTargets.cmake"]:
+            with open(os.path.join(prefix, f)) as fh:
+                self.assertNotIn("-fsanitize", fh.read(), f)
+
+    def test_client_only_build_needs_only_nng_and_protobuf_c(self):
+        # pkg-config sees protobuf-c alone (nng comes from its CMake package):
+        # configuring would fail if librdkafka, jansson, Kyoto Cabinet or
+        # libmicrohttpd were asked for.
+        pc = os.path.join(self.tmp, "pkgconfig")
+        os.makedirs(pc)
+        protobuf_pc = run(["pkg-config", "--variable=pcfiledir", "libprotobuf-c"]).strip()
+        os.symlink(os.path.join(protobuf_pc, "libprotobuf-c.pc"), os.path.join(pc, "libprotobuf-c.pc"))
+        env = dict(os.environ, PKG_CONFIG_LIBDIR=pc)
+        env.pop("PKG_CONFIG_PATH", None)
+        build = os.path.join(self.tmp, "client-only")
+        run(["cmake", "-S", SOURCE, "-B", build, "-DPROFILE_BUILD_SERVER=OFF", "-DPROFILE_WERROR=ON"], env=env)
+        run(["cmake", "--build", build, "-j2"], env=env)
+        for exe in ["profiled", "profile-gateway"]:
+            self.assertFalse(os.path.exists(os.path.join(build, exe)), exe + " built in a client-only build")
+
+        profilectl = os.path.join(build, "profilectl")
+        libs = run(["ldd", profilectl])
+        for lib in ["librdkafka", "libjansson", "libkyotocabinet", "libmicrohttpd"]:
+            self.assertNotIn(lib, libs)
+        out = run([profilectl, "--core", self.stack.core_addr[1], "create", "clientonly", "only@mail.com"])
+        self.assertIn('"username":"clientonly"', out)
+        self.assertIn('"email":"only@mail.com"', out)
+        r = subprocess.run([profilectl, "watch", "--brokers", self.stack.bootstrap], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("built without it", r.stderr)
+
 
 if __name__ == "__main__":
     main()
