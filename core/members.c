@@ -83,19 +83,16 @@ node_index(members *m, const char *id, const char *address)
 	return (int)m->n_nodes++;
 }
 
-/* Applies one record of the members topic, in log order. */
-static void
-apply(members *m, const rd_kafka_message_t *msg)
+int
+members_apply(members *m, const void *record, size_t len, int64_t offset)
 {
 	Profile__V1__Member *mb;
-	int idx;
+	int idx, rc = PROFILE_OK;
 
-	if (msg->payload == NULL) /* a tombstone: compaction's business */
-		return;
-	if ((mb = profile__v1__member__unpack(NULL, msg->len, msg->payload)) == NULL) {
-		log_warn("members: offset %lld is not a member record, skipped", (long long)msg->offset);
-		return;
-	}
+	if (record == NULL) /* a tombstone: compaction's business */
+		return PROFILE_OK;
+	if ((mb = profile__v1__member__unpack(NULL, len, record)) == NULL)
+		return PROFILE_INVALID_ARGUMENT;
 	pthread_rwlock_wrlock(&m->lock);
 	if ((idx = node_index(m, mb->node_id, mb->address)) >= 0) {
 		m->nodes[idx].leaving = mb->leaving;
@@ -106,11 +103,14 @@ apply(members *m, const rd_kafka_message_t *msg)
 		for (size_t i = 0; i < mb->n_partitions && !mb->leaving; i++)
 			if (mb->partitions[i] >= 0 && mb->partitions[i] < m->cfg.partitions)
 				m->owner[mb->partitions[i]] = idx;
+	} else {
+		rc = PROFILE_RESOURCE_EXHAUSTED;
 	}
-	if (msg->offset + 1 >= m->end_at_open)
+	if (offset + 1 >= m->end_at_open)
 		m->ready = 1;
 	pthread_rwlock_unlock(&m->lock);
 	profile__v1__member__free_unpacked(mb, NULL);
+	return rc;
 }
 
 static void *
@@ -124,8 +124,8 @@ reader_main(void *arg)
 		rd_kafka_poll(m->producer, 0); /* delivery reports */
 		if (msg == NULL)
 			continue;
-		if (msg->err == 0)
-			apply(m, msg);
+		if (msg->err == 0 && members_apply(m, msg->payload, msg->len, msg->offset) == PROFILE_INVALID_ARGUMENT)
+			log_warn("members: offset %lld is not a member record, skipped", (long long)msg->offset);
 		else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			log_warn("members: %s", rd_kafka_message_errstr(msg));
 		rd_kafka_message_destroy(msg);
@@ -153,15 +153,23 @@ members_open(members **out, const members_config *cfg)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	m->cfg = *cfg;
-	m->topic = strdup(cfg->topic);
-	m->node_id = strdup(cfg->node_id);
-	m->address = strdup(cfg->address);
-	m->cfg.topic = m->topic;
-	m->cfg.node_id = m->node_id;
-	m->cfg.address = m->address;
 	for (int32_t p = 0; p < cfg->partitions; p++)
 		m->owner[p] = -1;
 	pthread_rwlock_init(&m->lock, NULL);
+	if ((m->topic = strdup(cfg->topic ? cfg->topic : "")) == NULL ||
+	    (m->node_id = strdup(cfg->node_id ? cfg->node_id : "")) == NULL ||
+	    (m->address = strdup(cfg->address ? cfg->address : "")) == NULL) {
+		members_close(m, 0);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	m->cfg.topic = m->topic;
+	m->cfg.node_id = m->node_id;
+	m->cfg.address = m->address;
+	if (cfg->brokers == NULL) { /* the table alone */
+		m->ready = 1;
+		*out = m;
+		return PROFILE_OK;
+	}
 	if ((m->producer = client_new(cfg, RD_KAFKA_PRODUCER)) == NULL ||
 	    (m->reader = client_new(cfg, RD_KAFKA_CONSUMER)) == NULL) {
 		members_close(m, 0);
@@ -218,7 +226,8 @@ publish(members *m, const int32_t *parts, size_t n, int leaving)
 void
 members_publish(members *m, const int32_t *parts, size_t n)
 {
-	publish(m, parts, n, 0);
+	if (m->producer)
+		publish(m, parts, n, 0);
 }
 
 void

@@ -42,14 +42,25 @@ typedef struct member_node {
 
 /* Opens the producer and the reader (creating the topic, compacted, when
  * the broker lacks it and can create topics) and starts reading.
- * PROFILE_OK and *out, or PROFILE_UNAVAILABLE / PROFILE_INVALID_ARGUMENT. */
+ * PROFILE_OK and *out, or PROFILE_UNAVAILABLE / PROFILE_INVALID_ARGUMENT /
+ * PROFILE_RESOURCE_EXHAUSTED. With cfg->brokers NULL, the table alone: no
+ * Kafka, ready at once, fed only by members_apply (tests and tools).
+ * Strings in cfg are copied; kafka_opts and consumer_opts are borrowed
+ * until members_open returns. */
 int members_open(members **out, const members_config *cfg);
+
+/* Applies one record of the members topic (record[0..len), borrowed; NULL
+ * for a tombstone, which changes nothing) at offset, in log order.
+ * PROFILE_OK; PROFILE_INVALID_ARGUMENT when it is not a member record (the
+ * table is unchanged); PROFILE_RESOURCE_EXHAUSTED. */
+int members_apply(members *m, const void *record, size_t len, int64_t offset);
 
 /* Publishes a leaving record, flushes (at most timeout_ms), stops, frees.
  * NULL is a no-op. */
 void members_close(members *m, int timeout_ms);
 
-/* Publishes that this node now owns parts[0..n). Asynchronous. */
+/* Publishes that this node now owns parts[0..n). Asynchronous; nothing for
+ * a table alone. */
 void members_publish(members *m, const int32_t *parts, size_t n);
 
 /* The owner of partition p per the table: PROFILE_OK with its id and

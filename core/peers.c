@@ -108,26 +108,39 @@ channel_for(peers *r, const char *address, int *young)
 	return ch;
 }
 
-int
-peers_send(peers *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms, int write,
-           client_raw_fn done, void *arg)
+/* The channel a call to address may use, with hops set on req and the
+ * time the node gets to take it; NULL when the peer cannot be used now. */
+static call_channel *
+channel_usable(peers *r, const char *address, Profile__V1__Request *req, uint32_t *send_timeout_ms)
 {
 	int young = 0;
 	call_channel *ch = channel_for(r, address, &young);
 
 	if (ch == NULL)
-		return PROFILE_UNAVAILABLE;
+		return NULL;
 	/* A peer that is connected but let a call time out unanswered is hung:
 	 * do not pile more on it (nothing is executed; the caller may retry). */
 	if (call_channel_connected(ch) > 0 && !call_channel_usable(ch))
-		return PROFILE_UNAVAILABLE;
+		return NULL;
 	req->hops = 1;
 	/* An owner that takes nothing within a second (down, or not yet
 	 * reconnected) fails the call with UNAVAILABLE: not executed, so the
 	 * caller may retry elsewhere while the group moves its partitions. A
 	 * channel made moments ago gets longer: it may still be connecting. */
-	return call_start(ch, req, deadline_ms, young ? CONNECT_GRACE_MS : FORWARD_SEND_TIMEOUT_MS, write,
-	                  done, arg);
+	*send_timeout_ms = young ? CONNECT_GRACE_MS : FORWARD_SEND_TIMEOUT_MS;
+	return ch;
+}
+
+int
+peers_send(peers *r, const char *address, Profile__V1__Request *req, uint32_t deadline_ms, int write,
+           client_raw_fn done, void *arg)
+{
+	uint32_t send_timeout;
+	call_channel *ch = channel_usable(r, address, req, &send_timeout);
+
+	if (ch == NULL)
+		return PROFILE_UNAVAILABLE;
+	return call_start(ch, req, deadline_ms, send_timeout, write, done, arg);
 }
 
 int
@@ -156,20 +169,22 @@ typedef struct forward {
 	void *arg;
 } forward;
 
+/* The owner's answer, relayed as it came (only its request id changes). */
 static void
-forwarded(void *arg, int status, Profile__V1__Response *resp)
+forwarded(void *arg, int status, nng_msg *msg)
 {
 	forward *f = arg;
 
 	if (status == PROFILE_OK) {
-		resp->request_id = f->id;
-		f->done(f->arg, resp);
-		profile__v1__response__free_unpacked(resp, NULL);
-	} else {
-		reply_status(f->done, f->arg, f->id, status,
-		             status == PROFILE_UNAVAILABLE ? "the partition's owner could not be reached"
-		                                           : "no answer from the partition's owner in time");
+		status = reply_relay(f->done, f->arg, f->id, nng_msg_body(msg), nng_msg_len(msg));
+		nng_msg_free(msg);
 	}
+	if (status != PROFILE_OK)
+		reply_status(f->done, f->arg, f->id, status,
+		             status == PROFILE_UNAVAILABLE          ? "the partition's owner could not be reached"
+		             : status == PROFILE_DEADLINE_EXCEEDED ? "no answer from the partition's owner in time"
+		             : status == PROFILE_INTERNAL          ? "the partition's owner sent a malformed answer"
+		                                                   : "out of memory");
 	profile__v1__request__free_unpacked(f->req, NULL);
 	free(f);
 }
@@ -180,6 +195,8 @@ peers_forward(peers *r, int32_t p, Profile__V1__Request *req, uint32_t budget_ms
 {
 	char address[MEMBERS_ADDR_MAX];
 	uint64_t id = req->request_id;
+	uint32_t send_timeout;
+	call_channel *ch;
 	int self = 0, rc;
 	forward *f;
 
@@ -197,7 +214,9 @@ peers_forward(peers *r, int32_t p, Profile__V1__Request *req, uint32_t budget_ms
 		return;
 	}
 	*f = (forward){req, id, done, arg};
-	if ((rc = peers_send(r, address, req, budget_ms, write, forwarded, f)) != PROFILE_OK)
+	ch = channel_usable(r, address, req, &send_timeout);
+	rc = ch ? call_start_bytes(ch, req, budget_ms, send_timeout, write, forwarded, f) : PROFILE_UNAVAILABLE;
+	if (rc != PROFILE_OK)
 		forwarded(f, rc == PROFILE_RESOURCE_EXHAUSTED ? rc : PROFILE_UNAVAILABLE, NULL);
 }
 

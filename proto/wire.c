@@ -253,3 +253,62 @@ wire_mono_ms(void)
 {
 	return clock_ms(CLOCK_MONOTONIC);
 }
+
+/* ---- encoded messages, field by field ---------------------------------- */
+
+/* A base-128 varint at buf[*at..len) (at most 10 bytes): 0, or -1. */
+static int
+varint_read(const uint8_t *buf, size_t len, size_t *at, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; shift < 70 && *at < len; shift += 7) {
+		uint8_t b = buf[(*at)++];
+
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+wire_field_next(const uint8_t *buf, size_t len, size_t *at, wire_field *f)
+{
+	uint64_t key, n;
+	size_t start;
+
+	if (*at >= len)
+		return 0;
+	if (varint_read(buf, len, at, &key) != 0 || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+		return -1;
+	f->number = (uint32_t)(key >> 3);
+	f->type = (int)(key & 7);
+	f->value = buf + *at;
+	f->varint = 0;
+	start = *at;
+	switch (f->type) {
+	case 0:
+		if (varint_read(buf, len, at, &f->varint) != 0)
+			return -1;
+		break;
+	case 1:
+	case 5:
+		n = f->type == 1 ? 8 : 4;
+		if (len - *at < n)
+			return -1;
+		*at += n;
+		break;
+	case 2:
+		if (varint_read(buf, len, at, &n) != 0 || n > len - *at)
+			return -1;
+		*at += n;
+		break;
+	default: /* groups (3, 4) are not used by proto3; 6 and 7 do not exist */
+		return -1;
+	}
+	f->len = *at - start;
+	return 1;
+}

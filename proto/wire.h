@@ -19,6 +19,11 @@
 #define WIRE_EMAIL_MAX 254         /* bytes (RFC 5321 path limit) */
 #define WIRE_MESSAGE_MAX (1 << 20) /* largest RPC message accepted */
 
+/* Field numbers of Response (profile.proto) read or written on encoded
+ * answers, which a forwarding node relays without decoding them. */
+#define WIRE_RESPONSE_REQUEST_ID 1
+#define WIRE_RESPONSE_DRAINING 4
+
 /* Kafka's murmur2 (Java's Utils.murmur2, seed 0x9747b28c). */
 int32_t wire_murmur2(const void *key, size_t len);
 
@@ -39,6 +44,24 @@ int wire_utf8_valid(const char *s, size_t len);
 /* Writes the lower-cased (ASCII) email into out, which has room for
  * WIRE_EMAIL_MAX + 1 bytes; the email must have passed wire_check_email. */
 void wire_email_key(const char *email, char *out);
+
+/* One top-level field of an encoded protobuf message, as the scanner
+ * below finds it. value points into the scanned buffer: for a varint the
+ * varint, for a length-delimited field its length prefix and the bytes
+ * after it; len counts all of them (so tag + value is the field exactly as
+ * it was encoded). varint holds the decoded value of a varint field. */
+typedef struct wire_field {
+	uint32_t number;
+	int type; /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
+	const uint8_t *value;
+	size_t len;
+	uint64_t varint;
+} wire_field;
+
+/* Reads the field at buf[*at..len): 1 with *f set and *at moved past it, 0
+ * at the end of the buffer, -1 when the bytes are not a well-formed field
+ * (truncated, a group, a bad wire type or field number 0). */
+int wire_field_next(const uint8_t *buf, size_t len, size_t *at, wire_field *f);
 
 /* Current time, Unix milliseconds (CLOCK_REALTIME). */
 int64_t wire_now_ms(void);

@@ -27,6 +27,7 @@ typedef struct slot {
 	int64_t expires;    /* monotonic ms: when the pending send or receive times out */
 	int64_t cool_until; /* on the cooling list: not reused before this */
 	call_done_fn done;
+	call_bytes_fn bytes_done; /* instead of done: the answer stays encoded */
 	void *arg;
 } slot;
 
@@ -111,12 +112,41 @@ static void
 slot_finish(slot *s, int status, Profile__V1__Response *resp)
 {
 	call_done_fn done = s->done;
+	call_bytes_fn bytes_done = s->bytes_done;
 	void *arg = s->arg;
 
 	/* The slot is reusable before the callback runs, so a callback that
 	 * starts another call finds one free. */
 	slot_release(s);
-	done(arg, status, resp);
+	if (bytes_done)
+		bytes_done(arg, status, NULL);
+	else
+		done(arg, status, resp);
+}
+
+/* An answer to a call_start_bytes: checked field by field (not decoded) and
+ * handed over as it came. */
+static void
+slot_finish_bytes(slot *s, nng_msg *msg)
+{
+	const uint8_t *b = nng_msg_body(msg);
+	size_t len = nng_msg_len(msg), at = 0;
+	call_bytes_fn done = s->bytes_done;
+	void *arg = s->arg;
+	int draining = 0, rc;
+	wire_field f;
+
+	while ((rc = wire_field_next(b, len, &at, &f)) > 0)
+		if (f.number == WIRE_RESPONSE_DRAINING && f.type == 0)
+			draining = f.varint != 0;
+	__atomic_store_n(&s->ch->suspect_until, draining ? wire_mono_ms() + SUSPECT_MS : 0, __ATOMIC_RELAXED);
+	slot_release(s);
+	if (rc < 0) {
+		nng_msg_free(msg);
+		done(arg, PROFILE_INTERNAL, NULL);
+	} else {
+		done(arg, PROFILE_OK, msg);
+	}
 }
 
 static void
@@ -155,6 +185,8 @@ slot_cb(void *arg)
 		return;
 	}
 	msg = nng_aio_get_msg(s->aio);
+	if (s->bytes_done)
+		return slot_finish_bytes(s, msg);
 	resp = profile__v1__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
 	/* An answer clears a suspicion, unless it says the node is going away. */
@@ -276,9 +308,9 @@ fail:
 	return NULL;
 }
 
-int
-call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
-           int write, call_done_fn done, void *arg)
+static int
+call_begin(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
+           int write, call_done_fn done, call_bytes_fn bytes_done, void *arg)
 {
 	size_t len;
 	nng_msg *msg;
@@ -299,6 +331,7 @@ call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uin
 	}
 	profile__v1__request__pack(req, nng_msg_body(msg));
 	s->done = done;
+	s->bytes_done = bytes_done;
 	s->arg = arg;
 	s->write = write;
 	s->deadline = wire_mono_ms() + timeout_ms;
@@ -310,6 +343,20 @@ call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uin
 	nng_aio_set_timeout(s->aio, send_timeout_ms > 0 ? (nng_duration)send_timeout_ms : 1);
 	nng_ctx_send(s->ctx, s->aio);
 	return PROFILE_OK;
+}
+
+int
+call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
+           int write, call_done_fn done, void *arg)
+{
+	return call_begin(ch, req, timeout_ms, send_timeout_ms, write, done, NULL, arg);
+}
+
+int
+call_start_bytes(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
+                 int write, call_bytes_fn done, void *arg)
+{
+	return call_begin(ch, req, timeout_ms, send_timeout_ms, write, NULL, done, arg);
 }
 
 void

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nng/nng.h>
+
 #include "wire.h"
 
 typedef struct call_channel call_channel;
@@ -57,6 +59,17 @@ void call_channel_close(call_channel *ch);
  * gives DEADLINE_EXCEEDED, since it may have run). */
 int call_start(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
                int write, call_done_fn done, void *arg);
+
+/* Completion of call_start_bytes: as call_done_fn, but with the answer as
+ * the node encoded it. status PROFILE_OK: msg is the Response's bytes (its
+ * fields checked to be well formed, nothing decoded), owned by the callback
+ * (nng_msg_free); otherwise msg is NULL. */
+typedef void (*call_bytes_fn)(void *arg, int status, nng_msg *msg);
+
+/* call_start for a caller that passes the answer on without reading it (a
+ * forward): done receives the Response undecoded. */
+int call_start_bytes(call_channel *ch, Profile__V1__Request *req, uint32_t timeout_ms, uint32_t send_timeout_ms,
+                     int write, call_bytes_fn done, void *arg);
 
 /* Number of live connections to nodes right now (0 while a node is down or
  * not yet dialed). */

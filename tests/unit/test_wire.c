@@ -133,6 +133,75 @@ test_email_key_lowercases(void)
 	CHECK_STR(key, "bob1@mail.com");
 }
 
+/* The scanner finds each field of a packed Response as protobuf-c wrote
+ * it, and rejects what is not a well-formed field. */
+static void
+test_fields_of_an_encoded_message(void)
+{
+	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+	Profile__V1__Profile p = PROFILE__V1__PROFILE__INIT;
+	uint8_t buf[256];
+	size_t len, at = 0, last = 0, cuts = 0;
+	wire_field f;
+	uint32_t numbers[8];
+	int n = 0, rc;
+
+	r.request_id = 300; /* a two-byte varint */
+	r.status = PROFILE__V1__STATUS__NOT_FOUND;
+	r.message = "gone";
+	r.draining = 1;
+	p.uid = "u";
+	p.username = "n";
+	p.email = "e";
+	r.body_case = PROFILE__V1__RESPONSE__BODY_PROFILE;
+	r.profile = &p;
+	len = profile__v1__response__pack(&r, buf);
+	while ((rc = wire_field_next(buf, len, &at, &f)) > 0 && n < 8) {
+		numbers[n++] = f.number;
+		if (at < len)
+			last = at; /* where the next field starts */
+		if (f.number == WIRE_RESPONSE_REQUEST_ID)
+			CHECK_INT(f.varint, 300);
+		if (f.number == WIRE_RESPONSE_DRAINING)
+			CHECK_INT(f.varint, 1);
+		if (f.number == 3) {
+			CHECK_INT(f.type, 2);
+			CHECK_INT(f.len, 5); /* the length prefix and "gone" */
+			CHECK(memcmp(f.value + 1, "gone", 4) == 0);
+		}
+	}
+	CHECK_INT(rc, 0);
+	CHECK_INT(at, len);
+	CHECK_INT(n, 5);
+	CHECK_INT(numbers[0], 1);
+	CHECK_INT(numbers[4], 10);
+
+	/* The field numbers the relay relies on are the schema's. */
+	CHECK_INT(protobuf_c_message_descriptor_get_field_by_name(&profile__v1__response__descriptor, "request_id")->id,
+	          WIRE_RESPONSE_REQUEST_ID);
+	CHECK_INT(protobuf_c_message_descriptor_get_field_by_name(&profile__v1__response__descriptor, "draining")->id,
+	          WIRE_RESPONSE_DRAINING);
+
+	/* Truncated anywhere inside the last field, or a wire type that does
+	 * not exist, or a group, or field number 0: malformed. */
+	for (size_t cut = last + 1; cut < len; cut++, cuts++) {
+		at = 0;
+		while ((rc = wire_field_next(buf, cut, &at, &f)) > 0)
+			;
+		CHECK_INT(rc, -1);
+	}
+	CHECK(cuts >= 8);
+	{
+		const uint8_t bad[][2] = {{1 << 3 | 7, 0}, {1 << 3 | 3, 0}, {0 << 3 | 0, 1}, {1 << 3 | 0, 0x80}};
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			at = 0;
+			CHECK_INT(wire_field_next(bad[i], 2, &at, &f), -1);
+		}
+	}
+	at = 0;
+	CHECK_INT(wire_field_next(buf, 0, &at, &f), 0);
+}
+
 int
 main(void)
 {
@@ -143,5 +212,6 @@ main(void)
 	test_email_rules();
 	test_utf8();
 	test_email_key_lowercases();
+	test_fields_of_an_encoded_message();
 	return check_done("test_wire");
 }
