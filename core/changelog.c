@@ -271,6 +271,49 @@ conf_new(const changelog_config *cfg, const char *const *own, changelog *cl)
 	return conf;
 }
 
+/* The topic's partition count into cl->partitions, creating the topic when
+ * it is missing and the broker can. PROFILE_OK or PROFILE_UNAVAILABLE. */
+static int
+topic_partitions(changelog *cl, const changelog_config *cfg)
+{
+	int32_t n = kafka_topic_partitions(cl->producer, cfg->topic, METADATA_TIMEOUT_MS);
+
+	if (n == 0) {
+		kafka_topic_create(cl->producer, cfg->topic, cfg->partitions);
+		for (int i = 0; i < 10 && n <= 0; i++)
+			n = kafka_topic_partitions(cl->producer, cfg->topic, METADATA_TIMEOUT_MS);
+	}
+	if (n <= 0) {
+		log_error("kafka: %s", n < 0 ? "no broker answered the metadata request"
+		                             : "topic does not exist and could not be created");
+		return PROFILE_UNAVAILABLE;
+	}
+	cl->partitions = n;
+	return PROFILE_OK;
+}
+
+/* Replicated mode's reader of every partition; NULL (logged) on error. */
+static rd_kafka_t *
+follower_new(const changelog_config *cfg, const char *const *defaults, changelog *cl)
+{
+	rd_kafka_conf_t *conf = conf_new(cfg, defaults, cl);
+	rd_kafka_t *rk = NULL;
+	char gid[512], err[512] = "cannot configure it";
+
+	/* A group id librdkafka requires; never joined (manual assignment). */
+	snprintf(gid, sizeof gid, "%s-follower", cfg->group);
+	if (conf == NULL || kafka_conf_apply(conf, cfg->consumer_opts) != PROFILE_OK ||
+	    rd_kafka_conf_set(conf, "group.id", gid, err, sizeof err) != RD_KAFKA_CONF_OK ||
+	    (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL) {
+		log_error("kafka: follower: %s", err);
+		if (conf)
+			rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
 int
 changelog_open(changelog **out, const changelog_config *cfg)
 {
@@ -283,12 +326,12 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	rd_kafka_conf_t *pconf = NULL, *cconf = NULL;
 	changelog *cl;
 	char err[512];
-	int32_t n;
 	int rc = PROFILE_INVALID_ARGUMENT;
 
-	if ((cl = calloc(1, sizeof *cl)) == NULL)
+	if ((cl = calloc(1, sizeof *cl)) == NULL || (cl->topic = strdup(cfg->topic)) == NULL) {
+		free(cl);
 		return PROFILE_RESOURCE_EXHAUSTED;
-	cl->topic = strdup(cfg->topic);
+	}
 	cl->replicated = cfg->replicated;
 
 	if ((pconf = conf_new(cfg, producer_defaults, cl)) == NULL ||
@@ -307,20 +350,8 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	}
 	pconf = NULL;
 
-	rc = PROFILE_UNAVAILABLE;
-	n = kafka_topic_partitions(cl->producer, cfg->topic, METADATA_TIMEOUT_MS);
-	if (n == 0) {
-		kafka_topic_create(cl->producer, cfg->topic, cfg->partitions);
-		for (int i = 0; i < 10 && n <= 0; i++)
-			n = kafka_topic_partitions(cl->producer, cfg->topic, METADATA_TIMEOUT_MS);
-	}
-	if (n <= 0) {
-		log_error("kafka: %s", n < 0 ? "no broker answered the metadata request"
-		                             : "topic does not exist and could not be created");
+	if ((rc = topic_partitions(cl, cfg)) != PROFILE_OK)
 		goto fail;
-	}
-	cl->partitions = n;
-
 	if ((cl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err)) == NULL) {
 		log_error("kafka: consumer: %s", err);
 		rc = PROFILE_INVALID_ARGUMENT;
@@ -328,22 +359,9 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	}
 	cconf = NULL;
 	rd_kafka_poll_set_consumer(cl->consumer);
-	if (cl->replicated) {
-		rd_kafka_conf_t *fconf = conf_new(cfg, consumer_defaults, cl);
-		char gid[512];
-
-		/* A group id librdkafka requires; never joined (manual assignment). */
-		snprintf(gid, sizeof gid, "%s-follower", cfg->group);
-		if (fconf == NULL || kafka_conf_apply(fconf, cfg->consumer_opts) != PROFILE_OK ||
-		    rd_kafka_conf_set(fconf, "group.id", gid, err, sizeof err) != RD_KAFKA_CONF_OK ||
-		    (cl->follower = rd_kafka_new(RD_KAFKA_CONSUMER, fconf, err, sizeof err)) == NULL) {
-			log_error("kafka: follower: %s", err);
-			if (fconf && cl->follower == NULL)
-				rd_kafka_conf_destroy(fconf);
-			rc = PROFILE_INVALID_ARGUMENT;
-			goto fail;
-		}
-		rd_kafka_poll_set_consumer(cl->follower);
+	if (cl->replicated && (cl->follower = follower_new(cfg, consumer_defaults, cl)) == NULL) {
+		rc = PROFILE_INVALID_ARGUMENT;
+		goto fail;
 	}
 	*out = cl;
 	return PROFILE_OK;

@@ -473,20 +473,18 @@ profiles_change(service *svc, Profile__V1__Request *req, int64_t deadline, reply
 /* node_read_fn: a profile from its partition's store. */
 static int
 get_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_fn done, void *arg,
-         int32_t *wait_p)
+         int32_t *part)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 	const char *uid = req->get->uid;
-	int32_t p = wire_partition(uid, WIRE_UID_LEN, partitions_count(svc->t));
+	int32_t p = *part; /* routed by this uid */
 	Profile__V1__Profile *prof = NULL;
 	store *st;
 	int rc;
 
 	(void)deadline;
-	if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_ABORTED) {
-		*wait_p = p;
-		return rc;
-	}
+	if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_ABORTED)
+		return rc; /* *part is the one to wait for */
 	if (rc != PROFILE_OK) {
 		reply_status(done, arg, req->request_id, rc, "partition is not served by this node");
 		return rc;
@@ -517,5 +515,5 @@ profiles_get(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn
 	if (!partitions_owned(svc->t, p))
 		node_forward(svc, p, req, deadline, 0, done, arg);
 	else
-		node_read(svc, get_read, req, deadline, done, arg);
+		node_read(svc, get_read, req, p, deadline, done, arg);
 }

@@ -204,7 +204,7 @@ search_scatter(service *svc, const Profile__V1__Request *req, reply_fn done, voi
  * request was forwarded here, scattered to the owners of the rest. */
 static int
 search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_fn done, void *arg,
-            int32_t *wait_p)
+            int32_t *part)
 {
 	const Profile__V1__SearchRequest *sq = req->search;
 	int32_t count = partitions_count(svc->t);
@@ -229,7 +229,7 @@ search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, rep
 			rc = store_search(st, key, &found, &n);
 			partitions_read_end(svc->t, p);
 		} else if (rc == PROFILE_ABORTED) {
-			*wait_p = p;
+			*part = p;
 		} else if (rc == PROFILE_UNAVAILABLE && req->hops == 0 && svc->peers) {
 			remote[nr++] = p; /* not served here: ask its owner */
 			rc = PROFILE_OK;
@@ -256,5 +256,5 @@ search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, rep
 void
 search_run(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done, void *arg)
 {
-	node_read(svc, search_read, req, deadline, done, arg);
+	node_read(svc, search_read, req, -1, deadline, done, arg);
 }

@@ -162,7 +162,7 @@ static void
 on_read_active(partition_waiter *w, int status)
 {
 	read_op *o = READ_OP_OF(w, w);
-	int32_t p = -1;
+	int32_t p = o->p; /* a get re-reads the partition it waited for */
 
 	if (status != PROFILE_OK) {
 		if (pending_claim_reply(o->svc->pd, &o->pc))
@@ -201,11 +201,10 @@ read_wait(read_op *o)
 }
 
 void
-node_read(service *svc, node_read_fn read, Profile__V1__Request *req, int64_t deadline, reply_fn done,
-          void *arg)
+node_read(service *svc, node_read_fn read, Profile__V1__Request *req, int32_t p, int64_t deadline,
+          reply_fn done, void *arg)
 {
 	read_op *o;
-	int32_t p = -1;
 
 	if (read(svc, req, deadline, done, arg, &p) != PROFILE_ABORTED) {
 		profile__v1__request__free_unpacked(req, NULL);

@@ -33,16 +33,19 @@ int node_owns(service *svc, int32_t p);
 void node_forward(service *svc, int32_t p, Profile__V1__Request *req, int64_t deadline, int write,
                   reply_fn done, void *arg);
 
-/* A read run here: PROFILE_ABORTED when partition *wait_p is restoring
- * (nothing was answered); otherwise it answered through done, or will (a
- * scattered search). req is borrowed. */
+/* A read run here. *part comes in as the partition the request was routed
+ * by (-1: none, a search), so the read need not hash its key again; it goes
+ * out as the partition that is restoring when the read returns
+ * PROFILE_ABORTED (nothing was answered). Otherwise the read answered
+ * through done, or will (a scattered search). req is borrowed. */
 typedef int (*node_read_fn)(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_fn done,
-                            void *arg, int32_t *wait_p);
+                            void *arg, int32_t *part);
 
-/* Runs read on req (owned) now, or once partition p is active: a read of a
- * restoring partition waits within its deadline, then answers UNAVAILABLE
- * (never NOT_FOUND from a store that is not caught up). */
-void node_read(service *svc, node_read_fn read, Profile__V1__Request *req, int64_t deadline, reply_fn done,
-               void *arg);
+/* Runs read on req (owned) now, or once the partition it waits for is
+ * active: a read of a restoring partition waits within its deadline, then
+ * answers UNAVAILABLE (never NOT_FOUND from a store that is not caught up).
+ * p: the partition req was routed by, or -1. */
+void node_read(service *svc, node_read_fn read, Profile__V1__Request *req, int32_t p, int64_t deadline,
+               reply_fn done, void *arg);
 
 #endif

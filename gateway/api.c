@@ -160,12 +160,71 @@ lower_uid(char *dst, const char *src)
 		dst[i] = (src[i] >= 'A' && src[i] <= 'F') ? (char)(src[i] - 'A' + 'a') : src[i];
 }
 
+/* A create or update: its JSON body, checked, into the request. */
+static void
+prepare_write(api_request *ar, int create, const char *body, size_t body_len)
+{
+	char reason[256];
+
+	if (body_parse_fields(body, body_len, create, &ar->fields, reason, sizeof reason) != PROFILE_OK) {
+		answer_status(ar, PROFILE_INVALID_ARGUMENT, reason);
+		return;
+	}
+	ar->write = 1;
+	if (create) {
+		profile__v1__create_request__init(&ar->body.create);
+		ar->body.create.username = ar->fields.username;
+		ar->body.create.email = ar->fields.email;
+		ar->req.body_case = PROFILE__V1__REQUEST__BODY_CREATE;
+		ar->req.create = &ar->body.create;
+	} else {
+		Profile__V1__UpdateRequest *u = &ar->body.update;
+		profile__v1__update_request__init(u);
+		u->uid = ar->uid;
+		if (ar->fields.username) {
+			u->username_set_case = PROFILE__V1__UPDATE_REQUEST__USERNAME_SET_USERNAME;
+			u->username = ar->fields.username;
+		}
+		if (ar->fields.email) {
+			u->email_set_case = PROFILE__V1__UPDATE_REQUEST__EMAIL_SET_EMAIL;
+			u->email = ar->fields.email;
+		}
+		if (ar->pre.check_case)
+			u->precondition = &ar->pre;
+		ar->req.body_case = PROFILE__V1__REQUEST__BODY_UPDATE;
+		ar->req.update = u;
+	}
+}
+
+/* A search: the email query parameter, checked, into the request. */
+static void
+prepare_search(api_request *ar, const char *email)
+{
+	const char *why = NULL;
+
+	if (email == NULL) {
+		answer_status(ar, PROFILE_INVALID_ARGUMENT, "the email query parameter is required");
+		return;
+	}
+	if (wire_check_email(email, &why) != PROFILE_OK) {
+		answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
+		return;
+	}
+	if ((ar->email = strdup(email)) == NULL) {
+		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	profile__v1__search_request__init(&ar->body.search);
+	ar->body.search.email = ar->email;
+	ar->req.body_case = PROFILE__V1__REQUEST__BODY_SEARCH;
+	ar->req.search = &ar->body.search;
+}
+
 void
 api_prepare(api_request *ar, const api_context *ctx, const char *method, const char *path, const char *email,
             const char *if_match, const char *body, size_t body_len, int too_large)
 {
 	const char *uid = NULL, *allow = NULL, *why = NULL;
-	char reason[256];
 	int r;
 
 	memset(ar, 0, sizeof *ar);
@@ -209,39 +268,9 @@ api_prepare(api_request *ar, const api_context *ctx, const char *method, const c
 		ar->resp.body = strdup("{\"status\":\"ok\"}");
 		return;
 	case R_CREATE:
-	case R_UPDATE: {
-		int create = routes[r].id == R_CREATE;
-		if (body_parse_fields(body, body_len, create, &ar->fields, reason, sizeof reason) !=
-		    PROFILE_OK) {
-			answer_status(ar, PROFILE_INVALID_ARGUMENT, reason);
-			return;
-		}
-		ar->write = 1;
-		if (create) {
-			profile__v1__create_request__init(&ar->body.create);
-			ar->body.create.username = ar->fields.username;
-			ar->body.create.email = ar->fields.email;
-			ar->req.body_case = PROFILE__V1__REQUEST__BODY_CREATE;
-			ar->req.create = &ar->body.create;
-		} else {
-			Profile__V1__UpdateRequest *u = &ar->body.update;
-			profile__v1__update_request__init(u);
-			u->uid = ar->uid;
-			if (ar->fields.username) {
-				u->username_set_case = PROFILE__V1__UPDATE_REQUEST__USERNAME_SET_USERNAME;
-				u->username = ar->fields.username;
-			}
-			if (ar->fields.email) {
-				u->email_set_case = PROFILE__V1__UPDATE_REQUEST__EMAIL_SET_EMAIL;
-				u->email = ar->fields.email;
-			}
-			if (ar->pre.check_case)
-				u->precondition = &ar->pre;
-			ar->req.body_case = PROFILE__V1__REQUEST__BODY_UPDATE;
-			ar->req.update = u;
-		}
+	case R_UPDATE:
+		prepare_write(ar, routes[r].id == R_CREATE, body, body_len);
 		return;
-	}
 	case R_GET:
 		profile__v1__get_request__init(&ar->body.get);
 		ar->body.get.uid = ar->uid;
@@ -258,22 +287,7 @@ api_prepare(api_request *ar, const api_context *ctx, const char *method, const c
 		ar->req.delete_ = &ar->body.del;
 		return;
 	case R_SEARCH:
-		if (email == NULL) {
-			answer_status(ar, PROFILE_INVALID_ARGUMENT, "the email query parameter is required");
-			return;
-		}
-		if (wire_check_email(email, &why) != PROFILE_OK) {
-			answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
-			return;
-		}
-		if ((ar->email = strdup(email)) == NULL) {
-			answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
-			return;
-		}
-		profile__v1__search_request__init(&ar->body.search);
-		ar->body.search.email = ar->email;
-		ar->req.body_case = PROFILE__V1__REQUEST__BODY_SEARCH;
-		ar->req.search = &ar->body.search;
+		prepare_search(ar, email);
 		return;
 	case R_READY:
 	case R_CLUSTER:
