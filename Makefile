@@ -10,6 +10,7 @@ STATE      ?= partitioned
 DATA       ?= ./var
 PARTITIONS ?= 12
 BROKERS    ?=
+RESTART    ?= always
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -29,7 +30,7 @@ build: configure
 run: deps
 	@$(MAKE) --no-print-directory build
 	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
-	  BUILD=$(BUILD) BROKERS=$(BROKERS) scripts/run.sh
+	  BUILD=$(BUILD) BROKERS=$(BROKERS) RESTART=$(RESTART) scripts/run.sh
 
 test: deps
 	@$(MAKE) --no-print-directory build

@@ -8,7 +8,12 @@
 # DATA (all state, ./var), BUILD (build), PARTITIONS (12, fixed once the
 # broker's journal exists), BROKERS (use this Kafka instead of starting the
 # local broker), SESSION_MS (4000) and HEARTBEAT_MS (300): the group session
-# against the local broker.
+# against the local broker. RESTART (always or never): what happens when a
+# core node or the gateway exits without being asked to: with always (the
+# default) the launcher says so and starts it again after RESTART_DELAY
+# seconds (2), while the others keep serving; with never it stays down. The
+# local broker is the one part whose exit stops everything (the cores find it
+# by the address it chose at start).
 set -uo pipefail
 
 PORT=${PORT:-8080}
@@ -21,6 +26,13 @@ DATA=${DATA:-./var}
 BUILD=${BUILD:-build}
 PARTITIONS=${PARTITIONS:-12}
 BROKERS=${BROKERS:-}
+RESTART=${RESTART:-always}
+RESTART_DELAY=${RESTART_DELAY:-2}
+
+case "$RESTART" in
+  always|never) ;;
+  *) echo "run: RESTART must be always or never, not '$RESTART'" >&2; exit 2 ;;
+esac
 
 mkdir -p "$DATA"
 pids=()
@@ -30,9 +42,9 @@ stop_all() {
   echo "run: stopping" >&2
   # Gateway and cores first (they flush to Kafka), the broker last (it
   # journals what it holds before it exits).
-  local broker_pid=${pids[0]:-}
-  for pid in "${pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${pids[@]:1}"; do wait "$pid" 2>/dev/null; done
+  local broker_pid=${pids[0]:-} pid
+  for pid in "${pids[@]:1}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${pids[@]:1}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
   if [ -n "$broker_pid" ]; then  # empty when BROKERS named a Kafka of the user's
     kill -TERM "$broker_pid" 2>/dev/null; wait "$broker_pid" 2>/dev/null
   fi
@@ -60,26 +72,57 @@ else
   pids+=("")
 fi
 
+# Slot 0 is the broker; slots 1..NODES the core nodes; the last the gateway.
+names=(broker)
 cores=()
 for i in $(seq 1 "$NODES"); do
-  addr="tcp://127.0.0.1:$((RPC_PORT + i - 1))"
-  cores+=(--core "$addr")
-  "$BUILD/profiled" --listen "$addr" --brokers "$BROKERS" --data "$DATA/core$i" \
-    --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" "${kafka_opts[@]}" &
-  pids+=($!)
+  cores+=(--core "tcp://127.0.0.1:$((RPC_PORT + i - 1))")
+  names+=("node$i")
 done
-"$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" &
-pids+=($!)
+names+=(gateway)
+
+# Starts the part in slot $1 in the background and records its pid.
+start() {
+  local i=$1
+  if [ "$i" -le "$NODES" ]; then
+    local addr="tcp://127.0.0.1:$((RPC_PORT + i - 1))"
+    "$BUILD/profiled" --listen "$addr" --brokers "$BROKERS" --data "$DATA/core$i" \
+      --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" "${kafka_opts[@]}" &
+  else
+    "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" &
+  fi
+  pids[$i]=$!
+}
+
+for i in $(seq 1 $((NODES + 1))); do start "$i"; done
 
 echo "Kafka bootstrap: $BROKERS"
 echo "Gateway:         http://localhost:$PORT/   (Ctrl-C stops everything)"
 
-# Exit when any part dies (and take the rest down), or on a signal.
+# A part that exits is started again (RESTART=always) or left down; the
+# broker's exit stops everything. Signals are served between checks.
+declare -A due=()  # slot -> when (epoch seconds) it is started again
 while :; do
-  for pid in "${pids[@]}"; do
+  if [ -n "${pids[0]}" ] && ! kill -0 "${pids[0]}" 2>/dev/null; then
+    echo "run: the local broker (pid ${pids[0]}) exited; stopping the rest" >&2
+    stop_all
+  fi
+  for i in $(seq 1 $((NODES + 1))); do
+    pid=${pids[$i]}
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-      echo "run: process $pid exited; stopping the rest" >&2
-      stop_all
+      wait "$pid" 2>/dev/null
+      status=$?
+      pids[$i]=""
+      if [ "$RESTART" = always ]; then
+        echo "run: ${names[$i]} (pid $pid) exited with status $status; starting it again in ${RESTART_DELAY} s" >&2
+        due[$i]=$(( $(date +%s) + RESTART_DELAY ))
+      else
+        echo "run: ${names[$i]} (pid $pid) exited with status $status; left down (RESTART=never)" >&2
+      fi
+    elif [ -z "$pid" ] && [ -n "${due[$i]:-}" ] && [ "$(date +%s)" -ge "${due[$i]}" ]; then
+      unset "due[$i]"
+      start "$i"
+      echo "run: ${names[$i]} started again (pid ${pids[$i]})" >&2
     fi
   done
   sleep 0.5 &

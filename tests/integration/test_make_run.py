@@ -1,12 +1,14 @@
 """`make run` (scripts/run.sh) starts the stack in the foreground, the SEED.md
 walkthrough works verbatim against it with curl, and SIGINT (Ctrl-C) stops
-everything it started before it returns."""
+everything it started before it returns. A core node or the gateway that
+dies is started again while the rest serve (RESTART=never leaves it down)."""
 import os
 import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import BUILD, SANITIZER_MARKERS, SOURCE, free_port, free_port_run, wait_for, main
@@ -77,6 +79,114 @@ class MakeRun(unittest.TestCase):
             run.wait()
             log.close()
             shutil.rmtree(data, ignore_errors=True)
+
+
+class Launch:
+    """scripts/run.sh in its own process group, its output in a file."""
+
+    def __init__(self, **env):
+        self.data = tempfile.mkdtemp(prefix="profile-run-")
+        self.port = free_port()
+        env = dict(os.environ, PORT=str(self.port), RPC_PORT=str(free_port_run(3)), DATA=self.data,
+                   BUILD=os.path.abspath(BUILD), **env)
+        self.log_path = os.path.join(self.data, "run.log")
+        self.log = open(self.log_path, "w")
+        self.run = subprocess.Popen([os.path.join(SOURCE, "scripts", "run.sh")], env=env, cwd=SOURCE,
+                                    stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.url = "http://localhost:%d" % self.port
+
+    def output(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def status(self, method, path, body=None):
+        data = "-H 'Content-Type: application/json' -d '%s'" % body if body else ""
+        return sh("curl -s -o /dev/null -w '%%{http_code}' -X%s %s %s%s" % (method, data, self.url, path))
+
+    def wait_ready(self):
+        def ready():
+            assert self.run.poll() is None, "run.sh exited early:\n" + self.output()
+            return self.status("GET", "/readyz") == "200"
+        wait_for(ready, 120, "the stack to be ready")
+
+    def pid_of(self, part):
+        """The pid of the core node with DATA/coreN, or of the gateway."""
+        pattern = "profile-gateway --address 127.0.0.1 --port %d " % self.port if part == "gateway" \
+            else "--data %s/%s " % (self.data, part)
+        pids = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True).stdout.split()
+        return int(pids[0]) if len(pids) == 1 else None
+
+    def stop(self, test):
+        os.killpg(self.run.pid, signal.SIGINT)
+        self.run.wait(timeout=60)
+        test.assertEqual(self.run.returncode, 0, self.output())
+        left = subprocess.run(["pgrep", "-f", self.data], capture_output=True, text=True).stdout.split()
+        test.assertEqual(left, [], "still running after run.sh returned")
+
+    def close(self):
+        try:
+            os.killpg(self.run.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.run.wait()
+        self.log.close()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def create(launch, name):
+    """Creates a profile through the gateway: its uid, or None."""
+    out = sh("""curl -s -XPOST -H "Content-Type: application/json" -d '{"username": "%s", "email": "%s@mail.com"}' %s/api/profile"""
+             % (name, name, launch.url))
+    m = re.search(r'"uid":"([^"]+)"', out)
+    return m.group(1) if m else None
+
+
+class Restart(unittest.TestCase):
+    def test_dead_node_and_gateway_are_started_again_while_the_rest_serve(self):
+        launch = Launch(RESTART_DELAY="1")
+        try:
+            launch.wait_ready()
+            uid = create(launch, "before")
+            self.assertIsNotNone(uid)
+            node2 = launch.pid_of("core2")
+            self.assertIsNotNone(node2)
+            os.kill(node2, signal.SIGKILL)
+            # The others go on: creates land on the partitions they own.
+            wait_for(lambda: create(launch, "during") is not None, 30, "a create while node2 is down")
+            wait_for(lambda: "node2 (pid %d) exited with status 137; starting it again" % node2 in launch.output(),
+                     10, "the launcher to report node2's exit")
+            wait_for(lambda: "node2 started again" in launch.output(), 10, "node2 to be started again")
+            self.assertNotIn("stopping the rest", launch.output())
+            again = launch.pid_of("core2")
+            self.assertIsNotNone(again)
+            self.assertNotEqual(again, node2)
+            launch.wait_ready()
+            self.assertEqual(launch.status("GET", "/api/profile/" + uid), "200")
+
+            gateway = launch.pid_of("gateway")
+            self.assertIsNotNone(gateway)
+            os.kill(gateway, signal.SIGKILL)
+            wait_for(lambda: "gateway started again" in launch.output(), 15, "the gateway to be started again")
+            wait_for(lambda: launch.status("GET", "/api/profile/" + uid) == "200", 15, "the new gateway to serve")
+            launch.stop(self)
+        finally:
+            launch.close()
+
+    def test_restart_never_leaves_a_dead_node_down(self):
+        launch = Launch(RESTART="never", RESTART_DELAY="0", NODES="2")
+        try:
+            launch.wait_ready()
+            node2 = launch.pid_of("core2")
+            self.assertIsNotNone(node2)
+            os.kill(node2, signal.SIGKILL)
+            wait_for(lambda: "left down (RESTART=never)" in launch.output(), 10, "the launcher to report node2's exit")
+            wait_for(lambda: create(launch, "alone") is not None, 30, "node1 to serve alone")
+            time.sleep(2)
+            self.assertIsNone(launch.pid_of("core2"))
+            self.assertIsNone(launch.run.poll())
+            launch.stop(self)
+        finally:
+            launch.close()
 
 
 if __name__ == "__main__":
