@@ -17,7 +17,8 @@
 #include "kafka.h"
 #include "log.h"
 
-#define BATCH_MAX 1024 /* records taken from the consumer per round */
+#define BATCH_MAX 1024       /* records taken from the consumer per round */
+#define REVOKE_FLUSH_MS 2000 /* an orderly revoke waits this long for records in flight */
 #define METADATA_TIMEOUT_MS 10000
 #define WATERMARK_TIMEOUT_MS 5000
 
@@ -46,10 +47,10 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void
 on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	changelog *cl = opaque;
 	int status = kafka_status(m->err);
 
 	(void)rk;
+	(void)opaque;
 	if (m->err) {
 		/* Not persisted for sure: the write did not happen and may be
 		 * retried. Otherwise the outcome is unknown. */
@@ -60,7 +61,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		log_warn("kafka: delivery to partition %d failed: %s", (int)m->partition,
 		         rd_kafka_err2str(m->err));
 	}
-	cl->h.delivered(cl->h.delivered_arg, m->_private, status, m->partition, m->offset);
+	((changelog_delivery *)m->_private)->done(m->_private, status, m->partition, m->offset);
 }
 
 static void
@@ -69,7 +70,13 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	changelog *cl = opaque;
 	int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	rd_kafka_error_t *error = NULL;
+	int lost = err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && rd_kafka_assignment_lost(rk);
 
+	/* An orderly revoke lets what this node produced land first, so that it
+	 * is in the log before the next owner's fence (changelog.h). */
+	if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !lost &&
+	    rd_kafka_flush(cl->producer, REVOKE_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		log_warn("kafka: records still in flight after %d ms at a revoke", REVOKE_FLUSH_MS);
 	if (cl->replicated) {
 		/* Ownership only: the follower feeds the stores. Assigned
 		 * partitions are paused so this consumer never fetches them. */
@@ -104,7 +111,7 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 			log_warn("kafka: rebalance error: %s", rd_kafka_err2str(err));
 		for (int i = 0; i < parts->cnt; i++)
-			cl->h.revoked(cl->h.arg, parts->elems[i].partition);
+			cl->h.revoked(cl->h.arg, parts->elems[i].partition, lost);
 		if (cooperative)
 			error = rd_kafka_incremental_unassign(rk, parts);
 		else
@@ -147,6 +154,20 @@ seek(changelog *cl, int32_t p, int64_t offset)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* The fence token a record carries (fence.h), or -1. */
+static int64_t
+fence_of(rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *hdrs;
+	const void *v;
+	size_t len;
+
+	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    rd_kafka_header_get_last(hdrs, FENCE_HEADER, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	return fence_token(v, len);
+}
+
 /* Hands msgs[0..n) (one partition, log order) to the handler. */
 static void
 deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *recs)
@@ -160,6 +181,7 @@ deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *re
 		recs[i].key_len = msgs[i]->key_len;
 		recs[i].value = msgs[i]->payload;
 		recs[i].value_len = msgs[i]->len;
+		recs[i].fence = fence_of(msgs[i]);
 	}
 	to = cl->h.records(cl->h.arg, p, recs, n);
 	if (to != CHANGELOG_CONTINUE)
@@ -217,7 +239,7 @@ consumer_main(void *arg)
 	if (cl->replicated) {
 		/* The follower leaves no group: revoke its partitions here. */
 		for (int32_t p = 0; p < cl->partitions; p++)
-			cl->h.revoked(cl->h.arg, p);
+			cl->h.revoked(cl->h.arg, p, 0);
 		rd_kafka_consumer_close(cl->follower);
 	} else {
 		/* Leaving the group serves the revoke through on_rebalance, here. */
@@ -387,7 +409,7 @@ changelog_close(changelog *cl, int timeout_ms)
 {
 	if (cl == NULL)
 		return;
-	if (cl->h.delivered && rd_kafka_flush(cl->producer, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (cl->threads_started && rd_kafka_flush(cl->producer, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		log_warn("kafka: %d records not acknowledged at shutdown", rd_kafka_outq_len(cl->producer));
 	__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
 	if (cl->threads_started) {
@@ -463,16 +485,35 @@ changelog_partition_count(const changelog *cl)
 
 int
 changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value, size_t value_len,
-                  void *opaque)
+                  int64_t fence, changelog_delivery *d)
 {
-	/* The value is handed over (F_FREE); the key, 36 bytes, is copied. */
-	rd_kafka_resp_err_t err = rd_kafka_producev(
-	    cl->producer, RD_KAFKA_V_TOPIC(cl->topic), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_KEY(key, key_len),
-	    RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-	    RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+	uint8_t token[8];
+	rd_kafka_vu_t vu[7];
+	size_t n = 0;
+	rd_kafka_error_t *error;
 
-	if (err) {
-		log_warn("kafka: produce to partition %d: %s", (int)p, rd_kafka_err2str(err));
+	/* The value is handed over (F_FREE); the key and the header are
+	 * copied. */
+	vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
+	vu[n++].u.cstr = cl->topic;
+	vu[n].vtype = RD_KAFKA_VTYPE_PARTITION;
+	vu[n++].u.i32 = p;
+	vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+	vu[n++].u.mem = (typeof(vu[0].u.mem)){(void *)key, key_len};
+	vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
+	vu[n++].u.mem = (typeof(vu[0].u.mem)){value, value_len};
+	vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+	vu[n++].u.i = RD_KAFKA_MSG_F_FREE;
+	vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+	vu[n++].u.ptr = d;
+	if (fence >= 0) {
+		fence_token_put(token, fence);
+		vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
+		vu[n++].u.header = (typeof(vu[0].u.header)){FENCE_HEADER, token, sizeof token};
+	}
+	if ((error = rd_kafka_produceva(cl->producer, vu, n)) != NULL) {
+		log_warn("kafka: produce to partition %d: %s", (int)p, rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
 		return PROFILE_UNAVAILABLE;
 	}
 	return PROFILE_OK;

@@ -20,16 +20,29 @@
 
 typedef struct changelog changelog;
 
+/* The outcome of one changelog_produce, embedded in what waits for it:
+ * done(d, PROFILE_OK, p, offset) once the record is in the log,
+ * PROFILE_UNAVAILABLE when it surely is not, PROFILE_DEADLINE_EXCEEDED when
+ * that is unknown (it timed out). Runs on the producer's poll thread (or the
+ * consumer's, while a revoke waits for records in flight). */
+typedef struct changelog_delivery changelog_delivery;
+struct changelog_delivery {
+	void (*done)(changelog_delivery *d, int status, int32_t p, int64_t offset);
+};
+
 /* What the changelog asks of the node. Every callback runs on the consumer
- * thread, except delivered, which runs on the producer's poll thread. */
+ * thread. */
 typedef struct changelog_handler {
 	void *arg;
 	/* Partition p is now ours. Return the offset to resume from (the last
 	 * applied one, to verify it, or CHANGELOG_OFFSET_BEGINNING). lo/hi are
 	 * the log's watermarks (-1 when they could not be read). */
 	int64_t (*assigned)(void *arg, int32_t p, int64_t lo, int64_t hi);
-	/* Partition p is no longer ours. */
-	void (*revoked)(void *arg, int32_t p);
+	/* Partition p is no longer ours: lost (the group moved it while this
+	 * node was away, so another node may already write it), or revoked in
+	 * an orderly rebalance (records produced before are in the log ahead of
+	 * anything the next owner writes: the producer is flushed first). */
+	void (*revoked)(void *arg, int32_t p, int lost);
 	/* Records of partition p in log order. Return CHANGELOG_CONTINUE to go
 	 * on, or an offset (or CHANGELOG_OFFSET_BEGINNING) to be fed p again
 	 * from there: after a failed apply, or when the store found the log is
@@ -38,11 +51,6 @@ typedef struct changelog_handler {
 	/* The consumer is up to date with p up to hi (next offset): called
 	 * when a fetch shows no more records. */
 	void (*caught_up)(void *arg, int32_t p, int64_t hi);
-	/* Outcome of changelog_produce: PROFILE_OK with the record's offset,
-	 * PROFILE_DEADLINE_EXCEEDED when it timed out (it may or may not be in
-	 * the log), or another status when Kafka refused it. */
-	void (*delivered)(void *arg, void *opaque, int status, int32_t p, int64_t offset);
-	void *delivered_arg; /* arg of delivered */
 	/* After each rebalance: the whole assignment now (consumer thread). */
 	void (*rebalanced)(void *arg, const int32_t *parts, size_t n);
 	void *rebalanced_arg;
@@ -84,14 +92,14 @@ void changelog_close(changelog *cl, int timeout_ms);
 /* Partitions of the topic. */
 int32_t changelog_partition_count(const changelog *cl);
 
-/* Appends a record (value NULL = tombstone) to partition p. value, when
- * not NULL, is malloc'd and taken on PROFILE_OK (librdkafka frees it once
- * sent: no copy); on failure it stays the caller's. The outcome arrives once
- * through handler.delivered with opaque. PROFILE_OK when queued;
- * PROFILE_UNAVAILABLE when not (nothing was produced, delivered will not be
- * called). */
+/* Appends a record (value NULL = tombstone) to partition p, stamped with
+ * fence (the FENCE_HEADER; none when -1). value, when not NULL, is
+ * malloc'd and taken on PROFILE_OK (librdkafka frees it once sent: no
+ * copy); on failure it stays the caller's. The outcome arrives once through
+ * d. PROFILE_OK when queued; PROFILE_UNAVAILABLE when not (nothing was
+ * produced, d will not be called). */
 int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value,
-                      size_t value_len, void *opaque);
+                      size_t value_len, int64_t fence, changelog_delivery *d);
 
 /* The log end offset of p last seen by the consumer, or -1. */
 int64_t changelog_high_watermark(changelog *cl, int32_t p);

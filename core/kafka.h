@@ -31,8 +31,8 @@ int kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *opts);
  * broker answered within timeout_ms. Never triggers a broker's auto-create. */
 int32_t kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
 
-/* Asks the broker to create topic, log-compacted, with `partitions`
- * partitions; logs the outcome. Waits a few seconds at most: brokers
+/* Asks the broker to create topic, log-compacted (min.compaction.lag.ms one
+ * day), with `partitions` partitions; logs the outcome. Waits a few seconds at most: brokers
  * without CreateTopics (the local test broker) never answer. */
 void kafka_topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions);
 

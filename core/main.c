@@ -29,7 +29,8 @@
 
 static const char *opt_listen, *opt_advertise, *opt_brokers, *opt_brokers_file, *opt_data, *opt_node_id,
     *opt_group, *opt_topic, *opt_members_topic, *opt_state, *opt_store_tune, *opt_log_level;
-static long opt_partitions, opt_contexts, opt_deadline_ms;
+static const char *opt_fault_fence;
+static long opt_partitions, opt_contexts, opt_deadline_ms, opt_fault_write_delay_ms;
 static const char **opt_kafka, **opt_producer, **opt_consumer;
 
 static cli_option options[] = {
@@ -69,6 +70,13 @@ static cli_option options[] = {
      "librdkafka property for the consumer only (repeatable)", &opt_consumer},
     {"log-level", 0, "PROFILED_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
      &opt_log_level},
+    {"fault-fence", 0, "PROFILED_FAULT_FENCE", CLI_STRING, "on", "on|off",
+     "fault injection, for tests only: off writes no fence records, so a node that lost a partition "
+     "can still append to it",
+     &opt_fault_fence},
+    {"fault-write-delay-ms", 0, "PROFILED_FAULT_WRITE_DELAY_MS", CLI_INT, "0", "MS",
+     "fault injection, for tests only: hold every write this long between its last check and Kafka",
+     &opt_fault_write_delay_ms},
 };
 
 static int
@@ -129,6 +137,13 @@ typedef struct node_ctx {
 	members *m;
 } node_ctx;
 
+/* partition_hooks.restate (arg = the service). */
+static void
+restate_hook(void *svc, int32_t p)
+{
+	profiles_restate(svc, p);
+}
+
 static void
 on_rebalanced(void *arg, const int32_t *parts, size_t n)
 {
@@ -188,6 +203,12 @@ options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *rep
 		        "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0\n");
 		return 2;
 	}
+	if ((strcmp(opt_fault_fence, "on") != 0 && strcmp(opt_fault_fence, "off") != 0) ||
+	    opt_fault_write_delay_ms < 0 || opt_fault_write_delay_ms > 600000) {
+		fprintf(stderr,
+		        "profiled: --fault-fence must be on or off, --fault-write-delay-ms 0..600000\n");
+		return 2;
+	}
 	if (opt_node_id == NULL) {
 		if (gethostname(host, sizeof host) != 0)
 			snprintf(host, sizeof host, "localhost");
@@ -232,21 +253,23 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	                     .address = opt_advertise,
 	                     .default_deadline_ms = (uint32_t)opt_deadline_ms,
 	                     .max_deadline_ms = 60000,
-	                     .replicated = replicated};
+	                     .replicated = replicated,
+	                     .fault_no_fence = strcmp(opt_fault_fence, "off") == 0,
+	                     .fault_write_delay_ms = (uint32_t)opt_fault_write_delay_ms};
 	members_config mc = {.brokers = brokers,
 	                     .topic = opt_members_topic,
 	                     .node_id = opt_node_id,
 	                     .address = opt_advertise,
 	                     .kafka_opts = opt_kafka,
 	                     .consumer_opts = opt_consumer};
-	/* delivered takes the service, rebalanced the node, the rest the table. */
+	/* rebalanced takes the node, the rest the table. */
 	changelog_handler h = {.assigned = partitions_on_assigned,
 	                       .revoked = partitions_on_revoked,
 	                       .records = partitions_on_records,
 	                       .caught_up = partitions_on_caught_up,
-	                       .delivered = profiles_on_delivered,
 	                       .rebalanced = on_rebalanced,
 	                       .rebalanced_arg = &n->ctx};
+	partition_hooks ph = {.need_fence = service_write_fence, .restate = restate_hook};
 	char dir[4096];
 	int rc;
 
@@ -258,6 +281,8 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	    service_new(&n->svc, &sc, n->table) != PROFILE_OK)
 		return 1;
 	service_attach(n->svc, n->cl);
+	ph.arg = n->svc;
+	partitions_set_hooks(n->table, &ph, !sc.fault_no_fence);
 	if (members_open(&n->mem, &mc) != PROFILE_OK || peers_new(&n->rt, n->mem, opt_node_id) != PROFILE_OK)
 		return 1;
 	service_attach_peers(n->svc, n->rt);
@@ -268,7 +293,6 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	n->ctx.svc = n->svc;
 	n->ctx.m = n->mem;
 	h.arg = n->table;
-	h.delivered_arg = n->svc;
 	return changelog_start(n->cl, &h) == PROFILE_OK ? 0 : 1;
 }
 

@@ -1,5 +1,5 @@
-/* partition.c: ownership, restore state and waiters per partition
- * (partition.h).
+/* partition.c: ownership, restore state, fencing and waiters per
+ * partition (partition.h).
  *
  * Locks: each partition has a mutex for its state and waiter list, and a
  * rwlock that readers hold while they use its store, so that revocation
@@ -17,6 +17,15 @@
 
 #include "log.h"
 
+/* Where the applied log's fence rose: records after `at` carrying a token
+ * older than `fence` are fenced. */
+typedef struct fence_step {
+	int64_t at, fence;
+} fence_step;
+
+#define FENCE_STEPS 16
+#define RESTATE_EVERY_MS 1000
+
 typedef struct part {
 	pthread_mutex_t mu;
 	pthread_rwlock_t rw; /* read: store in use; write: store opened/closed */
@@ -31,6 +40,16 @@ typedef struct part {
 	int verify; /* first record must be the one at `applied` */
 	uint64_t fingerprint;
 	partition_waiter *waiters;
+	/* Writing and fencing. */
+	int claimed;                   /* this node writes p */
+	uint64_t gen;                  /* bumped by every claim and release */
+	int fence_asked;               /* need_fence called for gen, no answer yet */
+	int64_t own_fence;             /* offset of our fence record, -1 = none yet */
+	int64_t fence;                 /* the applied log's current fence */
+	fence_step steps[FENCE_STEPS]; /* where the fence rose, newest last */
+	size_t n_steps;
+	int steps_lost;     /* older steps were dropped from the ring */
+	int64_t restate_at; /* monotonic ms: restate last asked for */
 } part;
 
 struct partitions {
@@ -38,6 +57,8 @@ struct partitions {
 	char *tune;
 	int32_t count;
 	part *parts;
+	partition_hooks hooks;
+	int fencing;
 };
 
 int
@@ -69,7 +90,10 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 		pthread_rwlock_init(&t->parts[i].rw, NULL);
 		t->parts[i].applied = -1;
 		t->parts[i].hi = -1;
+		t->parts[i].own_fence = -1;
+		t->parts[i].fence = -1;
 	}
+	t->fencing = 1;
 	*out = t;
 	return PROFILE_OK;
 }
@@ -96,24 +120,80 @@ partitions_count(const partitions *t)
 	return t->count;
 }
 
+/* Under pt->mu: p may take writes now. */
 static int
-satisfied(const part *pt, const partition_waiter *w)
+writable(const partitions *t, const part *pt)
 {
-	return pt->active && (w->offset < 0 || pt->applied >= w->offset);
+	if (!pt->active || !pt->claimed)
+		return 0;
+	if (!t->fencing)
+		return 1;
+	return pt->own_fence >= 0 && pt->applied >= pt->own_fence && pt->fence == pt->own_fence;
 }
 
-/* Takes, under pt->mu, the waiters to wake: all when revoked, else those
- * whose condition holds. */
+/* Under pt->mu: the fate of the write stamped `token` at `offset`, which
+ * has been applied past: PROFILE_OK, PROFILE_FAILED_PRECONDITION (fenced),
+ * or PROFILE_DEADLINE_EXCEEDED when the steps that would tell are gone. */
+static int
+write_fate(const part *pt, int64_t offset, int64_t token)
+{
+	if (token < 0)
+		return PROFILE_OK; /* fencing off */
+	for (size_t i = 0; i < pt->n_steps; i++)
+		if (pt->steps[i].at < offset && pt->steps[i].fence > token)
+			return PROFILE_FAILED_PRECONDITION;
+	if (pt->steps_lost && pt->n_steps > 0 && pt->steps[0].fence > token)
+		return PROFILE_DEADLINE_EXCEEDED;
+	return PROFILE_OK;
+}
+
+/* Under pt->mu: the status w is woken with, or -1 while it must wait. */
+static int
+ready(const partitions *t, const part *pt, const partition_waiter *w)
+{
+	if (w->offset == PARTITION_WRITABLE)
+		return writable(t, pt) ? PROFILE_OK : -1;
+	if (!pt->active)
+		return -1;
+	if (w->offset == PARTITION_ACTIVE)
+		return PROFILE_OK;
+	if (pt->applied < w->offset)
+		return -1;
+	return write_fate(pt, w->offset, w->token);
+}
+
+enum { KEPT, REVOKED, LOST };
+
+/* The status a waiter gets when p is revoked: a write that landed before an
+ * orderly revoke is in the log ahead of the next owner's fence; after a
+ * loss, another node may have fenced it first. */
+static int
+revoked_status(const partition_waiter *w, int how)
+{
+	if (!w->write)
+		return PROFILE_UNAVAILABLE;
+	return how == LOST && w->token >= 0 ? PROFILE_DEADLINE_EXCEEDED : PROFILE_OK;
+}
+
+/* Takes, under pt->mu, the waiters to wake, each with its status set: all
+ * when p is revoked (how: REVOKED or LOST), else those that are ready.
+ * Writers waiting to write are taken, with UNAVAILABLE, when p is not
+ * claimed. */
 static partition_waiter *
-take_waiters(part *pt, int all)
+take_waiters(const partitions *t, part *pt, int how)
 {
 	partition_waiter *wake = NULL, **pp = &pt->waiters;
 
 	while (*pp) {
 		partition_waiter *w = *pp;
-		if (all || satisfied(pt, w)) {
+		int st = how != KEPT ? revoked_status(w, how) : ready(t, pt, w);
+
+		if (st < 0 && w->offset == PARTITION_WRITABLE && !pt->claimed)
+			st = PROFILE_UNAVAILABLE;
+		if (st >= 0) {
 			*pp = w->next;
 			w->queued = 0;
+			w->status = st;
 			w->next = wake;
 			wake = w;
 		} else {
@@ -124,13 +204,50 @@ take_waiters(part *pt, int all)
 }
 
 static void
-wake_all(partition_waiter *w, int status)
+wake_all(partition_waiter *w)
 {
 	while (w) {
 		partition_waiter *next = w->next;
-		w->wake(w, status);
+		w->wake(w, w->status);
 		w = next;
 	}
+}
+
+/* What to ask of the node once the locks are released. */
+typedef struct asks {
+	int fence; /* need_fence(gen) */
+	uint64_t gen;
+	int restate;
+} asks;
+
+/* Under pt->mu: what p needs from the node now. */
+static asks
+asks_for(const partitions *t, part *pt)
+{
+	asks a = {0, 0, 0};
+
+	if (t->fencing && pt->claimed && pt->active && pt->own_fence < 0 && !pt->fence_asked) {
+		pt->fence_asked = 1;
+		a.fence = 1;
+		a.gen = pt->gen;
+	}
+	/* Restates are asked for at most once a second: the list empties as
+	 * they apply, and one that failed is asked for again. */
+	if (writable(t, pt) && pt->st != NULL && store_fenced_count(pt->st) > 0 &&
+	    wire_mono_ms() - pt->restate_at >= RESTATE_EVERY_MS) {
+		pt->restate_at = wire_mono_ms();
+		a.restate = 1;
+	}
+	return a;
+}
+
+static void
+ask(partitions *t, int32_t p, asks a)
+{
+	if (a.fence && t->hooks.need_fence)
+		t->hooks.need_fence(t->hooks.arg, p, a.gen);
+	if (a.restate && t->hooks.restate)
+		t->hooks.restate(t->hooks.arg, p);
 }
 
 /* Under pt->mu: the partition becomes active once the store reached the
@@ -154,6 +271,7 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	int64_t off, start;
 	uint64_t fp;
 	const char *why = NULL;
+	asks a;
 
 	if (p < 0 || p >= t->count)
 		return CHANGELOG_OFFSET_BEGINNING;
@@ -189,19 +307,26 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	pt->target = hi - 1;
 	pt->target_known = hi >= 0;
 	pt->replayed = 0;
+	pt->fence = store_fence(st);
+	pt->own_fence = -1;
+	pt->fence_asked = 0;
+	pt->n_steps = 0;
+	pt->steps_lost = 0;
 	log_info("partition %d assigned: store at offset %lld, log end %lld", (int)p, (long long)off,
 	         (long long)hi);
 	if (hi >= 0 && off >= hi - 1) {
 		pt->target = off;
 		maybe_activate(pt, p);
 	}
+	a = asks_for(t, pt);
 	pthread_mutex_unlock(&pt->mu);
 	pthread_rwlock_unlock(&pt->rw);
+	ask(t, p, a);
 	return start;
 }
 
 void
-partitions_on_revoked(void *arg, int32_t p)
+partitions_on_revoked(void *arg, int32_t p, int lost)
 {
 	partitions *t = arg;
 	partition_waiter *w;
@@ -214,13 +339,35 @@ partitions_on_revoked(void *arg, int32_t p)
 	pthread_mutex_lock(&pt->mu);
 	pt->owned = 0;
 	pt->active = 0;
-	w = take_waiters(pt, 1);
+	pt->claimed = 0;
+	pt->gen++;
+	pt->own_fence = -1;
+	w = take_waiters(t, pt, lost ? LOST : REVOKED);
 	store_close(pt->st);
 	pt->st = NULL;
 	pthread_mutex_unlock(&pt->mu);
 	pthread_rwlock_unlock(&pt->rw);
-	log_info("partition %d revoked (store kept on disk)", (int)p);
-	wake_all(w, PROFILE_UNAVAILABLE);
+	log_info("partition %d %s (store kept on disk)", (int)p, lost ? "lost" : "revoked");
+	wake_all(w);
+}
+
+/* Under pt->mu: records where the fence rose in recs (just applied). */
+static void
+note_fence_steps(part *pt, const store_record *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t next = record_fence_after(&recs[i], pt->fence);
+
+		if (next == pt->fence)
+			continue;
+		if (pt->n_steps == FENCE_STEPS) {
+			memmove(pt->steps, pt->steps + 1, (FENCE_STEPS - 1) * sizeof pt->steps[0]);
+			pt->n_steps--;
+			pt->steps_lost = 1;
+		}
+		pt->steps[pt->n_steps++] = (fence_step){recs[i].offset, next};
+		pt->fence = next;
+	}
 }
 
 int64_t
@@ -230,6 +377,7 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 	partition_waiter *w;
 	part *pt;
 	int64_t applied;
+	asks a;
 
 	if (p < 0 || p >= t->count || !t->parts[p].owned || t->parts[p].st == NULL)
 		return CHANGELOG_CONTINUE;
@@ -249,6 +397,9 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 				return CHANGELOG_OFFSET_BEGINNING;
 			pthread_mutex_lock(&pt->mu);
 			pt->applied = -1;
+			pt->fence = -1;
+			pt->n_steps = 0;
+			pt->steps_lost = 0;
 			pthread_mutex_unlock(&pt->mu);
 			return CHANGELOG_OFFSET_BEGINNING;
 		}
@@ -265,13 +416,16 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 		return applied + 1;
 	}
 	pthread_mutex_lock(&pt->mu);
+	note_fence_steps(pt, recs, n);
 	pt->applied = recs[n - 1].offset;
-	if (!pt->active)
-		pt->replayed += n;
+	for (size_t i = 0; i < n && !pt->active; i++)
+		pt->replayed += !record_is_fence(&recs[i]); /* profile records only */
 	maybe_activate(pt, p);
-	w = take_waiters(pt, 0);
+	w = take_waiters(t, pt, KEPT);
+	a = asks_for(t, pt);
 	pthread_mutex_unlock(&pt->mu);
-	wake_all(w, PROFILE_OK);
+	wake_all(w);
+	ask(t, p, a);
 	return CHANGELOG_CONTINUE;
 }
 
@@ -281,6 +435,7 @@ partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 	partitions *t = arg;
 	partition_waiter *w;
 	part *pt;
+	asks a;
 
 	if (p < 0 || p >= t->count)
 		return;
@@ -293,9 +448,11 @@ partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 		pt->target_known = 1;
 		maybe_activate(pt, p);
 	}
-	w = take_waiters(pt, 0);
+	w = take_waiters(t, pt, KEPT);
+	a = asks_for(t, pt);
 	pthread_mutex_unlock(&pt->mu);
-	wake_all(w, PROFILE_OK);
+	wake_all(w);
+	ask(t, p, a);
 }
 
 int
@@ -322,28 +479,51 @@ partitions_read_end(partitions *t, int32_t p)
 	pthread_rwlock_unlock(&t->parts[p].rw);
 }
 
-int
-partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *w, partition_wake_fn wake)
+/* Queues w on p, or says why not: the status it would be woken with now,
+ * PROFILE_UNAVAILABLE when p is not followed, or PROFILE_ABORTED when
+ * queued. */
+static int
+enqueue(partitions *t, int32_t p, partition_waiter *w, partition_wake_fn wake, int not_owned)
 {
 	part *pt = &t->parts[p];
 	int rc;
 
-	w->offset = offset;
 	w->wake = wake;
 	w->queued = 0;
 	pthread_mutex_lock(&pt->mu);
 	if (!pt->owned) {
-		rc = PROFILE_UNAVAILABLE;
-	} else if (satisfied(pt, w)) {
-		rc = PROFILE_OK;
-	} else {
-		w->next = pt->waiters;
-		pt->waiters = w;
-		w->queued = 1;
-		rc = PROFILE_ABORTED;
+		rc = not_owned;
+	} else if ((rc = ready(t, pt, w)) < 0) {
+		if (w->offset == PARTITION_WRITABLE && !pt->claimed) {
+			rc = PROFILE_UNAVAILABLE;
+		} else {
+			w->next = pt->waiters;
+			pt->waiters = w;
+			w->queued = 1;
+			rc = PROFILE_ABORTED;
+		}
 	}
 	pthread_mutex_unlock(&pt->mu);
 	return rc;
+}
+
+int
+partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *w, partition_wake_fn wake)
+{
+	w->offset = offset;
+	w->token = -1;
+	w->write = 0;
+	return enqueue(t, p, w, wake, PROFILE_UNAVAILABLE);
+}
+
+int
+partitions_wait_applied(partitions *t, int32_t p, int64_t offset, int64_t token, partition_waiter *w,
+                        partition_wake_fn wake)
+{
+	w->offset = offset;
+	w->token = token;
+	w->write = 1;
+	return enqueue(t, p, w, wake, token >= 0 ? PROFILE_DEADLINE_EXCEEDED : PROFILE_OK);
 }
 
 int
@@ -364,6 +544,86 @@ partitions_cancel(partitions *t, int32_t p, partition_waiter *w)
 	}
 	pthread_mutex_unlock(&pt->mu);
 	return removed;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+void
+partitions_set_hooks(partitions *t, const partition_hooks *h, int fencing)
+{
+	t->hooks = *h;
+	t->fencing = fencing;
+}
+
+void
+partitions_claim(partitions *t, int32_t p, int claim)
+{
+	part *pt = &t->parts[p];
+	partition_waiter *w = NULL;
+	asks a = {0, 0, 0};
+
+	pthread_mutex_lock(&pt->mu);
+	if (pt->claimed != !!claim) {
+		pt->claimed = !!claim;
+		pt->gen++;
+		pt->own_fence = -1;
+		pt->fence_asked = 0;
+		w = take_waiters(t, pt, KEPT);
+		a = asks_for(t, pt);
+	}
+	pthread_mutex_unlock(&pt->mu);
+	wake_all(w);
+	ask(t, p, a);
+}
+
+void
+partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset)
+{
+	part *pt = &t->parts[p];
+	partition_waiter *w = NULL;
+	asks a = {0, 0, 0};
+
+	pthread_mutex_lock(&pt->mu);
+	if (pt->gen == gen && pt->claimed) {
+		pt->fence_asked = 0;
+		if (offset >= 0) {
+			pt->own_fence = offset;
+			log_info("partition %d: fenced at offset %lld; writes carry it", (int)p,
+			         (long long)offset);
+			w = take_waiters(t, pt, KEPT);
+			a = asks_for(t, pt);
+		}
+	}
+	pthread_mutex_unlock(&pt->mu);
+	wake_all(w);
+	ask(t, p, a);
+}
+
+void
+partitions_tick(partitions *t)
+{
+	for (int32_t p = 0; p < t->count; p++) {
+		part *pt = &t->parts[p];
+		asks a;
+
+		pthread_mutex_lock(&pt->mu);
+		a = asks_for(t, pt);
+		pthread_mutex_unlock(&pt->mu);
+		ask(t, p, a);
+	}
+}
+
+int
+partitions_write_token(partitions *t, int32_t p, int64_t *token)
+{
+	part *pt = &t->parts[p];
+	int rc;
+
+	pthread_mutex_lock(&pt->mu);
+	rc = writable(t, pt) ? PROFILE_OK : PROFILE_UNAVAILABLE;
+	*token = t->fencing ? pt->own_fence : -1;
+	pthread_mutex_unlock(&pt->mu);
+	return rc;
 }
 
 int

@@ -8,6 +8,13 @@
  * when a partition becomes active or has applied a given offset: that is how
  * a write replies only after its own store applied it (read-your-writes).
  *
+ * Writing: the node claims the partitions it writes (its share of the
+ * consumer group). A claimed partition is *writable* once it is active and
+ * the node's own fence record (fence.h) has been applied with no newer
+ * fence after it; the fence's offset is the token its writes carry. The
+ * table asks for that record through its hooks, and tells whether each
+ * write was applied or fenced.
+ *
  * The changelog's consumer thread drives the table through the
  * partitions_on_* functions; any thread may read and wait.
  */
@@ -24,18 +31,37 @@ typedef struct partitions partitions;
 typedef struct partition_waiter partition_waiter;
 
 /* Called once, without locks held, on the consumer thread (or on the thread
- * of partitions_wait when the condition already holds: it is then not
- * called; see partitions_wait). status: PROFILE_OK when the condition holds,
- * PROFILE_UNAVAILABLE when the partition was revoked first. */
+ * that claims, releases or hears of a fence record; never on the thread of
+ * partitions_wait when the condition already holds: see partitions_wait).
+ * status: PROFILE_OK when the condition holds, PROFILE_UNAVAILABLE when the
+ * partition was revoked (or released) first; for partitions_wait_applied,
+ * see there. */
 typedef void (*partition_wake_fn)(partition_waiter *w, int status);
 
 /* Embedded in the waiting operation; owned by it. */
 struct partition_waiter {
 	partition_waiter *next;
-	int64_t offset; /* wake when applied >= offset; -1: when active */
+	int64_t offset; /* wake when applied >= offset; PARTITION_ACTIVE, PARTITION_WRITABLE */
+	int64_t token;  /* partitions_wait_applied: the fence the write carried */
+	int write;      /* waits in partitions_wait_applied */
 	partition_wake_fn wake;
 	int queued;
+	int status; /* the status it is woken with */
 };
+
+#define PARTITION_ACTIVE (-1)
+#define PARTITION_WRITABLE (-2)
+
+/* What the table asks of the node; each runs without locks held. */
+typedef struct partition_hooks {
+	void *arg;
+	/* p is claimed and active and has no fence of ours: append a fence
+	 * record to p and report it with partitions_fence_written(gen). */
+	void (*need_fence)(void *arg, int32_t p, uint64_t gen);
+	/* p is writable and its store lists uids whose newest record was
+	 * fenced: append their current state again (store_fenced). */
+	void (*restate)(void *arg, int32_t p);
+} partition_hooks;
 
 typedef struct partition_info {
 	int32_t partition;
@@ -54,12 +80,35 @@ int partitions_new(partitions **out, const char *dir, const char *tune, int32_t 
 /* Closes every open store. NULL is a no-op. */
 void partitions_free(partitions *t);
 
+/* Sets the hooks (before the changelog starts). fencing 0 turns fencing
+ * off (a test's fault point): claimed partitions are writable once active,
+ * with no fence record and no token. */
+void partitions_set_hooks(partitions *t, const partition_hooks *h, int fencing);
+
+/* This node writes p from now (claim 1) or no longer (claim 0): a release
+ * wakes the writers waiting for p to be writable, with UNAVAILABLE. */
+void partitions_claim(partitions *t, int32_t p, int claim);
+
+/* The fence record asked for by need_fence(gen) landed at offset (or, with
+ * offset -1, could not be written: it is asked for again on the next
+ * partitions_tick). Ignored when p was released or claimed again since. */
+void partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset);
+
+/* Asks again for what a failure left undone: fence records not written,
+ * fenced uids not restated. Call every second or so. */
+void partitions_tick(partitions *t);
+
+/* Just before a write of p is handed to Kafka: PROFILE_OK and *token (the
+ * fence to stamp it with; -1 with fencing off) when p is writable here,
+ * else PROFILE_UNAVAILABLE (nothing may be written). */
+int partitions_write_token(partitions *t, int32_t p, int64_t *token);
+
 int32_t partitions_count(const partitions *t);
 
 /* The changelog handler's callbacks (see changelog.h); they take the table
  * as arg. */
 int64_t partitions_on_assigned(void *t, int32_t p, int64_t lo, int64_t hi);
-void partitions_on_revoked(void *t, int32_t p);
+void partitions_on_revoked(void *t, int32_t p, int lost);
 int64_t partitions_on_records(void *t, int32_t p, const store_record *recs, size_t n);
 void partitions_on_caught_up(void *t, int32_t p, int64_t hi);
 
@@ -69,12 +118,24 @@ void partitions_on_caught_up(void *t, int32_t p, int64_t hi);
 int partitions_read_begin(partitions *t, int32_t p, store **s);
 void partitions_read_end(partitions *t, int32_t p);
 
-/* Waits until p is active (offset -1) or has applied offset. Returns
- * PROFILE_OK when that already holds (wake is not called),
+/* Waits until p is active (offset PARTITION_ACTIVE), writable
+ * (PARTITION_WRITABLE) or has applied offset. Returns PROFILE_OK when that
+ * already holds (wake is not called),
  * PROFILE_UNAVAILABLE when p is not owned (wake is not called), or
  * PROFILE_ABORTED when w was queued: wake will be called once, unless
  * partitions_cancel removes it first. */
 int partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *w, partition_wake_fn wake);
+
+/* Waits until the write stamped with token landed at offset of p has been
+ * applied or fenced. Returns, without calling wake: PROFILE_OK (applied),
+ * PROFILE_FAILED_PRECONDITION (fenced: a newer fence came before it, so no
+ * store applies it), PROFILE_DEADLINE_EXCEEDED (this node does not follow p
+ * and cannot tell). PROFILE_ABORTED: queued, and wake gets one of those, or
+ * PROFILE_OK when p was revoked in an orderly rebalance (the record is in
+ * the log before any fence of the next owner), or PROFILE_DEADLINE_EXCEEDED
+ * when p was lost (another node may have fenced it first). */
+int partitions_wait_applied(partitions *t, int32_t p, int64_t offset, int64_t token, partition_waiter *w,
+                            partition_wake_fn wake);
 
 /* Removes a queued waiter. 1 when removed (wake will not be called), 0 when
  * its wake has already been taken for calling. */

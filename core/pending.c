@@ -23,6 +23,10 @@ struct pending {
 	pending_call live; /* list head (sentinel) */
 	pending_key *keys[KEY_BUCKETS];
 	pthread_t sweeper;
+	void (*tick)(void *arg); /* under mu */
+	void *tick_arg;
+	int tick_every_ms;
+	int64_t tick_last;
 	int stopping;
 };
 
@@ -226,9 +230,29 @@ sweeper_main(void *arg)
 		pthread_mutex_unlock(&pd->mu);
 		sweep(pd, 0);
 		pthread_mutex_lock(&pd->mu);
+		if (pd->tick && wire_mono_ms() - pd->tick_last >= pd->tick_every_ms) {
+			void (*tick)(void *) = pd->tick;
+			void *tick_arg = pd->tick_arg;
+
+			pd->tick_last = wire_mono_ms();
+			pthread_mutex_unlock(&pd->mu);
+			tick(tick_arg);
+			pthread_mutex_lock(&pd->mu);
+		}
 	}
 	pthread_mutex_unlock(&pd->mu);
 	return NULL;
+}
+
+void
+pending_set_tick(pending *pd, void (*tick)(void *arg), void *arg, int every_ms)
+{
+	pthread_mutex_lock(&pd->mu);
+	pd->tick = tick;
+	pd->tick_arg = arg;
+	pd->tick_every_ms = every_ms;
+	pd->tick_last = wire_mono_ms();
+	pthread_mutex_unlock(&pd->mu);
 }
 
 /* ---- lifecycle --------------------------------------------------------- */

@@ -93,4 +93,8 @@ pending_call *pending_leave_locked(pending *pd, pending_call *c);
  * the sweeper already answered it. */
 int pending_claim_reply(pending *pd, pending_call *c);
 
+/* Calls tick(arg) from the sweeper's thread every every_ms (about), with
+ * no lock held: the node's periodic chores. */
+void pending_set_tick(pending *pd, void (*tick)(void *arg), void *arg, int every_ms);
+
 #endif

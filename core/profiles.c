@@ -4,9 +4,14 @@
  * callbacks through its states:
  *
  *   (queued behind another write to its uid)
- *     -> WAIT_ACTIVE (partition restoring) -> PRODUCING (handed to Kafka)
- *     -> WAIT_APPLIED (this node's store has not applied the offset yet)
+ *     -> WAIT_ACTIVE (partition restoring, or its fence not yet written)
+ *     -> PRODUCING (handed to Kafka, stamped with the partition's fence)
+ *     -> WAIT_APPLIED (this node's store has not applied or fenced the
+ *        offset yet)
  *     -> answered and freed, and the next write to the uid starts
+ *
+ * A restate is a write with no caller: it appends a uid's current state
+ * again after a fenced record of it (fence.h), through the same queue.
  *
  * The state is guarded by the pending table's lock, since the sweeper reads
  * it there (write_expire). Calls into the partition table and the changelog
@@ -16,22 +21,27 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
+#include "log.h"
 #include "service_node.h"
 
 enum { OP_NEW, OP_WAIT_ACTIVE, OP_PRODUCING, OP_WAIT_APPLIED };
 
 typedef struct op {
 	pending_call pc;
+	changelog_delivery dl;
 	service *svc;
-	Profile__V1__Request *req;
+	Profile__V1__Request *req; /* NULL for a restate */
 	reply_fn done;
 	void *arg;
 	int state;
-	int32_t p; /* the partition of uid */
+	int32_t p;     /* the partition of uid */
+	int64_t token; /* the fence the record carries */
 	partition_waiter w;
 	/* Set by write_expire for finish: why the sweeper took it. */
 	int expired_status;
@@ -47,6 +57,7 @@ typedef struct op {
 #define OP_OF(member, ptr) ((op *)((char *)(ptr)-offsetof(op, member)))
 
 static const pending_ops write_ops;
+static void write_delivered(changelog_delivery *d, int status, int32_t p, int64_t offset);
 
 /* ---- ops --------------------------------------------------------------- */
 
@@ -63,6 +74,7 @@ op_new(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done,
 	o->arg = arg;
 	o->pc.ops = &write_ops;
 	o->pc.deadline = deadline;
+	o->dl.done = write_delivered;
 	profile__v1__profile__init(&o->state_after);
 	pending_add(svc->pd, &o->pc);
 	return o;
@@ -71,7 +83,8 @@ op_new(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done,
 static void
 op_free(op *o)
 {
-	profile__v1__request__free_unpacked(o->req, NULL);
+	if (o->req)
+		profile__v1__request__free_unpacked(o->req, NULL);
 	free(o->username);
 	free(o->email);
 	free(o);
@@ -83,7 +96,7 @@ static void
 op_reply(op *o, Profile__V1__Response *r)
 {
 	if (pending_claim_reply(o->svc->pd, &o->pc)) {
-		r->request_id = o->req->request_id;
+		r->request_id = o->req ? o->req->request_id : 0;
 		o->done(o->arg, r);
 	}
 }
@@ -154,7 +167,19 @@ write_state(op *o, const Profile__V1__Profile *cur, char *msgbuf, size_t msgsize
 {
 	const Profile__V1__Request *req = o->req;
 
-	if (req->body_case == PROFILE__V1__REQUEST__BODY_CREATE) {
+	if (req == NULL) { /* a restate: the state as it is, or its absence */
+		if (cur == NULL) {
+			o->deleting = 1;
+			o->username = strdup("");
+			o->email = strdup("");
+		} else {
+			o->username = strdup(cur->username);
+			o->email = strdup(cur->email);
+			o->state_after.version = cur->version;
+			o->state_after.created_at = cur->created_at;
+			o->state_after.updated_at = cur->updated_at;
+		}
+	} else if (req->body_case == PROFILE__V1__REQUEST__BODY_CREATE) {
 		if (cur != NULL) {
 			*msg = "uid already exists";
 			return PROFILE_ALREADY_EXISTS;
@@ -205,6 +230,59 @@ write_state(op *o, const Profile__V1__Profile *cur, char *msgbuf, size_t msgsize
 	return PROFILE_OK;
 }
 
+/* Hands the record to Kafka. Returns the next write to start when this one
+ * ended at once. */
+static op *
+write_hand_over(op *o, uint8_t *buf, size_t len)
+{
+	int rc = changelog_produce(o->svc->cl, o->p, o->uid, WIRE_UID_LEN, buf, len, o->token, &o->dl);
+
+	if (rc != PROFILE_OK) {
+		free(buf); /* not taken */
+		return write_end(o, rc, "Kafka did not take the write");
+	}
+	return NULL;
+}
+
+/* The fault point of the fencing tests (--fault-write-delay-ms): the write
+ * was checked and stamped, and reaches Kafka only after the delay, as from
+ * a node that stalled at the worst moment. */
+typedef struct delayed {
+	op *o;
+	uint8_t *buf;
+	size_t len;
+} delayed;
+
+static void *
+delayed_main(void *arg)
+{
+	delayed *d = arg;
+	struct timespec ts = {d->o->svc->cfg.fault_write_delay_ms / 1000,
+	                      (long)(d->o->svc->cfg.fault_write_delay_ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+	write_drive(write_hand_over(d->o, d->buf, d->len));
+	free(d);
+	return NULL;
+}
+
+static op *
+write_produce_later(op *o, uint8_t *buf, size_t len)
+{
+	delayed *d = malloc(sizeof *d);
+	pthread_t th;
+
+	if (d != NULL) {
+		*d = (delayed){o, buf, len};
+		if (pthread_create(&th, NULL, delayed_main, d) == 0) {
+			pthread_detach(th);
+			return NULL;
+		}
+		free(d);
+	}
+	return write_hand_over(o, buf, len);
+}
+
 /* Hands o's new state (or a tombstone) to Kafka. Returns the next write to
  * start when this one ended at once. */
 static op *
@@ -213,10 +291,9 @@ write_produce(op *o)
 	Profile__V1__ProfileEvent ev = PROFILE__V1__PROFILE_EVENT__INIT;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc;
 
 	if (!o->deleting) {
-		ev.type = o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE
+		ev.type = o->req && o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE
 		              ? PROFILE__V1__EVENT_TYPE__CREATED
 		              : PROFILE__V1__EVENT_TYPE__UPDATED;
 		ev.profile = &o->state_after;
@@ -225,13 +302,17 @@ write_produce(op *o)
 			return write_end(o, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		profile__v1__profile_event__pack(&ev, buf);
 	}
-	op_set_state(o, OP_PRODUCING);
-	rc = changelog_produce(o->svc->cl, o->p, o->uid, WIRE_UID_LEN, buf, len, o);
-	if (rc != PROFILE_OK) {
-		free(buf); /* not taken */
-		return write_end(o, rc, "Kafka did not take the write");
+	/* Last look before Kafka: a node that knows it lost the partition
+	 * writes nothing. One that does not know yet is fenced in the log. */
+	if (partitions_write_token(o->svc->t, o->p, &o->token) != PROFILE_OK) {
+		free(buf);
+		return write_end(o, PROFILE_UNAVAILABLE,
+		                 "this node no longer writes the partition; not executed");
 	}
-	return NULL;
+	op_set_state(o, OP_PRODUCING);
+	if (o->svc->cfg.fault_write_delay_ms > 0)
+		return write_produce_later(o, buf, len);
+	return write_hand_over(o, buf, len);
 }
 
 /* Validates the write against the caught-up store and produces the new
@@ -278,7 +359,7 @@ static op *
 write_start(op *o)
 {
 	op_set_state(o, OP_WAIT_ACTIVE);
-	switch (partitions_wait(o->svc->t, o->p, -1, &o->w, on_active)) {
+	switch (partitions_wait(o->svc->t, o->p, PARTITION_WRITABLE, &o->w, on_active)) {
 	case PROFILE_OK:
 		return write_execute(o);
 	case PROFILE_ABORTED:
@@ -288,20 +369,37 @@ write_start(op *o)
 	}
 }
 
+/* Ends a write whose record is in the log at its offset with the fate the
+ * partition table found for it. */
+static op *
+write_landed(op *o, int fate)
+{
+	switch (fate) {
+	case PROFILE_OK:
+		return write_end(o, PROFILE_OK, NULL);
+	case PROFILE_FAILED_PRECONDITION:
+		return write_end(
+		    o, PROFILE_UNAVAILABLE,
+		    "another node took the partition over before the write landed; not executed");
+	default:
+		return write_end(
+		    o, PROFILE_DEADLINE_EXCEEDED,
+		    "the partition changed hands while the write was in flight; it may or may not "
+		    "have been applied");
+	}
+}
+
 static void
 on_applied(partition_waiter *w, int status)
 {
-	/* Revoked after Kafka acknowledged the write: it is durable, and the
-	 * next owner restores up to it before serving, so it is still OK. */
-	(void)status;
-	write_drive(write_end(OP_OF(w, w), PROFILE_OK, NULL));
+	write_drive(write_landed(OP_OF(w, w), status));
 }
 
-void
-profiles_on_delivered(void *arg, void *opaque, int status, int32_t p, int64_t offset)
+static void
+write_delivered(changelog_delivery *d, int status, int32_t p, int64_t offset)
 {
-	service *svc = arg;
-	op *o = opaque;
+	op *o = OP_OF(dl, d);
+	int rc;
 
 	if (status != PROFILE_OK) {
 		write_drive(write_end(o, status,
@@ -311,8 +409,9 @@ profiles_on_delivered(void *arg, void *opaque, int status, int32_t p, int64_t of
 		return;
 	}
 	op_set_state(o, OP_WAIT_APPLIED);
-	if (partitions_wait(svc->t, p, offset, &o->w, on_applied) != PROFILE_ABORTED)
-		write_drive(write_end(o, PROFILE_OK, NULL));
+	if ((rc = partitions_wait_applied(o->svc->t, p, offset, o->token, &o->w, on_applied)) !=
+	    PROFILE_ABORTED)
+		write_drive(write_landed(o, rc));
 }
 
 /* ---- deadlines (pending_ops) ------------------------------------------- */
@@ -345,7 +444,7 @@ write_expire(pending_call *c, int all, pending_answer *out)
 		return PENDING_TAKE;
 	default:
 		*out = (pending_answer){
-		    o->done, o->arg, o->req->request_id, PROFILE_DEADLINE_EXCEEDED,
+		    o->done, o->arg, o->req ? o->req->request_id : 0, PROFILE_DEADLINE_EXCEEDED,
 		    "no acknowledgement from Kafka within the deadline; the write may still apply"};
 		return PENDING_ANSWER;
 	}
@@ -417,8 +516,10 @@ write_begin(service *svc, Profile__V1__Request *req, const char *uid, int32_t p,
 	op *o = op_new(svc, req, deadline, done, arg);
 
 	if (o == NULL) {
-		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
-		profile__v1__request__free_unpacked(req, NULL);
+		reply_status(done, arg, req ? req->request_id : 0, PROFILE_RESOURCE_EXHAUSTED,
+		             "out of memory");
+		if (req)
+			profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
 	memcpy(o->uid, uid, sizeof o->uid);
@@ -445,6 +546,43 @@ profiles_create(service *svc, Profile__V1__Request *req, int64_t deadline, reply
 	else
 		write_begin(svc, req, uid, p, deadline, done, arg);
 }
+
+/* ---- restates ----------------------------------------------------------- */
+
+#define RESTATE_DEADLINE_MS 10000
+
+/* reply_fn of a restate: nobody waits for it. */
+static void
+restate_answered(void *arg, const Profile__V1__Response *resp)
+{
+	(void)arg;
+	if (resp->status != PROFILE__V1__STATUS__OK)
+		log_warn("restate: %s (%s); asked for again later", profile_status_name((int)resp->status),
+		         resp->message);
+}
+
+void
+profiles_restate(service *svc, int32_t p)
+{
+	char(*uids)[WIRE_UID_LEN + 1] = NULL;
+	size_t n = 0;
+	store *st;
+	int rc;
+
+	if (partitions_read_begin(svc->t, p, &st) != PROFILE_OK)
+		return;
+	rc = store_fenced(st, &uids, &n);
+	partitions_read_end(svc->t, p);
+	if (rc != PROFILE_OK)
+		return;
+	log_info("partition %d: appending the state of %zu uid(s) whose newest record was fenced", (int)p, n);
+	for (size_t i = 0; i < n; i++)
+		write_begin(svc, NULL, uids[i], p, wire_mono_ms() + RESTATE_DEADLINE_MS, restate_answered,
+		            NULL);
+	free(uids);
+}
+
+/* ---- the methods (continued) -------------------------------------------- */
 
 /* uids are compared (and keyed on Kafka) in canonical lowercase. */
 static void

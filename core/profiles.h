@@ -8,7 +8,10 @@
  * that never started by its deadline answers UNAVAILABLE (not executed);
  * one already in Kafka answers DEADLINE_EXCEEDED and still finishes before
  * the next write to its uid. A node that does not own the partition
- * forwards the request once to the owner.
+ * forwards the request once to the owner. Every record carries the fence
+ * of the partition's owner (fence.h): a write that a newer owner fenced
+ * answers UNAVAILABLE (not executed), and one whose fate this node cannot
+ * tell (it lost the partition meanwhile) DEADLINE_EXCEEDED.
  *
  * Each method takes the request (freed here) and answers exactly once
  * through done, maybe before it returns.
@@ -26,9 +29,11 @@ void profiles_get(service *svc, Profile__V1__Request *req, int64_t deadline, rep
 /* Update and delete. */
 void profiles_change(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done, void *arg);
 
-/* The changelog's delivery callback (arg = the service; opaque = the write
- * given to changelog_produce). */
-void profiles_on_delivered(void *svc, void *opaque, int status, int32_t p, int64_t offset);
+/* Appends again the current state (or a tombstone) of every uid of p whose
+ * newest record was fenced (store_fenced), through the per-uid queues, so
+ * that the last record of every key in the log is its true state. For the
+ * partition table's restate hook. */
+void profiles_restate(service *svc, int32_t p);
 
 /* Makes a random (version 4) UUID in canonical lowercase form; out has room
  * for WIRE_UID_LEN + 1 bytes. */

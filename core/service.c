@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "log.h"
+
 /* A node answers a request it cannot serve in time this long before the
  * caller's deadline (a tenth of it, within these bounds), so the caller
  * hears UNAVAILABLE ("not executed, retry") instead of timing out itself. */
@@ -36,10 +38,66 @@ service_new(service **out, const service_config *cfg, partitions *t)
 	return PROFILE_OK;
 }
 
+/* ---- fencing: the partition table's hooks ------------------------------- */
+
+typedef struct fence_write {
+	changelog_delivery dl; /* first */
+	service *svc;
+	int32_t p;
+	uint64_t gen;
+} fence_write;
+
+static void
+fence_delivered(changelog_delivery *d, int status, int32_t p, int64_t offset)
+{
+	fence_write *f = (fence_write *)d;
+
+	if (status != PROFILE_OK)
+		log_warn("partition %d: fence record not written (%s); trying again", (int)p,
+		         profile_status_name(status));
+	partitions_fence_written(f->svc->t, f->p, f->gen, status == PROFILE_OK ? offset : -1);
+	free(f);
+}
+
+void
+service_write_fence(void *arg, int32_t p, uint64_t gen)
+{
+	service *svc = arg;
+	Profile__V1__Fence fm = PROFILE__V1__FENCE__INIT;
+	fence_write *f = malloc(sizeof *f);
+	uint8_t *buf;
+	size_t len;
+
+	fm.node_id = (char *)svc->cfg.node_id;
+	fm.at = wire_now_ms();
+	len = profile__v1__fence__get_packed_size(&fm);
+	if (f == NULL || (buf = malloc(len)) == NULL) {
+		free(f);
+		partitions_fence_written(svc->t, p, gen, -1);
+		return;
+	}
+	profile__v1__fence__pack(&fm, buf);
+	*f = (fence_write){{fence_delivered}, svc, p, gen};
+	if (changelog_produce(svc->cl, p, FENCE_KEY, FENCE_KEY_LEN, buf, len, -1, &f->dl) != PROFILE_OK) {
+		free(buf);
+		free(f);
+		partitions_fence_written(svc->t, p, gen, -1);
+	}
+}
+
+static void
+tick(void *arg)
+{
+	partitions_tick(((service *)arg)->t);
+}
+
+#define TICK_MS 1000
+
 void
 service_attach(service *svc, changelog *cl)
 {
 	svc->cl = cl;
+	pending_set_tick(svc->pd, tick, svc, TICK_MS);
 }
 
 void
@@ -72,6 +130,8 @@ service_on_rebalanced(void *arg, const int32_t *parts, size_t n)
 		if (parts[i] >= 0 && parts[i] < count)
 			__atomic_store_n(&svc->owned[parts[i]], 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&svc->in_group, 1, __ATOMIC_RELAXED);
+	for (int32_t p = 0; p < count; p++)
+		partitions_claim(svc->t, p, __atomic_load_n(&svc->owned[p], __ATOMIC_RELAXED));
 }
 
 /* ---- serving a request ------------------------------------------------- */

@@ -27,6 +27,11 @@ typedef struct service_config {
 	uint32_t default_deadline_ms; /* for requests that carry none */
 	uint32_t max_deadline_ms;
 	int replicated; /* state mode: every partition followed here */
+	/* Fault injection, for the fencing tests only: no fence records and no
+	 * tokens (the behaviour without fencing), and a delay between a write's
+	 * last check and its hand-over to Kafka. */
+	int fault_no_fence;
+	uint32_t fault_write_delay_ms;
 } service_config;
 
 /* A method: takes req (owned: freed when done with), serves it here or
@@ -41,8 +46,13 @@ typedef void (*service_run_fn)(service *svc, Profile__V1__Request *req, int64_t 
  * PROFILE_RESOURCE_EXHAUSTED. */
 int service_new(service **out, const service_config *cfg, partitions *t);
 
-/* Sets the changelog writes go to (borrowed). Call once, before service_call. */
+/* Sets the changelog writes go to (borrowed) and starts the periodic
+ * partitions_tick. Call once, before the changelog starts. */
 void service_attach(service *svc, changelog *cl);
+
+/* partition_hooks.need_fence (arg = the service): appends this node's
+ * fence record to p, and reports it with partitions_fence_written. */
+void service_write_fence(void *svc, int32_t p, uint64_t gen);
 
 /* Routes requests for partitions this node does not serve through r
  * (borrowed: forwarding, scatter-gather). Without it the node answers only
@@ -50,7 +60,8 @@ void service_attach(service *svc, changelog *cl);
 void service_attach_peers(service *svc, struct peers *r);
 
 /* The group's assignment changed: this node now owns parts[0..n) and takes
- * their writes. (The changelog's rebalanced callback; arg = the service.) */
+ * their writes (it claims them in the partition table, and releases the
+ * rest). (The changelog's rebalanced callback; arg = the service.) */
 void service_on_rebalanced(void *svc, const int32_t *parts, size_t n);
 
 /* Answers every call still pending with UNAVAILABLE or DEADLINE_EXCEEDED

@@ -4,7 +4,10 @@
  *   "P" + uid          -> ProfileEvent bytes (the newest full state)
  *   "E" + email key    -> n * 36 bytes of uids (order of arrival)
  *   "\0pos"            -> int64 offset (big-endian) + uint64 fingerprint
- * The "\0" prefix keeps the position key apart from any profile or email.
+ *                        + int64 current fence (-1: none yet)
+ *   "\0fenced"         -> n * 36 bytes of uids whose newest record was
+ *                        fenced: the owner appends their state again
+ * The "\0" prefix keeps these keys apart from any profile or email.
  */
 #include "store.h"
 
@@ -19,12 +22,18 @@
 
 static const char pos_key[] = "\0pos";
 #define POS_KEY_LEN 4
+#define POS_LEN 24
+static const char fenced_key[] = "\0fenced";
+#define FENCED_KEY_LEN 7
 
 struct store {
 	KCDB *db;
 	int32_t partition;
 	int64_t offset; /* last applied, -1 = none; written by the apply thread */
 	uint64_t fingerprint;
+	int64_t fence;    /* the partition's current fence, -1 = none */
+	size_t n_fenced;  /* uids in the fenced list */
+	uint64_t skipped; /* fenced records skipped since open */
 };
 
 /* Kyoto Cabinet's error codes, mapped to ours in one place. */
@@ -97,11 +106,17 @@ store_open(store **out, const char *dir, int32_t partition, const char *tune)
 		return PROFILE_INTERNAL;
 	}
 	s->offset = -1;
+	s->fence = -1;
 	pos = kcdbget(s->db, pos_key, POS_KEY_LEN, &len);
-	if (pos != NULL && len == 16) {
+	if (pos != NULL && (len == 16 || len == POS_LEN)) {
 		s->offset = (int64_t)get_be64((uint8_t *)pos);
 		s->fingerprint = get_be64((uint8_t *)pos + 8);
+		if (len == POS_LEN)
+			s->fence = (int64_t)get_be64((uint8_t *)pos + 16);
 	}
+	kcfree(pos);
+	pos = kcdbget(s->db, fenced_key, FENCED_KEY_LEN, &len);
+	s->n_fenced = pos ? len / WIRE_UID_LEN : 0;
 	kcfree(pos);
 	*out = s;
 	return PROFILE_OK;
@@ -133,12 +148,11 @@ make_key(char *buf, char prefix, const char *s, size_t len)
 	return len + 1;
 }
 
-/* Adds (add=1) or removes uid from the email index entry of email_key. */
+/* Adds (add=1) or removes uid from the list of uids at key; *n, when
+ * given, is set to the list's new length. */
 static int
-index_update(KCDB *db, const char *email_key, const char *uid, int add)
+uid_list_update(KCDB *db, const char *key, size_t klen, const char *uid, int add, size_t *n)
 {
-	char key[1 + WIRE_EMAIL_MAX];
-	size_t klen = make_key(key, 'E', email_key, strlen(email_key));
 	size_t len = 0, found = (size_t)-1;
 	char *list = kcdbget(db, key, klen, &len);
 	int ok = 1;
@@ -156,8 +170,20 @@ index_update(KCDB *db, const char *email_key, const char *uid, int add)
 			ok = kcdbset(db, key, klen, list, len - WIRE_UID_LEN);
 		}
 	}
+	if (n)
+		*n = len / WIRE_UID_LEN + (add && found == (size_t)-1) - (!add && found != (size_t)-1);
 	kcfree(list);
 	return ok;
+}
+
+/* Adds (add=1) or removes uid from the email index entry of email_key. */
+static int
+index_update(KCDB *db, const char *email_key, const char *uid, int add)
+{
+	char key[1 + WIRE_EMAIL_MAX];
+	size_t klen = make_key(key, 'E', email_key, strlen(email_key));
+
+	return uid_list_update(db, key, klen, uid, add, NULL);
 }
 
 static Profile__V1__Profile *
@@ -174,10 +200,17 @@ decode_profile(const void *buf, size_t len)
 	return p;
 }
 
+/* The fence state a batch changes, kept apart until its commit. */
+typedef struct fence_state {
+	int64_t fence;
+	size_t n_fenced;
+	uint64_t skipped;
+} fence_state;
+
 /* Applies one record inside the open transaction. 1 = ok (or skipped),
  * 0 = store failure. */
 static int
-apply_one(store *s, const store_record *r)
+apply_one(store *s, const store_record *r, fence_state *fs)
 {
 	char pkey[1 + WIRE_UID_LEN], old_email[WIRE_EMAIL_MAX + 1], new_email[WIRE_EMAIL_MAX + 1];
 	Profile__V1__Profile *next = NULL, *old = NULL;
@@ -185,8 +218,11 @@ apply_one(store *s, const store_record *r)
 	char uid[WIRE_UID_LEN + 1];
 	size_t plen, olen;
 	char *oldbuf;
-	int ok = 1;
+	int ok = 1, fenced = record_fenced(r, fs->fence);
 
+	fs->fence = record_fence_after(r, fs->fence);
+	if (record_is_fence(r))
+		return 1;
 	if (r->key_len != WIRE_UID_LEN) {
 		log_warn("store: partition %d offset %lld: key is not a uid, skipped", (int)s->partition,
 		         (long long)r->offset);
@@ -194,6 +230,18 @@ apply_one(store *s, const store_record *r)
 	}
 	memcpy(uid, r->key, WIRE_UID_LEN);
 	uid[WIRE_UID_LEN] = '\0';
+	if (fenced) {
+		/* Written by a node that had lost the partition: never applied. Its
+		 * key is listed, so that the owner appends the key's state again
+		 * and compaction can never keep this record as the newest. */
+		log_info("store: partition %d offset %lld: write of %s fenced (its fence %lld, current %lld)",
+		         (int)s->partition, (long long)r->offset, uid, (long long)r->fence,
+		         (long long)fs->fence);
+		fs->skipped++;
+		return uid_list_update(s->db, fenced_key, FENCED_KEY_LEN, uid, 1, &fs->n_fenced);
+	}
+	if (fs->n_fenced > 0 && !uid_list_update(s->db, fenced_key, FENCED_KEY_LEN, uid, 0, &fs->n_fenced))
+		return 0;
 	if (r->value != NULL) {
 		next = decode_profile(r->value, r->value_len);
 		if (next == NULL || strcmp(next->uid, uid) != 0 ||
@@ -233,8 +281,9 @@ apply_one(store *s, const store_record *r)
 int
 store_apply(store *s, const store_record *recs, size_t n)
 {
-	uint8_t pos[16];
+	uint8_t pos[POS_LEN];
 	const store_record *last;
+	fence_state fs = {s->fence, s->n_fenced, 0};
 	uint64_t fp;
 
 	if (n == 0)
@@ -246,7 +295,7 @@ store_apply(store *s, const store_record *recs, size_t n)
 		return PROFILE_INTERNAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!apply_one(s, &recs[i])) {
+		if (!apply_one(s, &recs[i], &fs)) {
 			log_error("store: partition %d offset %lld: %s", (int)s->partition,
 			          (long long)recs[i].offset, kcdbemsg(s->db));
 			kcdbendtran(s->db, 0);
@@ -257,6 +306,7 @@ store_apply(store *s, const store_record *recs, size_t n)
 	fp = store_fingerprint(last->key, last->key_len, last->value, last->value_len);
 	put_be64(pos, (uint64_t)last->offset);
 	put_be64(pos + 8, fp);
+	put_be64(pos + 16, (uint64_t)fs.fence);
 	if (!kcdbset(s->db, pos_key, POS_KEY_LEN, (const char *)pos, sizeof pos) || !kcdbendtran(s->db, 1)) {
 		log_error("store: partition %d: commit: %s", (int)s->partition, kcdbemsg(s->db));
 		kcdbendtran(s->db, 0);
@@ -264,6 +314,41 @@ store_apply(store *s, const store_record *recs, size_t n)
 	}
 	__atomic_store_n(&s->offset, last->offset, __ATOMIC_RELEASE);
 	s->fingerprint = fp;
+	__atomic_store_n(&s->fence, fs.fence, __ATOMIC_RELEASE);
+	s->n_fenced = fs.n_fenced;
+	s->skipped += fs.skipped;
+	return PROFILE_OK;
+}
+
+int64_t
+store_fence(store *s)
+{
+	return __atomic_load_n(&s->fence, __ATOMIC_ACQUIRE);
+}
+
+size_t
+store_fenced_count(store *s)
+{
+	return s->n_fenced;
+}
+
+int
+store_fenced(store *s, char (**uids)[WIRE_UID_LEN + 1], size_t *n)
+{
+	size_t len = 0;
+	char *list = kcdbget(s->db, fenced_key, FENCED_KEY_LEN, &len);
+
+	*uids = NULL;
+	*n = 0;
+	if (list == NULL)
+		return store_status(s->db) == PROFILE_NOT_FOUND ? PROFILE_OK : PROFILE_INTERNAL;
+	if ((*uids = calloc(len / WIRE_UID_LEN + 1, sizeof **uids)) == NULL) {
+		kcfree(list);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	for (size_t i = 0; i + WIRE_UID_LEN <= len; i += WIRE_UID_LEN)
+		memcpy((*uids)[(*n)++], list + i, WIRE_UID_LEN);
+	kcfree(list);
 	return PROFILE_OK;
 }
 
@@ -276,6 +361,8 @@ store_clear(store *s)
 	}
 	s->offset = -1;
 	s->fingerprint = 0;
+	s->fence = -1;
+	s->n_fenced = 0;
 	return PROFILE_OK;
 }
 

@@ -4,9 +4,11 @@
  * every live profile (key "P<uid>", value = the ProfileEvent bytes of its
  * newest record), the email index (key "E<lower-cased email>", value = the
  * uids with that email, 36 bytes each) and the applied position (the offset
- * and a fingerprint of the last record applied). A batch of records, its index
- * changes and the new position are one transaction, so after a crash the data
- * and the position never disagree.
+ * and a fingerprint of the last record applied) with the partition's current
+ * fence (fence.h). A batch of records, its index changes and the new
+ * position are one transaction, so after a crash the data and the position
+ * never disagree. A record older than the current fence is not applied; its
+ * uid goes on the store's fenced list until a valid record of it comes.
  *
  * Threads: one writer (the changelog's apply thread) and any number of
  * readers at once. Reads may see a batch that is being applied: those records
@@ -45,6 +47,17 @@ uint64_t store_fingerprint(const void *key, size_t key_len, const void *value, s
  * skipped (logged) but still advance the position. PROFILE_OK or
  * PROFILE_INTERNAL (nothing applied). */
 int store_apply(store *s, const store_record *recs, size_t n);
+
+/* The partition's current fence: the offset of the newest fence record
+ * applied, or a newer fence a record carried; -1 when none. Any thread. */
+int64_t store_fence(store *s);
+
+/* Uids on the fenced list: their newest record was fenced, so their state
+ * must be appended again by the owner. The count (apply thread), and a copy
+ * of the list: *uids (free) with *n entries. PROFILE_OK or
+ * PROFILE_INTERNAL / PROFILE_RESOURCE_EXHAUSTED. */
+size_t store_fenced_count(store *s);
+int store_fenced(store *s, char (**uids)[WIRE_UID_LEN + 1], size_t *n);
 
 /* Removes everything (before a rebuild from the log). */
 int store_clear(store *s);

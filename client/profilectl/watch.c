@@ -3,7 +3,9 @@
  * Reads the profiles topic straight from Kafka (no consumer group: it
  * assigns itself every partition, so any number of watchers can run and none
  * disturbs the core nodes) and prints each record as one JSON line, flushed
- * at once so it can be piped into other systems.
+ * at once so it can be piped into other systems. It follows the log's
+ * fencing rule (fence.h) as the stores do: fence records are not changes,
+ * and a record fenced by a newer owner never happened.
  */
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fence.h"
 #include "profile.pb-c.h"
 #include "profilectl.h"
 #include "wire.h"
@@ -23,6 +26,38 @@ on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
+}
+
+/* The token m carries (fence.h), or -1. */
+static int64_t
+token_of(rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *hdrs;
+	const void *v;
+	size_t len;
+
+	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    rd_kafka_header_get_last(hdrs, FENCE_HEADER, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	return fence_token(v, len);
+}
+
+/* 1 when m is a change to print: not a fence record, and not fenced.
+ * *current is m's partition's fence, kept up to date. */
+static int
+is_change(rd_kafka_message_t *m, int64_t *current)
+{
+	int is_fence = fence_is_record(m->key, m->key_len);
+	int64_t token = is_fence ? -1 : token_of(m);
+	int fenced = !is_fence && fence_rejects(token, *current);
+
+	*current = fence_after(is_fence, m->offset, token, *current);
+	if (fenced)
+		fprintf(stderr,
+		        "watch: partition %d offset %lld: written by a node that had lost the partition, "
+		        "skipped\n",
+		        (int)m->partition, (long long)m->offset);
+	return !is_fence && !fenced;
 }
 
 /* One record as one line; records that are not profile events, or whose
@@ -38,8 +73,8 @@ print_change(const rd_kafka_message_t *m)
 	memcpy(uid, m->key ? m->key : "", m->key ? klen : 0);
 	uid[m->key ? klen : 0] = '\0';
 	if (!wire_utf8_valid(uid, strlen(uid))) {
-		fprintf(stderr, "watch: partition %d offset %lld: unreadable key, skipped\n", (int)m->partition,
-		        (long long)m->offset);
+		fprintf(stderr, "watch: partition %d offset %lld: unreadable key, skipped\n",
+		        (int)m->partition, (long long)m->offset);
 		return;
 	}
 	if (m->payload == NULL) {
@@ -50,7 +85,8 @@ print_change(const rd_kafka_message_t *m)
 		ev = profile__v1__profile_event__unpack(NULL, m->len, m->payload);
 		p = ev ? ev->profile : NULL;
 		if (p == NULL || !wire_utf8_valid(p->uid, strlen(p->uid)) ||
-		    !wire_utf8_valid(p->username, strlen(p->username)) || !wire_utf8_valid(p->email, strlen(p->email))) {
+		    !wire_utf8_valid(p->username, strlen(p->username)) ||
+		    !wire_utf8_valid(p->email, strlen(p->email))) {
 			fprintf(stderr, "watch: partition %d offset %lld: not a profile event, skipped\n",
 			        (int)m->partition, (long long)m->offset);
 			if (ev)
@@ -61,7 +97,8 @@ print_change(const rd_kafka_message_t *m)
 		        ev->type == PROFILE__V1__EVENT_TYPE__CREATED ? "create" : "update");
 		jsonl_string(stdout, uid);
 		fputs(",\"profile\":", stdout);
-		jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at, p->updated_at);
+		jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at,
+		                     p->updated_at);
 		profile__v1__profile_event__free_unpacked(ev, NULL);
 	}
 	fprintf(stdout, ",\"partition\":%d,\"offset\":%lld}\n", (int)m->partition, (long long)m->offset);
@@ -103,6 +140,7 @@ watch_main(int argc, char **argv)
 	rd_kafka_t *rk;
 	int from_beginning = 0, c, count = -1;
 	rd_kafka_resp_err_t last_err = 0;
+	int64_t *fences;
 	char err[512];
 
 	optind = 0; /* full reset: the global options were parsed with "+" */
@@ -177,6 +215,12 @@ watch_main(int argc, char **argv)
 		rd_kafka_destroy(rk);
 		return 1;
 	}
+	if ((fences = malloc((size_t)count * sizeof *fences)) == NULL) {
+		rd_kafka_destroy(rk);
+		return 1;
+	}
+	for (int p = 0; p < count; p++)
+		fences[p] = -1;
 	parts = rd_kafka_topic_partition_list_new(count);
 	for (int p = 0; p < count; p++)
 		rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
@@ -191,7 +235,8 @@ watch_main(int argc, char **argv)
 		if (m == NULL)
 			continue;
 		if (m->err == 0) {
-			print_change(m);
+			if (m->partition >= 0 && m->partition < count && is_change(m, &fences[m->partition]))
+				print_change(m);
 			last_err = 0;
 		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && m->err != last_err) {
 			/* Once per distinct error, not once per poll. */
@@ -202,5 +247,6 @@ watch_main(int argc, char **argv)
 	}
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
+	free(fences);
 	return 0;
 }

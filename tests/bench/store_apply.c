@@ -65,7 +65,8 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < n; i += batch) {
 		size_t k = n - i < batch ? n - i : batch;
 		for (size_t j = 0; j < k; j++)
-			recs[j] = (store_record){(int64_t)(i + j), uids[i + j], 36, vals[i + j], lens[i + j]};
+			recs[j] =
+			    (store_record){(int64_t)(i + j), uids[i + j], 36, vals[i + j], lens[i + j], -1};
 		if (store_apply(s, recs, k) != PROFILE_OK)
 			return 1;
 	}

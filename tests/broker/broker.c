@@ -18,8 +18,10 @@
  * because it journals after the producer's acknowledgement.
  *
  * Journal record: u32 length of the rest, i64 offset, i32 key length (-1 =
- * null), key, i32 value length (-1 = null), value, u32 FNV-1a of all before
- * it. A torn tail (kill -9 mid-write) is cut off at replay.
+ * null), key, i32 value length (-1 = null), value, then (when the record has
+ * headers) u32 header count and per header u32 name length, name, i32 value
+ * length (-1 = null), value; and u32 FNV-1a of all before it. A torn tail
+ * (kill -9 mid-write) is cut off at replay.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -110,25 +112,69 @@ size_warn(journal *j)
 	}
 }
 
+/* Bytes the headers of m take in a journal record (0 without headers). */
+static size_t
+headers_size(rd_kafka_headers_t *hdrs)
+{
+	const char *name;
+	const void *val;
+	size_t size, total = 0;
+
+	for (size_t i = 0; hdrs && rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++)
+		total += 4 + strlen(name) + 4 + (val ? size : 0);
+	return total ? 4 + total : 0;
+}
+
+static uint8_t *
+headers_put(uint8_t *p, rd_kafka_headers_t *hdrs)
+{
+	const char *name;
+	const void *val;
+	size_t size, n = 0, len;
+	uint8_t *count = p;
+
+	p += 4;
+	for (; rd_kafka_header_get_all(hdrs, n, &name, &val, &size) == 0; n++) {
+		len = strlen(name);
+		put32(p, (uint32_t)len), p += 4;
+		memcpy(p, name, len), p += len;
+		put32(p, val ? (uint32_t)size : (uint32_t)-1), p += 4;
+		if (val)
+			memcpy(p, val, size), p += size;
+	}
+	put32(count, (uint32_t)n);
+	return p;
+}
+
 /* Appends one record. 0 or -1 (logged). */
 static int
-journal_append(journal *j, int64_t offset, const void *key, int32_t klen, const void *val, int32_t vlen)
+journal_append(journal *j, const rd_kafka_message_t *m)
 {
+	int32_t klen = m->key ? (int32_t)m->key_len : -1, vlen = m->payload ? (int32_t)m->len : -1;
 	size_t kl = klen > 0 ? (size_t)klen : 0, vl = vlen > 0 ? (size_t)vlen : 0;
-	size_t body = 8 + 4 + kl + 4 + vl, total = 4 + body + 4;
-	uint8_t *buf = malloc(total), *p = buf;
+	rd_kafka_headers_t *hdrs = NULL;
+	size_t hl, body, total;
+	uint8_t *buf, *p;
 	ssize_t w;
 
-	if (buf == NULL)
+	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		hdrs = NULL;
+	hl = headers_size(hdrs);
+	body = 8 + 4 + kl + 4 + vl + hl;
+	total = 4 + body + 4;
+	if ((buf = malloc(total)) == NULL)
 		return -1;
+	p = buf;
 	put32(p, (uint32_t)(body + 4)), p += 4;
-	put64(p, (uint64_t)offset), p += 8;
+	put64(p, (uint64_t)m->offset), p += 8;
 	put32(p, (uint32_t)klen), p += 4;
 	if (kl)
-		memcpy(p, key, kl), p += kl;
+		memcpy(p, m->key, kl), p += kl;
 	put32(p, (uint32_t)vlen), p += 4;
 	if (vl) /* a tombstone has no value at all */
-		memcpy(p, val, vl), p += vl;
+		memcpy(p, m->payload, vl), p += vl;
+	if (hl)
+		p = headers_put(p, hdrs);
 	put32(p, fnv32(buf, (size_t)(p - buf), 2166136261u));
 	w = write(j->fd, buf, total);
 	free(buf);
@@ -136,10 +182,44 @@ journal_append(journal *j, int64_t offset, const void *key, int32_t klen, const 
 		log_error("journal %s-%d: write failed: %s", j->topic, (int)j->partition, strerror(errno));
 		return -1;
 	}
-	j->next = offset + 1;
-	j->bytes += (int64_t)(kl + vl + RECORD_OVERHEAD);
+	j->next = m->offset + 1;
+	j->bytes += (int64_t)(kl + vl + hl + RECORD_OVERHEAD);
 	size_warn(j);
 	return 0;
+}
+
+/* The headers journaled in at[0..len) (NULL when none or malformed). */
+static rd_kafka_headers_t *
+headers_get(const uint8_t *at, size_t len)
+{
+	rd_kafka_headers_t *hdrs;
+	uint32_t n;
+	size_t pos = 4;
+
+	if (len < 4 || (n = get32(at)) == 0 || n > len)
+		return NULL;
+	hdrs = rd_kafka_headers_new(n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t nl, vl;
+		const uint8_t *name;
+
+		if (pos + 4 > len || (nl = get32(at + pos)) > len - pos - 4 || pos + 4 + nl + 4 > len)
+			goto bad;
+		name = at + pos + 4;
+		pos += 4 + nl;
+		vl = get32(at + pos);
+		pos += 4;
+		if (vl != (uint32_t)-1 && vl > len - pos)
+			goto bad;
+		rd_kafka_header_add(hdrs, (const char *)name, (ssize_t)nl,
+		                    vl == (uint32_t)-1 ? NULL : at + pos,
+		                    vl == (uint32_t)-1 ? 0 : (ssize_t)vl);
+		pos += vl == (uint32_t)-1 ? 0 : vl;
+	}
+	return hdrs;
+bad:
+	rd_kafka_headers_destroy(hdrs);
+	return NULL;
 }
 
 static void
@@ -156,6 +236,25 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		          (long long)m->offset);
 		*(int *)opaque = 1;
 	}
+}
+
+/* Produces one journaled record (copied; hdrs taken on success). */
+static rd_kafka_resp_err_t
+replay_one(rd_kafka_t *producer, journal *j, const void *kp, int32_t klen, void *vp, int32_t vlen,
+           rd_kafka_headers_t *hdrs, int64_t offset)
+{
+	size_t kl = klen > 0 ? (size_t)klen : 0, vl = vlen > 0 ? (size_t)vlen : 0;
+
+	if (hdrs)
+		return rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(j->topic),
+		                         RD_KAFKA_V_PARTITION(j->partition), RD_KAFKA_V_KEY(kp, kl),
+		                         RD_KAFKA_V_VALUE(vp, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                         RD_KAFKA_V_HEADERS(hdrs),
+		                         RD_KAFKA_V_OPAQUE((void *)(intptr_t)offset), RD_KAFKA_V_END);
+	return rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(j->topic), RD_KAFKA_V_PARTITION(j->partition),
+	                         RD_KAFKA_V_KEY(kp, kl), RD_KAFKA_V_VALUE(vp, vl),
+	                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+	                         RD_KAFKA_V_OPAQUE((void *)(intptr_t)offset), RD_KAFKA_V_END);
 }
 
 /* Reads j's file and produces its records into the mock, in order. */
@@ -181,6 +280,7 @@ journal_replay(journal *j, rd_kafka_t *producer, size_t *count)
 		int64_t offset;
 		int32_t klen, vlen;
 		const uint8_t *key, *val;
+		rd_kafka_headers_t *hdrs;
 		rd_kafka_resp_err_t err;
 
 		if (len < 8 + 4 + 4 + 4 || pos + 4 + len > (size_t)st.st_size ||
@@ -193,6 +293,10 @@ journal_replay(journal *j, rd_kafka_t *producer, size_t *count)
 			break;
 		vlen = (int32_t)get32(key + (klen > 0 ? klen : 0));
 		val = key + (klen > 0 ? klen : 0) + 4;
+		if (vlen > 0 && (size_t)vlen > (size_t)(r + len - 4 - val))
+			break;
+		hdrs = headers_get(val + (vlen > 0 ? vlen : 0),
+		                   (size_t)(r + len - 4 - (val + (vlen > 0 ? vlen : 0))));
 		if (offset != j->next)
 			log_warn("journal %s-%d: offset %lld follows %lld", j->topic, (int)j->partition,
 			         (long long)offset, (long long)j->next - 1);
@@ -200,15 +304,14 @@ journal_replay(journal *j, rd_kafka_t *producer, size_t *count)
 		void *vp = vlen >= 0 ? (void *)val : NULL;
 
 		do {
-			err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(j->topic),
-			                        RD_KAFKA_V_PARTITION(j->partition),
-			                        RD_KAFKA_V_KEY(kp, klen > 0 ? (size_t)klen : 0),
-			                        RD_KAFKA_V_VALUE(vp, vlen > 0 ? (size_t)vlen : 0),
-			                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			                        RD_KAFKA_V_OPAQUE((void *)(intptr_t)offset), RD_KAFKA_V_END);
+			err = replay_one(producer, j, kp, klen, vp, vlen, hdrs, offset);
 			if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				rd_kafka_poll(producer, 10);
 		} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			hdrs = NULL; /* taken */
+		else if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
 		if (err) {
 			log_error("replay: %s", rd_kafka_err2str(err));
 			free(data);
@@ -302,8 +405,7 @@ journal_poll(rd_kafka_t *consumer, journal *js, size_t n, int timeout_ms)
 				log_warn("journal consumer: %s", rd_kafka_message_errstr(m));
 		} else if ((j = find_journal(js, n, rd_kafka_topic_name(m->rkt), m->partition)) != NULL &&
 		           m->offset >= j->next) {
-			if (journal_append(j, m->offset, m->key, m->key ? (int32_t)m->key_len : -1,
-			                   m->payload, m->payload ? (int32_t)m->len : -1) != 0) {
+			if (journal_append(j, m) != 0) {
 				rd_kafka_message_destroy(m);
 				return -1;
 			}

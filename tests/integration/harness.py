@@ -136,10 +136,12 @@ class Proc:
             return ""
 
 
-def journal_records(data_dir, topic="profiles"):
+def journal_records(data_dir, topic="profiles", fences=False, tokens=False):
     """Every record the local broker journaled for topic, in log order per
-    partition: (partition, offset, key, value or None for a tombstone).
-    The journal holds exactly what Kafka stored (see tests/broker/broker.c)."""
+    partition: (partition, offset, key, value or None for a tombstone), and
+    the record's fence token (-1 when none) when tokens. Fence records (key
+    "fence") only when fences. The journal holds exactly what Kafka stored
+    (see tests/broker/broker.c)."""
     out = []
     journal = os.path.join(data_dir, "kafka", "journal")
     for name in sorted(os.listdir(journal)):
@@ -156,10 +158,32 @@ def journal_records(data_dir, topic="profiles"):
             (klen,) = struct.unpack_from("<i", rec, 8)
             key = rec[12:12 + max(klen, 0)]
             (vlen,) = struct.unpack_from("<i", rec, 12 + max(klen, 0))
-            val = rec[16 + max(klen, 0):16 + max(klen, 0) + vlen] if vlen >= 0 else None
-            out.append((int(m.group(1)), offset, key.decode("utf-8", "replace"), val))
+            at = 16 + max(klen, 0)
+            val = rec[at:at + vlen] if vlen >= 0 else None
+            token = journal_token(rec[at + max(vlen, 0):len(rec) - 4])
             pos += 4 + length
+            key = key.decode("utf-8", "replace")
+            if key == "fence" and not fences:
+                continue
+            out.append((int(m.group(1)), offset, key, val) + ((token,) if tokens else ()))
     return out
+
+
+def journal_token(headers):
+    """The profile-fence token in a journaled record's headers, or -1."""
+    if len(headers) < 4:
+        return -1
+    (n,) = struct.unpack_from("<I", headers, 0)
+    pos = 4
+    for _ in range(n):
+        (nl,) = struct.unpack_from("<I", headers, pos)
+        name = headers[pos + 4:pos + 4 + nl]
+        (vl,) = struct.unpack_from("<i", headers, pos + 4 + nl)
+        value = headers[pos + 8 + nl:pos + 8 + nl + max(vl, 0)]
+        pos += 8 + nl + max(vl, 0)
+        if name == b"profile-fence" and len(value) == 8:
+            return struct.unpack(">q", value)[0]
+    return -1
 
 
 def terminate(named, bound):
@@ -216,6 +240,7 @@ class Stack:
         self.extra = []  # per-node gateways
         self.state = "partitioned"
         self.gateway_args = []  # more flags for the main gateway
+        self.core_args = {}  # node -> more flags for that core node
 
     # ---- processes -----------------------------------------------------
     def start_broker(self):
@@ -242,7 +267,7 @@ class Stack:
                                     "--node-id", "node%d" % i,
                                     "--partitions", str(self.partitions),
                                     "--state", self.state]
-                             + LOCAL_KAFKA_OPTS + list(extra), self.data)
+                             + LOCAL_KAFKA_OPTS + list(self.core_args.get(i, ())) + list(extra), self.data)
         return self.cores[i]
 
     def start_gateway(self):
@@ -490,11 +515,13 @@ class StackTest(unittest.TestCase):
 
     state = "partitioned"
     gateway_args = ()  # more flags for the main gateway
+    core_args = {}  # node -> more flags for that core node
 
     def setUp(self):
         self.stack = Stack(nodes=self.nodes, partitions=self.partitions)
         self.stack.state = self.state
         self.stack.gateway_args = list(self.gateway_args)
+        self.stack.core_args = dict(self.core_args)
         try:
             self.stack.start()
         except BaseException:

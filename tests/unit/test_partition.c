@@ -3,6 +3,9 @@
  * are refused meanwhile (never answered from a store that is behind), and
  * waiters are woken when it becomes active, when an offset is applied, or,
  * with UNAVAILABLE, when it is revoked; a cancelled waiter is never woken.
+ * Writing: a claimed partition asks for its fence record and is writable
+ * once that record is applied; a write is told whether it was applied or
+ * fenced by a newer fence; a lost partition cannot tell.
  */
 #include <stdlib.h>
 
@@ -32,7 +35,7 @@ feed(partitions *t, int32_t p, int64_t from, int64_t to)
 	size_t n = 0;
 
 	for (int64_t o = from; o <= to; o++)
-		recs[n++] = (store_record){o, uid, 36, NULL, 0};
+		recs[n++] = (store_record){o, uid, 36, NULL, 0, -1};
 	CHECK_INT(partitions_on_records(t, p, recs, n), CHANGELOG_CONTINUE);
 }
 
@@ -85,7 +88,7 @@ test_an_empty_log_is_active_at_once(partitions *t)
 {
 	CHECK_INT(partitions_on_assigned(t, 1, 0, 0), CHANGELOG_OFFSET_BEGINNING);
 	CHECK_INT(readable(t, 1), PROFILE_OK);
-	partitions_on_revoked(t, 1);
+	partitions_on_revoked(t, 1, 0);
 }
 
 static void
@@ -96,7 +99,7 @@ test_revocation_wakes_waiters_unavailable_and_cancel_silences_one(partitions *t)
 	CHECK_INT(partitions_wait(t, 0, 100, &kept.w, on_wake), PROFILE_ABORTED);
 	CHECK_INT(partitions_wait(t, 0, 100, &cancelled.w, on_wake), PROFILE_ABORTED);
 	CHECK_INT(partitions_cancel(t, 0, &cancelled.w), 1);
-	partitions_on_revoked(t, 0);
+	partitions_on_revoked(t, 0, 0);
 	CHECK_INT(kept.woken, 1);
 	CHECK_INT(kept.status, PROFILE_UNAVAILABLE);
 	CHECK_INT(cancelled.woken, 0);
@@ -120,7 +123,113 @@ test_a_partition_that_comes_back_resumes_from_its_store(partitions *t)
 	CHECK_INT(info[0].replayed, 2); /* 6 and 7: the record at 5 only verified */
 	CHECK_INT(info[0].lag, 0);
 	CHECK_INT(info[0].active, 1);
-	partitions_on_revoked(t, 0);
+	partitions_on_revoked(t, 0, 0);
+}
+
+/* ---- writing and fencing ------------------------------------------------ */
+
+static int fence_asked;
+static uint64_t fence_gen;
+
+static void
+on_need_fence(void *arg, int32_t p, uint64_t gen)
+{
+	(void)arg;
+	(void)p;
+	fence_asked++;
+	fence_gen = gen;
+}
+
+/* Feeds one record at offset: a fence record, or a tombstone of uid
+ * stamped with token. */
+static void
+feed_one(partitions *t, int32_t p, int64_t offset, int is_fence, int64_t token)
+{
+	store_record r = {offset, is_fence ? FENCE_KEY : uid, is_fence ? FENCE_KEY_LEN : 36, NULL, 0, token};
+
+	CHECK_INT(partitions_on_records(t, p, &r, 1), CHANGELOG_CONTINUE);
+}
+
+static void
+test_writable_once_its_own_fence_is_applied(partitions *t)
+{
+	partition_hooks h = {NULL, on_need_fence, NULL};
+	waiter writer = {0}, stale_gen = {0};
+	int64_t token = 0;
+
+	partitions_set_hooks(t, &h, 1);
+	CHECK_INT(partitions_on_assigned(t, 1, 0, 0), CHANGELOG_OFFSET_BEGINNING); /* active at once */
+	CHECK_INT(partitions_write_token(t, 1, &token), PROFILE_UNAVAILABLE);      /* not claimed */
+	CHECK_INT(partitions_wait(t, 1, PARTITION_WRITABLE, &writer.w, on_wake), PROFILE_UNAVAILABLE);
+	fence_asked = 0;
+	partitions_claim(t, 1, 1);
+	CHECK_INT(fence_asked, 1); /* claimed and active: a fence record is asked for, once */
+	partitions_tick(t);
+	CHECK_INT(fence_asked, 1);
+	CHECK_INT(partitions_wait(t, 1, PARTITION_WRITABLE, &writer.w, on_wake), PROFILE_ABORTED);
+	partitions_fence_written(t, 1, fence_gen + 1, 0); /* another claim's: ignored */
+	CHECK_INT(partitions_write_token(t, 1, &token), PROFILE_UNAVAILABLE);
+	partitions_fence_written(t, 1, fence_gen, 0); /* ours landed at 0... */
+	CHECK_INT(writer.woken, 0);                   /* ...but is not applied yet */
+	feed_one(t, 1, 0, 1, -1);
+	CHECK_INT(writer.woken, 1);
+	CHECK_INT(writer.status, PROFILE_OK);
+	CHECK_INT(partitions_write_token(t, 1, &token), PROFILE_OK);
+	CHECK_INT(token, 0);
+
+	/* A failed fence write is asked for again by the tick. */
+	partitions_claim(t, 1, 0);
+	partitions_claim(t, 1, 1);
+	CHECK_INT(fence_asked, 2);
+	partitions_fence_written(t, 1, fence_gen, -1);
+	partitions_tick(t);
+	CHECK_INT(fence_asked, 3);
+	CHECK_INT(partitions_wait(t, 1, PARTITION_WRITABLE, &stale_gen.w, on_wake), PROFILE_ABORTED);
+	partitions_claim(t, 1, 0); /* released: the writer is told */
+	CHECK_INT(stale_gen.woken, 1);
+	CHECK_INT(stale_gen.status, PROFILE_UNAVAILABLE);
+}
+
+static void
+test_a_write_after_a_newer_fence_is_fenced(partitions *t)
+{
+	waiter before = {0}, after = {0}, lost = {0};
+
+	/* Partition 1: our fence at 0 (above). Our writes at 1 and 3; another
+	 * node's fence lands at 2, between them. */
+	CHECK_INT(partitions_wait_applied(t, 1, 1, 0, &before.w, on_wake), PROFILE_ABORTED);
+	CHECK_INT(partitions_wait_applied(t, 1, 3, 0, &after.w, on_wake), PROFILE_ABORTED);
+	feed_one(t, 1, 1, 0, 0);
+	CHECK_INT(before.woken, 1);
+	CHECK_INT(before.status, PROFILE_OK);
+	feed_one(t, 1, 2, 1, -1);
+	feed_one(t, 1, 3, 0, 0);
+	CHECK_INT(after.woken, 1);
+	CHECK_INT(after.status, PROFILE_FAILED_PRECONDITION);
+	/* Asked again after the fact, the answers stay the same. */
+	CHECK_INT(partitions_wait_applied(t, 1, 1, 0, &before.w, on_wake), PROFILE_OK);
+	CHECK_INT(partitions_wait_applied(t, 1, 3, 0, &after.w, on_wake), PROFILE_FAILED_PRECONDITION);
+
+	/* A write still in flight when the partition is lost: cannot tell. One
+	 * delivered after the revoke: cannot tell either. */
+	CHECK_INT(partitions_wait_applied(t, 1, 9, 2, &lost.w, on_wake), PROFILE_ABORTED);
+	partitions_on_revoked(t, 1, 1);
+	CHECK_INT(lost.woken, 1);
+	CHECK_INT(lost.status, PROFILE_DEADLINE_EXCEEDED);
+	CHECK_INT(partitions_wait_applied(t, 1, 10, 2, &lost.w, on_wake), PROFILE_DEADLINE_EXCEEDED);
+}
+
+static void
+test_an_orderly_revoke_keeps_writes_that_landed(partitions *t)
+{
+	waiter landed = {0};
+
+	CHECK_INT(partitions_on_assigned(t, 1, 0, 4), 3);
+	feed_one(t, 1, 3, 0, 0); /* verified: the record it stored last */
+	CHECK_INT(partitions_wait_applied(t, 1, 7, 2, &landed.w, on_wake), PROFILE_ABORTED);
+	partitions_on_revoked(t, 1, 0);
+	CHECK_INT(landed.woken, 1);
+	CHECK_INT(landed.status, PROFILE_OK); /* ahead of the next owner's fence */
 }
 
 int
@@ -136,6 +245,9 @@ main(void)
 	test_an_empty_log_is_active_at_once(t);
 	test_revocation_wakes_waiters_unavailable_and_cancel_silences_one(t);
 	test_a_partition_that_comes_back_resumes_from_its_store(t);
+	test_writable_once_its_own_fence_is_applied(t);
+	test_a_write_after_a_newer_fence_is_fenced(t);
+	test_an_orderly_revoke_keeps_writes_that_landed(t);
 	partitions_free(t);
 	partitions_free(NULL);
 	{
