@@ -23,6 +23,7 @@
 #include "peers.h"
 #include "rpc.h"
 #include "profiles.h"
+#include "write.h"
 #include "service.h"
 
 #define SHUTDOWN_LIMIT_S 20
@@ -141,7 +142,7 @@ typedef struct node_ctx {
 static void
 restate_hook(void *svc, int32_t p)
 {
-	profiles_restate(svc, p);
+	write_restate(svc, p);
 }
 
 static void

@@ -42,9 +42,14 @@ struct rpc_server {
 static int
 check_create(const Profile__V1__Request *req, const char **why)
 {
+	const char *idem = req->create->idempotency_key;
 	int rc = wire_check_username(req->create->username, why);
 
-	return rc == PROFILE_OK ? wire_check_email(req->create->email, why) : rc;
+	if (rc == PROFILE_OK)
+		rc = wire_check_email(req->create->email, why);
+	if (rc == PROFILE_OK && idem[0] != '\0')
+		rc = wire_check_idem_key(idem, why);
+	return rc;
 }
 
 static int

@@ -7,6 +7,8 @@
  *                        + int64 current fence (-1: none yet)
  *   "\0fenced"         -> n * 36 bytes of uids whose newest record was
  *                        fenced: the owner appends their state again
+ *   "I" + Idempotency-Key -> uid (36 bytes), request hash and created_at
+ *                        (both int64 big-endian): the create the key made
  * The "\0" prefix keeps these keys apart from any profile or email.
  */
 #include "store.h"
@@ -186,8 +188,11 @@ index_update(KCDB *db, const char *email_key, const char *uid, int add)
 	return uid_list_update(db, key, klen, uid, add, NULL);
 }
 
+/* The profile in a ProfileEvent, and (idem not NULL) the Idempotency-Key
+ * it carries ("" when none; idem has room for WIRE_IDEM_KEY_MAX + 1) with
+ * its request hash. */
 static Profile__V1__Profile *
-decode_profile(const void *buf, size_t len)
+decode_event(const void *buf, size_t len, char *idem, uint64_t *hash)
 {
 	Profile__V1__ProfileEvent *ev = profile__v1__profile_event__unpack(NULL, len, buf);
 	Profile__V1__Profile *p;
@@ -196,8 +201,32 @@ decode_profile(const void *buf, size_t len)
 		return NULL;
 	p = ev->profile;
 	ev->profile = NULL;
+	if (idem) {
+		snprintf(idem, WIRE_IDEM_KEY_MAX + 1, "%s", ev->idempotency_key);
+		*hash = ev->request_hash;
+	}
 	profile__v1__profile_event__free_unpacked(ev, NULL);
 	return p;
+}
+
+static Profile__V1__Profile *
+decode_profile(const void *buf, size_t len)
+{
+	return decode_event(buf, len, NULL, NULL);
+}
+
+/* Records the create an Idempotency-Key made. */
+static int
+idem_put(KCDB *db, const char *idem, const char *uid, uint64_t hash, int64_t created_at)
+{
+	char key[1 + WIRE_IDEM_KEY_MAX];
+	size_t klen = make_key(key, 'I', idem, strlen(idem));
+	uint8_t v[WIRE_UID_LEN + 16];
+
+	memcpy(v, uid, WIRE_UID_LEN);
+	put_be64(v + WIRE_UID_LEN, hash);
+	put_be64(v + WIRE_UID_LEN + 8, (uint64_t)created_at);
+	return kcdbset(db, key, klen, (const char *)v, sizeof v);
 }
 
 /* The fence state a batch changes, kept apart until its commit. */
@@ -217,7 +246,8 @@ apply_one(store *s, const store_record *r, fence_state *fs)
 	const char *why;
 	char uid[WIRE_UID_LEN + 1];
 	size_t plen, olen;
-	char *oldbuf;
+	char *oldbuf, idem[WIRE_IDEM_KEY_MAX + 1] = "";
+	uint64_t hash = 0;
 	int ok = 1, fenced = record_fenced(r, fs->fence);
 
 	fs->fence = record_fence_after(r, fs->fence);
@@ -243,7 +273,7 @@ apply_one(store *s, const store_record *r, fence_state *fs)
 	if (fs->n_fenced > 0 && !uid_list_update(s->db, fenced_key, FENCED_KEY_LEN, uid, 0, &fs->n_fenced))
 		return 0;
 	if (r->value != NULL) {
-		next = decode_profile(r->value, r->value_len);
+		next = decode_event(r->value, r->value_len, idem, &hash);
 		if (next == NULL || strcmp(next->uid, uid) != 0 ||
 		    wire_check_email(next->email, &why) != PROFILE_OK) {
 			log_warn("store: partition %d offset %lld: not a profile event for %s, skipped",
@@ -270,6 +300,8 @@ apply_one(store *s, const store_record *r, fence_state *fs)
 	if (ok)
 		ok = next ? kcdbset(s->db, pkey, plen, r->value, r->value_len)
 		          : (kcdbremove(s->db, pkey, plen) || kcdbecode(s->db) == KCENOREC);
+	if (ok && next != NULL && idem[0] != '\0')
+		ok = idem_put(s->db, idem, uid, hash, next->created_at);
 
 	if (old)
 		profile__v1__profile__free_unpacked(old, NULL);
@@ -382,6 +414,47 @@ store_get(store *s, const char *uid, Profile__V1__Profile **out)
 	if (p == NULL)
 		return PROFILE_INTERNAL;
 	*out = p;
+	return PROFILE_OK;
+}
+
+int
+store_idem_get(store *s, const char *idem, char *uid, uint64_t *hash, int64_t *created_at)
+{
+	char key[1 + WIRE_IDEM_KEY_MAX];
+	size_t klen = make_key(key, 'I', idem, strlen(idem)), len;
+	char *v = kcdbget(s->db, key, klen, &len);
+
+	if (v == NULL)
+		return store_status(s->db) == PROFILE_NOT_FOUND ? PROFILE_NOT_FOUND : PROFILE_INTERNAL;
+	if (len != WIRE_UID_LEN + 16) {
+		kcfree(v);
+		return PROFILE_INTERNAL;
+	}
+	memcpy(uid, v, WIRE_UID_LEN);
+	uid[WIRE_UID_LEN] = '\0';
+	*hash = get_be64((uint8_t *)v + WIRE_UID_LEN);
+	*created_at = (int64_t)get_be64((uint8_t *)v + WIRE_UID_LEN + 8);
+	kcfree(v);
+	return PROFILE_OK;
+}
+
+int
+store_get_idem(store *s, const char *uid, char *idem, uint64_t *hash)
+{
+	char key[1 + WIRE_UID_LEN];
+	size_t klen = make_key(key, 'P', uid, WIRE_UID_LEN), len;
+	char *buf = kcdbget(s->db, key, klen, &len);
+	Profile__V1__Profile *p;
+
+	idem[0] = '\0';
+	*hash = 0;
+	if (buf == NULL)
+		return store_status(s->db) == PROFILE_NOT_FOUND ? PROFILE_NOT_FOUND : PROFILE_INTERNAL;
+	p = decode_event(buf, len, idem, hash);
+	kcfree(buf);
+	if (p == NULL)
+		return PROFILE_INTERNAL;
+	profile__v1__profile__free_unpacked(p, NULL);
 	return PROFILE_OK;
 }
 

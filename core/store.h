@@ -3,7 +3,8 @@
  * One Kyoto Cabinet hash database per partition holds, for that partition:
  * every live profile (key "P<uid>", value = the ProfileEvent bytes of its
  * newest record), the email index (key "E<lower-cased email>", value = the
- * uids with that email, 36 bytes each) and the applied position (the offset
+ * uids with that email, 36 bytes each), the Idempotency-Keys of creates
+ * (key "I<key>") and the applied position (the offset
  * and a fingerprint of the last record applied) with the partition's current
  * fence (fence.h). A batch of records, its index changes and the new
  * position are one transaction, so after a crash the data and the position
@@ -66,6 +67,17 @@ int store_clear(store *s);
  * profile__v1__profile__free_unpacked; PROFILE_NOT_FOUND when absent;
  * PROFILE_INTERNAL on a store failure. */
 int store_get(store *s, const char *uid, Profile__V1__Profile **out);
+
+/* The create an Idempotency-Key made: PROFILE_OK with its uid (room for
+ * WIRE_UID_LEN + 1), request hash and created_at; PROFILE_NOT_FOUND;
+ * PROFILE_INTERNAL. Kept once a record carrying the key was applied, also
+ * after the profile changed or was deleted. */
+int store_idem_get(store *s, const char *idem, char *uid, uint64_t *hash, int64_t *created_at);
+
+/* The Idempotency-Key the profile uid carries (from the create that made
+ * it; "" when none; idem has room for WIRE_IDEM_KEY_MAX + 1) and its request
+ * hash. PROFILE_OK, PROFILE_NOT_FOUND, PROFILE_INTERNAL. */
+int store_get_idem(store *s, const char *uid, char *idem, uint64_t *hash);
 
 /* Appends to *list (growing it with realloc; *count updated) every profile
  * whose lower-cased email is email_key. The caller owns the appended

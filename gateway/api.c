@@ -170,11 +170,15 @@ prepare_write(api_request *ar, int create, const char *body, size_t body_len)
 		answer_status(ar, PROFILE_INVALID_ARGUMENT, reason);
 		return;
 	}
-	ar->write = 1;
+	ar->write = CLIENT_WRITE;
 	if (create) {
 		profile__v1__create_request__init(&ar->body.create);
 		ar->body.create.username = ar->fields.username;
 		ar->body.create.email = ar->fields.email;
+		if (ar->idem[0] != '\0') {
+			ar->body.create.idempotency_key = ar->idem;
+			ar->write = CLIENT_IDEMPOTENT; /* safe to send again */
+		}
 		ar->req.body_case = PROFILE__V1__REQUEST__BODY_CREATE;
 		ar->req.create = &ar->body.create;
 	} else {
@@ -220,12 +224,51 @@ prepare_search(api_request *ar, const char *email)
 	ar->req.search = &ar->body.search;
 }
 
+int
+api_parse_idem_key(const char *header, char *out, const char **why)
+{
+	size_t n = 0;
+
+	if (header[0] != '"') {
+		if (strlen(header) > WIRE_IDEM_KEY_MAX)
+			return wire_check_idem_key(header, why);
+		snprintf(out, WIRE_IDEM_KEY_MAX + 1, "%s", header);
+		return wire_check_idem_key(out, why);
+	}
+	for (const char *p = header + 1;; p++) {
+		if (*p == '\0') {
+			*why = "Idempotency-Key: unterminated string";
+			return PROFILE_INVALID_ARGUMENT;
+		}
+		if (*p == '"') {
+			if (p[1] != '\0') {
+				*why = "Idempotency-Key: text after the string";
+				return PROFILE_INVALID_ARGUMENT;
+			}
+			break;
+		}
+		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+			p++;
+		else if (*p == '\\') {
+			*why = "Idempotency-Key: a backslash escapes only a quote or a backslash";
+			return PROFILE_INVALID_ARGUMENT;
+		}
+		if (n == WIRE_IDEM_KEY_MAX)
+			return wire_check_idem_key(header, why); /* too long */
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+	return wire_check_idem_key(out, why);
+}
+
 void
-api_prepare(api_request *ar, const api_context *ctx, const char *method, const char *path, const char *email,
-            const char *if_match, const char *body, size_t body_len, int too_large)
+api_prepare(api_request *ar, const api_context *ctx, const api_input *in)
 {
 	const char *uid = NULL, *allow = NULL, *why = NULL;
-	int r;
+	const char *method = in->method, *path = in->path, *email = in->email, *if_match = in->if_match,
+	           *body = in->body;
+	size_t body_len = in->body_len;
+	int too_large = in->body_too_large, r;
 
 	memset(ar, 0, sizeof *ar);
 	profile__v1__request__init(&ar->req);
@@ -251,6 +294,11 @@ api_prepare(api_request *ar, const api_context *ctx, const char *method, const c
 			return;
 		}
 		lower_uid(ar->uid, uid);
+	}
+	if (in->idem_key != NULL && routes[r].id == R_CREATE &&
+	    api_parse_idem_key(in->idem_key, ar->idem, &why) != PROFILE_OK) {
+		answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
+		return;
 	}
 	if (if_match != NULL && (routes[r].id == R_UPDATE || routes[r].id == R_DELETE)) {
 		profile__v1__precondition__init(&ar->pre);
@@ -282,7 +330,7 @@ api_prepare(api_request *ar, const api_context *ctx, const char *method, const c
 		ar->body.del.uid = ar->uid;
 		if (ar->pre.check_case)
 			ar->body.del.precondition = &ar->pre;
-		ar->write = 1;
+		ar->write = CLIENT_WRITE;
 		ar->req.body_case = PROFILE__V1__REQUEST__BODY_DELETE;
 		ar->req.delete_ = &ar->body.del;
 		return;
@@ -364,6 +412,11 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 	}
 	if (resp->status != PROFILE__V1__STATUS__OK) {
 		answer_status(ar, (int)resp->status, resp->message);
+		/* The body was checked here: a keyed create the core refuses as
+		 * invalid reuses its key with another body (IETF httpapi draft). */
+		if (r->id == R_CREATE && ar->idem[0] != '\0' &&
+		    resp->status == PROFILE__V1__STATUS__INVALID_ARGUMENT)
+			ar->resp.http = 422;
 		return;
 	}
 	switch (r->id) {

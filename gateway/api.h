@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "body.h"
+#include "client_internal.h"
 #include "wire.h"
 
 #define API_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
@@ -39,8 +40,8 @@ typedef struct api_request {
 	/* API_CALL: the request to send, and how to read its reply. */
 	Profile__V1__Request req;
 	const api_context *ctx;
-	int route; /* index into the route table */
-	int write;
+	int route;            /* index into the route table */
+	int write;            /* a client_call mode: CLIENT_READ, CLIENT_WRITE, CLIENT_IDEMPOTENT */
 	uint32_t deadline_ms; /* at most this long for the call (0: the default) */
 	/* storage the request points into */
 	union {
@@ -55,15 +56,29 @@ typedef struct api_request {
 	body_fields fields;
 	char uid[WIRE_UID_LEN + 1];
 	char *email;
+	char idem[WIRE_IDEM_KEY_MAX + 1]; /* the create's Idempotency-Key, or "" */
 } api_request;
 
-/* Prepares ar for one HTTP request. email: the decoded `email` query
- * argument or NULL; if_match: the header or NULL; body_too_large: the body
- * exceeded API_BODY_MAX (body is then ignored). Always fills ar; free with
- * api_request_fini. */
-void api_prepare(api_request *ar, const api_context *ctx, const char *method, const char *path,
-                 const char *email, const char *if_match, const char *body, size_t body_len,
-                 int body_too_large);
+/* One HTTP request, as api_prepare reads it. */
+typedef struct api_input {
+	const char *method, *path;
+	const char *email;    /* the decoded `email` query argument, or NULL */
+	const char *if_match; /* the If-Match header, or NULL */
+	const char *idem_key; /* the Idempotency-Key header, or NULL */
+	const char *body;
+	size_t body_len;
+	int body_too_large; /* over API_BODY_MAX (body is then ignored) */
+} api_input;
+
+/* Prepares ar for one HTTP request (in and what it points to are borrowed
+ * until api_prepare returns). Always fills ar; free with api_request_fini. */
+void api_prepare(api_request *ar, const api_context *ctx, const api_input *in);
+
+/* Reads an Idempotency-Key header: a structured-field string ("...", with
+ * \" and \\ escapes) or, as many clients send it, the bare key. Into out
+ * (WIRE_IDEM_KEY_MAX + 1 bytes); PROFILE_OK or PROFILE_INVALID_ARGUMENT
+ * with *why. */
+int api_parse_idem_key(const char *header, char *out, const char **why);
 
 /* Turns the RPC outcome into ar->resp (call_status and resp as from
  * client_raw_fn; resp borrowed). */

@@ -91,6 +91,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 {
 	http_server *srv = cls;
 	exchange *x = *con_cls;
+	api_input in;
 	int rc;
 
 	(void)version;
@@ -122,10 +123,15 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 		return MHD_YES;
 	}
 
-	api_prepare(&x->ar, &srv->api, method, url,
-	            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "email"),
-	            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH), x->body,
-	            x->len, x->too_large);
+	in = (api_input){method,
+	                 url,
+	                 MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "email"),
+	                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH),
+	                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
+	                 x->body,
+	                 x->len,
+	                 x->too_large};
+	api_prepare(&x->ar, &srv->api, &in);
 	if (x->ar.kind == API_ANSWER) {
 		x->state = X_READY;
 		return queue(conn, &x->ar.resp);

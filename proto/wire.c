@@ -254,6 +254,36 @@ wire_mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+int
+wire_check_idem_key(const char *s, const char **why)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > WIRE_IDEM_KEY_MAX) {
+		*why = "Idempotency-Key must be 1 to 255 characters";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
+			*why = "Idempotency-Key must be printable ASCII";
+			return PROFILE_INVALID_ARGUMENT;
+		}
+	return PROFILE_OK;
+}
+
+uint64_t
+wire_request_hash(const char *username, const char *email)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const unsigned char *p = (const unsigned char *)username; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	h = (h ^ 0) * 0x100000001b3ULL;
+	for (const unsigned char *p = (const unsigned char *)email; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return h;
+}
+
 /* ---- encoded messages, field by field ---------------------------------- */
 
 /* A base-128 varint at buf[*at..len) (at most 10 bytes): 0, or -1. */

@@ -18,6 +18,7 @@
 #define WIRE_USERNAME_MAX 64       /* characters (code points) */
 #define WIRE_EMAIL_MAX 254         /* bytes (RFC 5321 path limit) */
 #define WIRE_MESSAGE_MAX (1 << 20) /* largest RPC message accepted */
+#define WIRE_IDEM_KEY_MAX 255      /* Idempotency-Key, characters */
 
 /* Field numbers of Response (profile.proto) read or written on encoded
  * answers, which a forwarding node relays without decoding them. */
@@ -36,6 +37,13 @@ int32_t wire_partition(const char *key, size_t len, int32_t count);
 int wire_check_uid(const char *s, const char **why); /* UUID, any case */
 int wire_check_username(const char *s, const char **why);
 int wire_check_email(const char *s, const char **why);
+/* An Idempotency-Key: 1 to WIRE_IDEM_KEY_MAX printable ASCII characters
+ * (space to tilde). */
+int wire_check_idem_key(const char *s, const char **why);
+
+/* The hash a keyed create is recognised by: FNV-1a (64 bits) of username,
+ * a NUL, and email, as given. */
+uint64_t wire_request_hash(const char *username, const char *email);
 
 /* 1 when s[0..len) is valid UTF-8 with no NUL and no overlong or surrogate
  * forms, else 0. */

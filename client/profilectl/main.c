@@ -23,7 +23,8 @@ static const char usage[] = "usage: profilectl [--core ADDR]... [--timeout SECON
                             "libprofile-client, or follows the Kafka topic (watch).\n"
                             "\n"
                             "commands:\n"
-                            "  create USERNAME EMAIL                 create a profile\n"
+                            "  create [--idempotency-key K] USERNAME EMAIL\n"
+                            "                                        create a profile\n"
                             "  get UID                               print a profile\n"
                             "  update UID [--username U] [--email E] [--if-version N]\n"
                             "                                        change a profile\n"
@@ -50,9 +51,12 @@ static const struct {
 	const char *name;
 	const char *help;
 } command_help[] = {
-    {"create", "usage: profilectl create USERNAME EMAIL\n\n"
+    {"create", "usage: profilectl create [--idempotency-key K] USERNAME EMAIL\n\n"
                "Creates a profile and prints it. USERNAME: 1-64 characters, no control\n"
-               "characters. EMAIL: local@domain with a dot in the domain.\n"},
+               "characters. EMAIL: local@domain with a dot in the domain.\n"
+               "--idempotency-key K (1-255 printable ASCII characters): repeating the\n"
+               "command with the same K, USERNAME and EMAIL prints the profile the first\n"
+               "one made instead of making another (and a lost answer is retried).\n"},
     {"get", "usage: profilectl get UID\n\nPrints the profile with this uid.\n"},
     {"update", "usage: profilectl update UID [--username U] [--email E] [--if-version N]\n\n"
                "Changes the username and/or email (at least one) and prints the whole\n"
@@ -111,7 +115,8 @@ fail(int status)
 int
 print_profile(const profile_info *p)
 {
-	if (jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at, p->updated_at) != 0)
+	if (jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at,
+	                         p->updated_at) != 0)
 		return -1;
 	fputc('\n', stdout);
 	fflush(stdout);
@@ -136,11 +141,13 @@ parse_version(const char *s, uint64_t *out)
 /* Per-command option parsing: returns the index of the first operand, or
  * -1 after printing help, -2 on a usage error. */
 static int
-command_options(int argc, char **argv, const char **username, const char **email, uint64_t *version)
+command_options(int argc, char **argv, const char **username, const char **email, uint64_t *version,
+                const char **idem)
 {
 	static const struct option opts[] = {{"username", required_argument, NULL, 'u'},
 	                                     {"email", required_argument, NULL, 'e'},
 	                                     {"if-version", required_argument, NULL, 'v'},
+	                                     {"idempotency-key", required_argument, NULL, 'k'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int c;
@@ -157,6 +164,11 @@ command_options(int argc, char **argv, const char **username, const char **email
 			if (!email)
 				goto bad;
 			*email = optarg;
+			break;
+		case 'k':
+			if (!idem)
+				goto bad;
+			*idem = optarg;
 			break;
 		case 'v':
 			if (!version || parse_version(optarg, version) != 0) {
@@ -191,7 +203,7 @@ want_operands(int argc, int first, int n, const char *cmd)
 static int
 run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 {
-	const char *cmd = argv[0], *username = NULL, *email = NULL;
+	const char *cmd = argv[0], *username = NULL, *email = NULL, *idem = NULL;
 	uint64_t version = PROFILE_ANY_VERSION;
 	profile_info *p = NULL;
 	profile_list *l = NULL;
@@ -200,18 +212,20 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	if (strcmp(cmd, "bench") == 0)
 		return bench_main(c, argc, argv);
 	if (strcmp(cmd, "update") == 0)
-		first = command_options(argc, argv, &username, &email, &version);
+		first = command_options(argc, argv, &username, &email, &version, NULL);
 	else if (strcmp(cmd, "delete") == 0)
-		first = command_options(argc, argv, NULL, NULL, &version);
+		first = command_options(argc, argv, NULL, NULL, &version, NULL);
+	else if (strcmp(cmd, "create") == 0)
+		first = command_options(argc, argv, NULL, NULL, NULL, &idem);
 	else
-		first = command_options(argc, argv, NULL, NULL, NULL);
+		first = command_options(argc, argv, NULL, NULL, NULL, NULL);
 	if (first < 0)
 		return first == -1 ? 0 : 2;
 
 	if (strcmp(cmd, "create") == 0) {
 		if (want_operands(argc, first, 2, cmd))
 			return 2;
-		rc = profile_create(c, argv[first], argv[first + 1], deadline_ms, &p);
+		rc = profile_create_idempotent(c, argv[first], argv[first + 1], idem, deadline_ms, &p);
 	} else if (strcmp(cmd, "get") == 0) {
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
@@ -319,8 +333,9 @@ main(int argc, char **argv)
 #ifdef PROFILECTL_WATCH
 		return watch_main(argc, argv);
 #else
-		fprintf(stderr, "profilectl: watch reads Kafka with librdkafka, and this profilectl was built "
-		                "without it (cmake -DPROFILE_WATCH=ON)\n");
+		fprintf(stderr,
+		        "profilectl: watch reads Kafka with librdkafka, and this profilectl was built "
+		        "without it (cmake -DPROFILE_WATCH=ON)\n");
 		return 2;
 #endif
 	}

@@ -210,8 +210,8 @@ route_start(profile_client *c, const char *const *addrs)
 	return PROFILE_OK;
 }
 
-/* The address to try first for req: its uid's owner when known and
- * connected, else the next connected one. */
+/* The address to try first for req: the owner of its uid (or of a keyed
+ * create's key) when known and connected, else the next connected one. */
 static size_t
 first_address(profile_client *c, const Profile__V1__Request *req)
 {
@@ -230,13 +230,17 @@ first_address(profile_client *c, const Profile__V1__Request *req)
 		case PROFILE__V1__REQUEST__BODY_DELETE:
 			uid = req->delete_->uid;
 			break;
+		case PROFILE__V1__REQUEST__BODY_CREATE: /* a keyed one lives where its key does */
+			if (req->create->idempotency_key[0] != '\0')
+				uid = req->create->idempotency_key;
+			break;
 		default:
 			break;
 		}
 	}
-	if (uid && strlen(uid) == WIRE_UID_LEN) {
+	if (uid && strlen(uid) > 0) {
 		int16_t idx =
-		    __atomic_load_n(&c->route[wire_partition(uid, WIRE_UID_LEN, count)], __ATOMIC_RELAXED);
+		    __atomic_load_n(&c->route[wire_partition(uid, strlen(uid), count)], __ATOMIC_RELAXED);
 		if (idx >= 0 && (size_t)idx < c->n && call_channel_usable(c->ch[idx]))
 			return (size_t)idx;
 	}
@@ -250,8 +254,9 @@ typedef struct attempt {
 	Profile__V1__Request *req;
 	int64_t deadline; /* monotonic ms */
 	uint32_t total;   /* the whole deadline, ms */
-	int write;
-	size_t idx; /* address in use */
+	int mode;         /* CLIENT_READ, CLIENT_WRITE, CLIENT_IDEMPOTENT */
+	int maybe_run;    /* a try may have run: never end "not executed" */
+	size_t idx;       /* address in use */
 	unsigned tries;
 	nng_aio *sleep;
 	client_raw_fn done;
@@ -267,6 +272,15 @@ attempt_finish(attempt *a, int status, Profile__V1__Response *resp)
 	void *arg = a->arg;
 	profile_client *c = a->c;
 
+	/* An idempotent write retried after an unknown outcome: its last try's
+	 * "not executed" does not cover the earlier ones. */
+	if (a->maybe_run && (status == PROFILE_UNAVAILABLE ||
+	                     (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__UNAVAILABLE))) {
+		if (resp)
+			profile__v1__response__free_unpacked(resp, NULL);
+		resp = NULL;
+		status = PROFILE_DEADLINE_EXCEEDED;
+	}
 	/* The sleep aio may be the one whose callback we are in: reap, not free. */
 	if (a->sleep)
 		nng_aio_reap(a->sleep);
@@ -297,15 +311,17 @@ pick(profile_client *c, size_t from)
 /* How long one try may wait for its answer. A write waits out the whole
  * deadline: it may have run, so it is never sent twice. A read, with other
  * addresses to go to, waits a third of the deadline (at least
- * READ_TRY_MIN_MS), so a hung node costs it one try, not the deadline. The
+ * READ_TRY_MIN_MS), so a hung node costs it one try, not the deadline; so
+ * does an idempotent write (a create with an Idempotency-Key), which is
+ * safe to send again. The
  * node keeps a margin inside whatever it is given, so a node that cannot
  * serve in time still answers UNAVAILABLE before the try runs out. */
 static uint32_t
-try_budget(const profile_client *c, uint32_t total_ms, int write, int64_t left)
+try_budget(const profile_client *c, uint32_t total_ms, int mode, int64_t left)
 {
 	uint32_t t = total_ms / 3;
 
-	if (!write && c->n > 1) {
+	if (mode != CLIENT_WRITE && c->n > 1) {
 		if (t < READ_TRY_MIN_MS)
 			t = READ_TRY_MIN_MS;
 		if ((int64_t)t < left)
@@ -318,10 +334,16 @@ static void
 on_answer(void *arg, int status, Profile__V1__Response *resp)
 {
 	attempt *a = arg;
+	int unknown = status == PROFILE_DEADLINE_EXCEEDED ||
+	              (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__DEADLINE_EXCEEDED);
 	int unavailable = status == PROFILE_UNAVAILABLE ||
-	                  (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__UNAVAILABLE);
+	                  (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__UNAVAILABLE) ||
+	                  (unknown && a->mode == CLIENT_IDEMPOTENT);
 	int64_t left = a->deadline - wire_mono_ms();
 	unsigned backoff;
+
+	if (unknown)
+		a->maybe_run = 1;
 
 	/* A try needs time for a node to answer it, margin included: with less
 	 * than a tenth of the deadline left, the answer stands. */
@@ -362,20 +384,21 @@ attempt_send(attempt *a)
 	int rc;
 
 	if (left <= 0 || __atomic_load_n(&a->c->closing, __ATOMIC_ACQUIRE)) {
-		attempt_finish(a, a->tries || !a->write ? PROFILE_UNAVAILABLE : PROFILE_DEADLINE_EXCEEDED,
-		               NULL);
+		attempt_finish(
+		    a, a->tries || a->mode == CLIENT_READ ? PROFILE_UNAVAILABLE : PROFILE_DEADLINE_EXCEEDED,
+		    NULL);
 		return;
 	}
 	/* With other addresses to try, do not wait the whole deadline on one
 	 * that takes nothing. */
-	rc = call_start(a->c->ch[a->idx], a->req, try_budget(a->c, a->total, a->write, left),
-	                a->c->n > 1 ? SEND_TIMEOUT_MS : 0, a->write, on_answer, a);
+	rc = call_start(a->c->ch[a->idx], a->req, try_budget(a->c, a->total, a->mode, left),
+	                a->c->n > 1 ? SEND_TIMEOUT_MS : 0, a->mode != CLIENT_READ, on_answer, a);
 	if (rc != PROFILE_OK)
 		attempt_finish(a, rc, NULL);
 }
 
 int
-client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, int write, client_raw_fn done,
+client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, int mode, client_raw_fn done,
             void *arg)
 {
 	attempt *a;
@@ -391,14 +414,14 @@ client_call(profile_client *c, Profile__V1__Request *req, uint32_t deadline_ms, 
 	a->req = req;
 	a->deadline = wire_mono_ms() + deadline_ms;
 	a->total = deadline_ms;
-	a->write = write;
+	a->mode = mode;
 	a->done = done;
 	a->arg = arg;
 	a->idx = first_address(c, req);
 	__atomic_add_fetch(&c->attempts, 1, __ATOMIC_ACQ_REL);
 	/* The first send's failure to start is the caller's to see. */
-	rc = call_start(c->ch[a->idx], req, try_budget(c, deadline_ms, write, deadline_ms),
-	                c->n > 1 ? SEND_TIMEOUT_MS : 0, write, on_answer, a);
+	rc = call_start(c->ch[a->idx], req, try_budget(c, deadline_ms, mode, deadline_ms),
+	                c->n > 1 ? SEND_TIMEOUT_MS : 0, mode != CLIENT_READ, on_answer, a);
 	if (rc != PROFILE_OK) {
 		free(a);
 		__atomic_sub_fetch(&c->attempts, 1, __ATOMIC_RELEASE);
@@ -463,7 +486,7 @@ typedef struct op {
 	} body;
 	Profile__V1__Precondition pre;
 	char uid[WIRE_UID_LEN + 1];
-	char *username, *email;
+	char *username, *email, *idem;
 	profile_done_fn done;
 	void *arg;
 } op;
@@ -473,6 +496,7 @@ op_free(op *o)
 {
 	free(o->username);
 	free(o->email);
+	free(o->idem);
 	free(o);
 }
 
@@ -549,9 +573,9 @@ op_new(profile_done_fn done, void *arg)
 }
 
 static int
-op_start(profile_client *c, op *o, uint32_t deadline_ms, int write)
+op_start(profile_client *c, op *o, uint32_t deadline_ms, int mode)
 {
-	int rc = client_call(c, &o->req, deadline_ms, write, op_answer, o);
+	int rc = client_call(c, &o->req, deadline_ms, mode, op_answer, o);
 
 	if (rc != PROFILE_OK)
 		op_free(o);
@@ -623,18 +647,21 @@ op_for_uid(profile_client *c, const char *uid, profile_done_fn done, void *arg, 
 }
 
 int
-profile_create_async(profile_client *c, const char *username, const char *email, uint32_t deadline_ms,
-                     profile_done_fn done, void *arg)
+profile_create_idempotent_async(profile_client *c, const char *username, const char *email,
+                                const char *idempotency_key, uint32_t deadline_ms, profile_done_fn done,
+                                void *arg)
 {
 	op *o;
 
 	set_message("");
 	if (c == NULL || done == NULL)
 		return check(PROFILE_INVALID_ARGUMENT, "no handle or no callback");
-	if (rule(wire_check_username, username) || rule(wire_check_email, email))
+	if (rule(wire_check_username, username) || rule(wire_check_email, email) ||
+	    (idempotency_key && rule(wire_check_idem_key, idempotency_key)))
 		return PROFILE_INVALID_ARGUMENT;
 	if ((o = op_new(done, arg)) == NULL || (o->username = strdup(username)) == NULL ||
-	    (o->email = strdup(email)) == NULL) {
+	    (o->email = strdup(email)) == NULL ||
+	    (idempotency_key && (o->idem = strdup(idempotency_key)) == NULL)) {
 		if (o)
 			op_free(o);
 		return PROFILE_RESOURCE_EXHAUSTED;
@@ -642,9 +669,18 @@ profile_create_async(profile_client *c, const char *username, const char *email,
 	profile__v1__create_request__init(&o->body.create);
 	o->body.create.username = o->username;
 	o->body.create.email = o->email;
+	if (o->idem)
+		o->body.create.idempotency_key = o->idem;
 	o->req.body_case = PROFILE__V1__REQUEST__BODY_CREATE;
 	o->req.create = &o->body.create;
-	return op_start(c, o, deadline_ms, 1);
+	return op_start(c, o, deadline_ms, o->idem ? CLIENT_IDEMPOTENT : CLIENT_WRITE);
+}
+
+int
+profile_create_async(profile_client *c, const char *username, const char *email, uint32_t deadline_ms,
+                     profile_done_fn done, void *arg)
+{
+	return profile_create_idempotent_async(c, username, email, NULL, deadline_ms, done, arg);
 }
 
 int
@@ -659,7 +695,7 @@ profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms, prof
 	o->body.get.uid = o->uid;
 	o->req.body_case = PROFILE__V1__REQUEST__BODY_GET;
 	o->req.get = &o->body.get;
-	return op_start(c, o, deadline_ms, 0);
+	return op_start(c, o, deadline_ms, CLIENT_READ);
 }
 
 int
@@ -697,7 +733,7 @@ profile_update_async(profile_client *c, const char *uid, const char *username, c
 	set_precondition(o, expected_version, &u->precondition);
 	o->req.body_case = PROFILE__V1__REQUEST__BODY_UPDATE;
 	o->req.update = u;
-	return op_start(c, o, deadline_ms, 1);
+	return op_start(c, o, deadline_ms, CLIENT_WRITE);
 }
 
 int
@@ -714,7 +750,7 @@ profile_delete_async(profile_client *c, const char *uid, uint64_t expected_versi
 	set_precondition(o, expected_version, &o->body.del.precondition);
 	o->req.body_case = PROFILE__V1__REQUEST__BODY_DELETE;
 	o->req.delete_ = &o->body.del;
-	return op_start(c, o, deadline_ms, 1);
+	return op_start(c, o, deadline_ms, CLIENT_WRITE);
 }
 
 int
@@ -737,7 +773,7 @@ profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms,
 	o->body.search.email = o->email;
 	o->req.body_case = PROFILE__V1__REQUEST__BODY_SEARCH;
 	o->req.search = &o->body.search;
-	return op_start(c, o, deadline_ms, 0);
+	return op_start(c, o, deadline_ms, CLIENT_READ);
 }
 
 /* ---- blocking calls: an async call and a wait -------------------------- */
@@ -817,6 +853,18 @@ profile_create(profile_client *c, const char *username, const char *email, uint3
 
 	waiter_init(&w);
 	return finish_profile(&w, profile_create_async(c, username, email, deadline_ms, wake, &w), out);
+}
+
+int
+profile_create_idempotent(profile_client *c, const char *username, const char *email,
+                          const char *idempotency_key, uint32_t deadline_ms, profile_info **out)
+{
+	waiter w;
+
+	waiter_init(&w);
+	return finish_profile(
+	    &w, profile_create_idempotent_async(c, username, email, idempotency_key, deadline_ms, wake, &w),
+	    out);
 }
 
 int

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "profiles.h"
+#include "write.h"
 #include "store.h"
 
 static double
@@ -45,7 +45,7 @@ main(int argc, char **argv)
 		Profile__V1__ProfileEvent ev = PROFILE__V1__PROFILE_EVENT__INIT;
 		char name[32], email[64];
 
-		profiles_new_uid(uids[i]);
+		write_new_uid(uids[i]);
 		snprintf(name, sizeof name, "user%zu", i);
 		snprintf(email, sizeof email, "user%zu@bench.example", i);
 		p.uid = uids[i];

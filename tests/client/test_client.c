@@ -148,6 +148,30 @@ test_every_call(void)
 /* ---- deadlines and addresses ---------------------------------------------- */
 
 static void
+test_keyed_create_makes_one_profile(void)
+{
+	profile_client *c = open_on(core, 5000);
+	profile_info *p = NULL, *q = NULL;
+	char key[64];
+
+	snprintf(key, sizeof key, "client-%lld", (long long)ms_now());
+	CHECK_INT(profile_create_idempotent(c, "kay", "kay@mail.com", key, 0, &p), PROFILE_OK);
+	CHECK_INT(profile_create_idempotent(c, "kay", "kay@mail.com", key, 0, &q), PROFILE_OK);
+	if (p && q) {
+		CHECK_STR(q->uid, p->uid);
+		CHECK_INT(q->created_at, p->created_at);
+	}
+	profile_free(q);
+	q = NULL;
+	CHECK_INT(profile_create_idempotent(c, "kay", "other@mail.com", key, 0, &q),
+	          PROFILE_INVALID_ARGUMENT);
+	CHECK(strstr(profile_last_message(), "Idempotency-Key") != NULL);
+	CHECK(q == NULL);
+	profile_free(p);
+	profile_client_close(c);
+}
+
+static void
 test_down_core_is_unavailable_within_the_deadline(void)
 {
 	profile_client *c = open_on("tcp://127.0.0.1:1", 5000);
@@ -555,6 +579,40 @@ test_a_write_without_an_answer_is_sent_once(void)
 }
 
 static void
+test_a_keyed_create_without_an_answer_is_sent_again(void)
+{
+	fake silent, ok;
+	profile_client *c;
+	profile_info *p = NULL;
+
+	/* A create with an idempotency key is safe to repeat: a try the silent
+	 * node swallowed moves on to the other one, which answers. */
+	fake_start(&silent, F_SILENT);
+	fake_start(&ok, F_PROFILE);
+	c = open_two(silent.url, ok.url, 6000);
+	for (int i = 0; i < 3; i++) {
+		CHECK_INT(profile_create_idempotent(c, "bob", "bob@mail.com", "key-1", 0, &p), PROFILE_OK);
+		profile_free(p);
+		p = NULL;
+	}
+	CHECK_INT(requests(&ok), 3);
+	profile_client_close(c);
+	/* With no node answering it ends DEADLINE_EXCEEDED (it may have run),
+	 * never UNAVAILABLE, though it was sent more than once. */
+	c = open_two(silent.url, silent.url, 900);
+	CHECK_INT(profile_create_idempotent(c, "bob", "bob@mail.com", "key-2", 0, &p),
+	          PROFILE_DEADLINE_EXCEEDED);
+	CHECK(requests(&silent) >= 2);
+	CHECK(p == NULL);
+	CHECK_INT(profile_create_idempotent(c, "bob", "bob@mail.com", "", 0, &p), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(profile_create_idempotent(c, "bob", "bob@mail.com", "tab\there", 0, &p),
+	          PROFILE_INVALID_ARGUMENT);
+	profile_client_close(c);
+	fake_stop(&silent);
+	fake_stop(&ok);
+}
+
+static void
 test_a_read_without_an_answer_moves_on_and_is_never_deadline_exceeded(void)
 {
 	fake silent, ok;
@@ -669,6 +727,7 @@ main(int argc, char **argv)
 	core = argv[1];
 	test_bad_arguments_send_nothing();
 	test_every_call();
+	test_keyed_create_makes_one_profile();
 	test_down_core_is_unavailable_within_the_deadline();
 	test_a_dead_address_is_skipped();
 	test_one_handle_shared_by_threads();
@@ -677,6 +736,7 @@ main(int argc, char **argv)
 	test_only_unavailable_is_retried();
 	test_unavailable_on_one_node_lands_on_the_other();
 	test_a_write_without_an_answer_is_sent_once();
+	test_a_keyed_create_without_an_answer_is_sent_again();
 	test_a_read_without_an_answer_moves_on_and_is_never_deadline_exceeded();
 	test_a_black_holed_address_costs_a_second_not_the_deadline();
 	return check_done("test_client");

@@ -34,7 +34,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const api_context ctx = {cores, 1};
 	Profile__V1__Response *resp;
 	api_request ar;
-	char *path, *email, *if_match, *body;
+	char *path, *email, *if_match, *body, *idem;
+	api_input in;
 	int method, status;
 
 	if (size < 2)
@@ -47,8 +48,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	email = field(&data, &size);
 	if_match = field(&data, &size);
 	body = field(&data, &size);
-	api_prepare(&ar, &ctx, methods[method], path, email[0] ? email : NULL, if_match[0] ? if_match : NULL, body,
-	            strlen(body), 0);
+	idem = field(&data, &size);
+	in = (api_input){methods[method],
+	                 path,
+	                 email[0] ? email : NULL,
+	                 if_match[0] ? if_match : NULL,
+	                 idem[0] ? idem : NULL,
+	                 body,
+	                 strlen(body),
+	                 0};
+	api_prepare(&ar, &ctx, &in);
 	if (ar.kind == API_CALL) {
 		/* Whatever comes back (the rest of the input as a reply). */
 		resp = profile__v1__response__unpack(NULL, size, data);

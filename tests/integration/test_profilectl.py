@@ -59,6 +59,16 @@ class Profilectl(StackTest):
         r = self.ctl("create", "env", "env@mail.com", env={"PROFILE_CORE": self.stack.core_addr[1]})
         self.assertEqual(r.returncode, 0, r)
 
+    def test_create_with_an_idempotency_key(self):
+        [p] = self.ok("create", "--idempotency-key", "ctl-1", "kay", "kay@mail.com")
+        self.assertEqual(self.ok("create", "--idempotency-key", "ctl-1", "kay", "kay@mail.com"), [p])
+        msg = self.fails(1, "INVALID_ARGUMENT", *self.core(), "create", "--idempotency-key", "ctl-1", "kay",
+                         "other@mail.com")
+        self.assertIn("Idempotency-Key", msg)
+        self.fails(1, "INVALID_ARGUMENT", *self.core(), "create", "--idempotency-key", "x" * 256, "kay",
+                   "kay@mail.com")
+        self.assertIn("--idempotency-key K", self.ctl("create", "--help").stdout)
+
     def test_down_core_and_usage_errors(self):
         t = time.monotonic()
         self.fails(1, "UNAVAILABLE", "--core", "tcp://127.0.0.1:1", "--timeout", "0.5", "get",

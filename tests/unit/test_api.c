@@ -13,7 +13,9 @@ static int
 prep(api_request *ar, const char *method, const char *path, const char *email, const char *if_match,
      const char *body)
 {
-	api_prepare(ar, &no_cores, method, path, email, if_match, body, body ? strlen(body) : 0, 0);
+	api_input in = {method, path, email, if_match, NULL, body, body ? strlen(body) : 0, 0};
+
+	api_prepare(ar, &no_cores, &in);
 	return ar->kind == API_ANSWER ? ar->resp.http : 0;
 }
 
@@ -121,8 +123,9 @@ static void
 test_body_too_large_is_413(void)
 {
 	api_request ar;
+	api_input big = {"POST", "/api/profile", NULL, NULL, NULL, NULL, 0, 1};
 
-	api_prepare(&ar, &no_cores, "POST", "/api/profile", NULL, NULL, NULL, 0, 1);
+	api_prepare(&ar, &no_cores, &big);
 	CHECK_INT(ar.resp.http, 413);
 	api_request_fini(&ar);
 }
@@ -293,6 +296,57 @@ test_finish(void)
 	api_request_fini(&ar);
 }
 
+/* Idempotency-Key: a structured-field string or the bare key; the key
+ * goes into the create and makes it safe to send again. */
+static void
+test_idempotency_key_forms(void)
+{
+	char key[WIRE_IDEM_KEY_MAX + 1], long_key[300];
+	const char *why = NULL;
+	api_request ar;
+	api_input in = {"POST",
+	                "/api/profile",
+	                NULL,
+	                NULL,
+	                "\"a\\\"b\"",
+	                "{\"username\":\"u\",\"email\":\"u@mail.com\"}",
+	                0,
+	                0};
+
+	CHECK_INT(api_parse_idem_key("abc-1", key, &why), PROFILE_OK);
+	CHECK_STR(key, "abc-1");
+	CHECK_INT(api_parse_idem_key("\"abc-1\"", key, &why), PROFILE_OK);
+	CHECK_STR(key, "abc-1");
+	CHECK_INT(api_parse_idem_key("\"a\\\\b\"", key, &why), PROFILE_OK);
+	CHECK_STR(key, "a\\b");
+	CHECK_INT(api_parse_idem_key("", key, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_idem_key("\"\"", key, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_idem_key("\"open", key, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_idem_key("\"a\" b", key, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_idem_key("\"a\\nb\"", key, &why), PROFILE_INVALID_ARGUMENT);
+	CHECK_INT(api_parse_idem_key("tab\there", key, &why), PROFILE_INVALID_ARGUMENT);
+	memset(long_key, 'x', 256);
+	long_key[256] = '\0';
+	CHECK_INT(api_parse_idem_key(long_key, key, &why), PROFILE_INVALID_ARGUMENT);
+	long_key[255] = '\0';
+	CHECK_INT(api_parse_idem_key(long_key, key, &why), PROFILE_OK);
+
+	in.body_len = strlen(in.body);
+	api_prepare(&ar, &no_cores, &in);
+	CHECK_INT(ar.kind, API_CALL);
+	CHECK_STR(ar.req.create->idempotency_key, "a\"b");
+	CHECK_INT(ar.write, CLIENT_IDEMPOTENT);
+	api_request_fini(&ar);
+	in.idem_key = "";
+	api_prepare(&ar, &no_cores, &in);
+	CHECK_INT(ar.resp.http, 400);
+	api_request_fini(&ar);
+	in.idem_key = NULL;
+	api_prepare(&ar, &no_cores, &in);
+	CHECK_INT(ar.write, CLIENT_WRITE);
+	api_request_fini(&ar);
+}
+
 int
 main(void)
 {
@@ -302,6 +356,7 @@ main(void)
 	test_body_too_large_is_413();
 	test_search_arguments();
 	test_if_match_forms();
+	test_idempotency_key_forms();
 	test_status_table();
 	test_finish();
 	return check_done("test_api");

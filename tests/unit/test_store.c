@@ -245,6 +245,56 @@ test_fenced_records_are_not_applied(const char *dir)
 	store_close(s);
 }
 
+/* A packed ProfileEvent carrying an Idempotency-Key. */
+static size_t
+keyed_event(uint8_t *buf, const char *uid, const char *username, uint64_t version, const char *key,
+            uint64_t hash)
+{
+	Profile__V1__Profile p = PROFILE__V1__PROFILE__INIT;
+	Profile__V1__ProfileEvent ev = PROFILE__V1__PROFILE_EVENT__INIT;
+
+	p.uid = (char *)uid;
+	p.username = (char *)username;
+	p.email = "k@mail.com";
+	p.version = version;
+	p.created_at = 777;
+	p.updated_at = 777 + (int64_t)version;
+	ev.type = version == 1 ? PROFILE__V1__EVENT_TYPE__CREATED : PROFILE__V1__EVENT_TYPE__UPDATED;
+	ev.profile = &p;
+	ev.idempotency_key = (char *)key;
+	ev.request_hash = hash;
+	return profile__v1__profile_event__pack(&ev, buf);
+}
+
+/* The key index: kept from any record carrying a key (a create, or a later
+ * record that carries it on after compaction removed the create), and kept
+ * after the profile is deleted. */
+static void
+test_idempotency_keys_are_indexed(const char *dir)
+{
+	uint8_t v[512];
+	size_t l = keyed_event(v, uid_b, "later", 3, "key-b", 42);
+	store_record recs[2] = {rec(0, uid_b, v, l), rec(1, uid_b, NULL, 0)};
+	char uid[WIRE_UID_LEN + 1], idem[WIRE_IDEM_KEY_MAX + 1];
+	uint64_t hash = 0;
+	int64_t created = 0;
+	store *s;
+
+	CHECK_INT(store_open(&s, dir, 6, NULL), PROFILE_OK);
+	CHECK_INT(store_idem_get(s, "key-b", uid, &hash, &created), PROFILE_NOT_FOUND);
+	CHECK_INT(store_apply(s, recs, 1), PROFILE_OK); /* only a version 3 is left in the log */
+	CHECK_INT(store_get_idem(s, uid_b, idem, &hash), PROFILE_OK);
+	CHECK_STR(idem, "key-b");
+	CHECK_INT(hash, 42);
+	CHECK_INT(store_apply(s, recs + 1, 1), PROFILE_OK); /* deleted */
+	CHECK_INT(store_idem_get(s, "key-b", uid, &hash, &created), PROFILE_OK);
+	CHECK_STR(uid, uid_b);
+	CHECK_INT(hash, 42);
+	CHECK_INT(created, 777);
+	CHECK_INT(store_get_idem(s, uid_b, idem, &hash), PROFILE_NOT_FOUND);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -258,6 +308,7 @@ main(void)
 	test_position_persists_with_data(dir);
 	test_foreign_records_are_skipped(dir);
 	test_fenced_records_are_not_applied(dir);
+	test_idempotency_keys_are_indexed(dir);
 	test_open_fails_cleanly_on_a_bad_directory();
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)

@@ -114,6 +114,19 @@ PROFILE_API void profile_client_set_deadline(profile_client *c, uint32_t deadlin
 PROFILE_API int profile_create(profile_client *c, const char *username, const char *email,
                                uint32_t deadline_ms, profile_info **out);
 
+/* profile_create with an idempotency key (as HTTP's Idempotency-Key: 1..255
+ * printable ASCII characters; NULL: none). The same key with the same
+ * username and email answers with the profile the first call made (its
+ * version 1), however often it is repeated, on any node, and after
+ * failovers and restarts, instead of making another; with another username
+ * or email it is PROFILE_INVALID_ARGUMENT. Because repeating it is safe, the
+ * library also retries it after an unknown outcome (a lost answer) within
+ * the deadline; PROFILE_DEADLINE_EXCEEDED then means no try got an answer,
+ * and calling again with the same key is the way to learn the outcome. */
+PROFILE_API int profile_create_idempotent(profile_client *c, const char *username, const char *email,
+                                          const char *idempotency_key, uint32_t deadline_ms,
+                                          profile_info **out);
+
 /* Looks a profile up by uid. PROFILE_NOT_FOUND when there is none. */
 PROFILE_API int profile_get(profile_client *c, const char *uid, uint32_t deadline_ms, profile_info **out);
 
@@ -156,6 +169,9 @@ typedef void (*profile_done_fn)(void *arg, int status, void *result);
  * in flight. */
 PROFILE_API int profile_create_async(profile_client *c, const char *username, const char *email,
                                      uint32_t deadline_ms, profile_done_fn done, void *arg);
+PROFILE_API int profile_create_idempotent_async(profile_client *c, const char *username, const char *email,
+                                                const char *idempotency_key, uint32_t deadline_ms,
+                                                profile_done_fn done, void *arg);
 PROFILE_API int profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms,
                                   profile_done_fn done, void *arg);
 PROFILE_API int profile_update_async(profile_client *c, const char *uid, const char *username,
