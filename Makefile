@@ -14,7 +14,7 @@ RESTART    ?= always
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps configure build run test bench fuzz clean
+.PHONY: all deps configure build run test bench fuzz chaos chaos-control clean
 
 all: build
 
@@ -49,6 +49,23 @@ fuzz: deps
 	    2>build-fuzz/$$t.log || { tail -50 build-fuzz/$$t.log; exit 1; }; \
 	  grep -h "stat::number_of_executed_units" build-fuzz/$$t.log | sed "s/^/$$t: /"; \
 	done
+
+# The chaos verifier (minutes): ROUNDS fault rounds (nodes killed and
+# stalled, the gateway killed, the whole stack restarted once) under a mixed
+# load, then every promise checked; any anomaly fails it. CHAOS_ARGS passes
+# more (see tests/chaos/chaos.py --help).
+ROUNDS ?= 20
+CHAOS_ARGS ?=
+chaos: deps
+	@$(MAKE) --no-print-directory build
+	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/chaos/chaos.py --rounds $(ROUNDS) $(CHAOS_ARGS)
+
+# The control: the same checks with fencing off, stalls only and a write
+# delay. It succeeds only if the checks find the stale writes this allows.
+chaos-control: deps
+	@$(MAKE) --no-print-directory build
+	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/chaos/chaos.py --rounds $(ROUNDS) --faults stall \
+	  --write-delay-ms 1500 --fault-fence-off --expect-anomalies $(CHAOS_ARGS)
 
 bench: deps
 	@$(MAKE) --no-print-directory build

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fence_kafka.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -154,20 +155,6 @@ seek(changelog *cl, int32_t p, int64_t offset)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* The fence token a record carries (fence.h), or -1. */
-static int64_t
-fence_of(rd_kafka_message_t *m)
-{
-	rd_kafka_headers_t *hdrs;
-	const void *v;
-	size_t len;
-
-	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    rd_kafka_header_get_last(hdrs, FENCE_HEADER, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return -1;
-	return fence_token(v, len);
-}
-
 /* Hands msgs[0..n) (one partition, log order) to the handler. */
 static void
 deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *recs)
@@ -181,7 +168,7 @@ deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *re
 		recs[i].key_len = msgs[i]->key_len;
 		recs[i].value = msgs[i]->payload;
 		recs[i].value_len = msgs[i]->len;
-		recs[i].fence = fence_of(msgs[i]);
+		recs[i].fence = fence_token_of(msgs[i]);
 	}
 	to = cl->h.records(cl->h.arg, p, recs, n);
 	if (to != CHANGELOG_CONTINUE)

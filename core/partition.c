@@ -250,6 +250,19 @@ ask(partitions *t, int32_t p, asks a)
 		t->hooks.restate(t->hooks.arg, p);
 }
 
+/* Under pt->mu, which it releases: wakes what p's state now lets go on,
+ * and asks the node for what p needs. */
+static void
+settle_unlock(partitions *t, part *pt, int32_t p)
+{
+	partition_waiter *w = take_waiters(t, pt, KEPT);
+	asks a = asks_for(t, pt);
+
+	pthread_mutex_unlock(&pt->mu);
+	wake_all(w);
+	ask(t, p, a);
+}
+
 /* Under pt->mu: the partition becomes active once the store reached the
  * restore target. */
 static void
@@ -374,10 +387,8 @@ int64_t
 partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 {
 	partitions *t = arg;
-	partition_waiter *w;
 	part *pt;
 	int64_t applied;
-	asks a;
 
 	if (p < 0 || p >= t->count || !t->parts[p].owned || t->parts[p].st == NULL)
 		return CHANGELOG_CONTINUE;
@@ -421,11 +432,7 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 	for (size_t i = 0; i < n && !pt->active; i++)
 		pt->replayed += !record_is_fence(&recs[i]); /* profile records only */
 	maybe_activate(pt, p);
-	w = take_waiters(t, pt, KEPT);
-	a = asks_for(t, pt);
-	pthread_mutex_unlock(&pt->mu);
-	wake_all(w);
-	ask(t, p, a);
+	settle_unlock(t, pt, p);
 	return CHANGELOG_CONTINUE;
 }
 
@@ -433,9 +440,7 @@ void
 partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 {
 	partitions *t = arg;
-	partition_waiter *w;
 	part *pt;
-	asks a;
 
 	if (p < 0 || p >= t->count)
 		return;
@@ -448,11 +453,7 @@ partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 		pt->target_known = 1;
 		maybe_activate(pt, p);
 	}
-	w = take_waiters(t, pt, KEPT);
-	a = asks_for(t, pt);
-	pthread_mutex_unlock(&pt->mu);
-	wake_all(w);
-	ask(t, p, a);
+	settle_unlock(t, pt, p);
 }
 
 int
@@ -559,44 +560,37 @@ void
 partitions_claim(partitions *t, int32_t p, int claim)
 {
 	part *pt = &t->parts[p];
-	partition_waiter *w = NULL;
-	asks a = {0, 0, 0};
 
 	pthread_mutex_lock(&pt->mu);
-	if (pt->claimed != !!claim) {
-		pt->claimed = !!claim;
-		pt->gen++;
-		pt->own_fence = -1;
-		pt->fence_asked = 0;
-		w = take_waiters(t, pt, KEPT);
-		a = asks_for(t, pt);
+	if (pt->claimed == !!claim) {
+		pthread_mutex_unlock(&pt->mu);
+		return;
 	}
-	pthread_mutex_unlock(&pt->mu);
-	wake_all(w);
-	ask(t, p, a);
+	pt->claimed = !!claim;
+	pt->gen++;
+	pt->own_fence = -1;
+	pt->fence_asked = 0;
+	settle_unlock(t, pt, p);
 }
 
 void
 partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset)
 {
 	part *pt = &t->parts[p];
-	partition_waiter *w = NULL;
-	asks a = {0, 0, 0};
 
 	pthread_mutex_lock(&pt->mu);
-	if (pt->gen == gen && pt->claimed) {
-		pt->fence_asked = 0;
-		if (offset >= 0) {
-			pt->own_fence = offset;
-			log_info("partition %d: fenced at offset %lld; writes carry it", (int)p,
-			         (long long)offset);
-			w = take_waiters(t, pt, KEPT);
-			a = asks_for(t, pt);
-		}
+	if (pt->gen != gen || !pt->claimed) {
+		pthread_mutex_unlock(&pt->mu);
+		return;
+	}
+	pt->fence_asked = 0; /* on a failure, the next tick asks again */
+	if (offset >= 0) {
+		pt->own_fence = offset;
+		log_info("partition %d: fenced at offset %lld; writes carry it", (int)p, (long long)offset);
+		settle_unlock(t, pt, p);
+		return;
 	}
 	pthread_mutex_unlock(&pt->mu);
-	wake_all(w);
-	ask(t, p, a);
 }
 
 void

@@ -19,11 +19,15 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "log.h"
 
 enum { X_READING, X_WAITING, X_READY };
+
+/* How much past the longest call a stop waits for answers to be sent. */
+#define CLOSE_SLACK_MS 1000
 
 typedef struct exchange {
 	struct http_server *srv;
@@ -32,6 +36,7 @@ typedef struct exchange {
 	char *body;
 	size_t len;
 	int too_large;
+	int suspended; /* was suspended: counted in srv->suspended until completed */
 	api_request ar;
 } exchange;
 
@@ -40,6 +45,7 @@ struct http_server {
 	profile_client *client;
 	http_config cfg;
 	api_context api;
+	int suspended; /* atomic: exchanges suspended and not yet completed */
 };
 
 /* Queues r. The body (malloc'd) is handed to libmicrohttpd, which frees it
@@ -137,6 +143,8 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 		return queue(conn, &x->ar.resp);
 	}
 	x->state = X_WAITING;
+	x->suspended = 1;
+	__atomic_add_fetch(&srv->suspended, 1, __ATOMIC_ACQ_REL);
 	MHD_suspend_connection(conn);
 	rc = client_call(srv->client, &x->ar.req,
 	                 x->ar.deadline_ms && x->ar.deadline_ms < srv->cfg.call_timeout_ms
@@ -162,6 +170,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 	(void)toe;
 	if (x == NULL)
 		return;
+	if (x->suspended)
+		__atomic_sub_fetch(&x->srv->suspended, 1, __ATOMIC_ACQ_REL);
 	api_request_fini(&x->ar);
 	free(x->body);
 	free(x);
@@ -215,11 +225,25 @@ http_server_open(http_server **out, const http_config *cfg, profile_client *clie
 void
 http_server_close(http_server *srv)
 {
+	struct timespec pause = {0, 10 * 1000000L};
+	int64_t end;
+	int left;
+
 	if (srv == NULL)
 		return;
-	/* Suspended connections resume when their RPC completes (within its
-	 * deadline); MHD_stop_daemon waits for them. */
+	/* libmicrohttpd aborts the process when it is stopped with a connection
+	 * suspended: let every call in flight complete (within its deadline)
+	 * and its answer be sent first. */
 	MHD_quiesce_daemon(srv->d);
+	end = wire_mono_ms() + srv->cfg.call_timeout_ms + CLOSE_SLACK_MS;
+	while (__atomic_load_n(&srv->suspended, __ATOMIC_ACQUIRE) > 0 && wire_mono_ms() < end)
+		nanosleep(&pause, NULL);
+	if ((left = __atomic_load_n(&srv->suspended, __ATOMIC_ACQUIRE)) > 0) {
+		/* Cannot happen while calls keep their deadlines; stopping now
+		 * would abort, so the daemon is left to the process exit. */
+		log_warn("%d request(s) still unanswered at shutdown; not waiting longer", left);
+		return;
+	}
 	MHD_stop_daemon(srv->d);
 	free(srv);
 }

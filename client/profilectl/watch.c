@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fence.h"
+#include "fence_kafka.h"
 #include "profile.pb-c.h"
 #include "profilectl.h"
 #include "wire.h"
@@ -28,27 +28,13 @@ on_signal(int sig)
 	stop = 1;
 }
 
-/* The token m carries (fence.h), or -1. */
-static int64_t
-token_of(rd_kafka_message_t *m)
-{
-	rd_kafka_headers_t *hdrs;
-	const void *v;
-	size_t len;
-
-	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    rd_kafka_header_get_last(hdrs, FENCE_HEADER, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return -1;
-	return fence_token(v, len);
-}
-
 /* 1 when m is a change to print: not a fence record, and not fenced.
  * *current is m's partition's fence, kept up to date. */
 static int
 is_change(rd_kafka_message_t *m, int64_t *current)
 {
 	int is_fence = fence_is_record(m->key, m->key_len);
-	int64_t token = is_fence ? -1 : token_of(m);
+	int64_t token = is_fence ? -1 : fence_token_of(m);
 	int fenced = !is_fence && fence_rejects(token, *current);
 
 	*current = fence_after(is_fence, m->offset, token, *current);

@@ -244,6 +244,31 @@ class Shutdown(StackTest):
         self.assertLess(handover, 12)
 
 
+class GatewayStop(StackTest):
+    def test_sigterm_with_requests_in_flight_answers_them_and_exits_0(self):
+        """SIGTERM to the gateway while requests wait on a core that does
+        not answer (stopped): each is answered, and the gateway exits 0
+        (libmicrohttpd aborts a stop that finds a connection suspended)."""
+        s = self.stack
+        s.cores[1].p.send_signal(signal.SIGSTOP)
+        answers = []
+
+        def get():
+            answers.append(s.request("GET", "/api/profile/74292b21-0fbb-4f1d-a18f-fa80f947fa5d", timeout=30))
+        threads = [threading.Thread(target=get) for _ in range(8)]
+        try:
+            for t in threads:
+                t.start()
+            time.sleep(0.5)  # every request is in the gateway, waiting
+            self.assertEqual(s.gateway.stop(signal.SIGTERM, timeout=20), 0, s.gateway.tail())
+        finally:
+            s.cores[1].p.send_signal(signal.SIGCONT)
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted(r.status for r in answers), [503] * 8)
+        self.assertNotIn("Fatal error", s.gateway.tail())
+
+
 def varint(n):
     out = bytearray()
     while True:
