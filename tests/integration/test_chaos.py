@@ -20,7 +20,7 @@ class Chaos(unittest.TestCase):
                            capture_output=True, text=True, timeout=600,
                            env=dict(os.environ, PROFILE_BUILD=os.path.abspath(BUILD)))
         sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
-        self.assertEqual(r.returncode, 0, "chaos found anomalies (seed %d)" % seed)
+        self.assertEqual(r.returncode, 0, "chaos failed: anomalies, or a process problem at teardown (seed %d)" % seed)
         self.assertIn("anomalies: 0", r.stdout)
         self.assertRegex(r.stdout, r"checked: \d+ profiles, [1-9]\d* acknowledged writes")
 
