@@ -65,6 +65,7 @@ def _port_window():
 
 
 _rng = random.SystemRandom()  # parallel tests must not draw the same ports
+_given = set()  # ports handed out by this process: a server may not have bound its own yet
 
 
 def free_port_run(count=1):
@@ -73,12 +74,15 @@ def free_port_run(count=1):
     lo, hi = _port_window()
     for _ in range(500):
         base = _rng.randrange(lo, hi - count)
+        if any(base + k in _given for k in range(count)):
+            continue
         socks = []
         try:
             for k in range(count):
                 sk = socket.socket()
                 socks.append(sk)
                 sk.bind(("127.0.0.1", base + k))
+            _given.update(range(base, base + count))
             return base
         except OSError:
             continue
