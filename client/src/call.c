@@ -124,6 +124,18 @@ slot_finish(slot *s, int status, Profile__V1__Response *resp)
 		done(arg, status, resp);
 }
 
+/* A node answered: that clears a suspicion, unless it says it is going
+ * away. Written only when it changes: every answer passes here, on any of
+ * nng's threads. */
+static void
+answered(call_channel *ch, int draining)
+{
+	if (draining)
+		__atomic_store_n(&ch->suspect_until, wire_mono_ms() + SUSPECT_MS, __ATOMIC_RELAXED);
+	else if (__atomic_load_n(&ch->suspect_until, __ATOMIC_RELAXED) != 0)
+		__atomic_store_n(&ch->suspect_until, 0, __ATOMIC_RELAXED);
+}
+
 /* An answer to a call_start_bytes: checked field by field (not decoded) and
  * handed over as it came. */
 static void
@@ -139,7 +151,7 @@ slot_finish_bytes(slot *s, nng_msg *msg)
 	while ((rc = wire_field_next(b, len, &at, &f)) > 0)
 		if (f.number == WIRE_RESPONSE_DRAINING && f.type == 0)
 			draining = f.varint != 0;
-	__atomic_store_n(&s->ch->suspect_until, draining ? wire_mono_ms() + SUSPECT_MS : 0, __ATOMIC_RELAXED);
+	answered(s->ch, draining);
 	slot_release(s);
 	if (rc < 0) {
 		nng_msg_free(msg);
@@ -190,8 +202,7 @@ slot_cb(void *arg)
 	resp = profile__v1__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
 	nng_msg_free(msg);
 	/* An answer clears a suspicion, unless it says the node is going away. */
-	__atomic_store_n(&s->ch->suspect_until, resp && resp->draining ? wire_mono_ms() + SUSPECT_MS : 0,
-	                 __ATOMIC_RELAXED);
+	answered(s->ch, resp && resp->draining);
 	slot_finish(s, resp ? PROFILE_OK : PROFILE_INTERNAL, resp);
 }
 
