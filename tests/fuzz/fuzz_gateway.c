@@ -72,5 +72,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(email);
 	free(if_match);
 	free(body);
+	free(idem);
 	return 0;
 }
