@@ -35,6 +35,13 @@ struct changelog {
 	int stopping; /* atomic */
 	pthread_t consumer_thread, producer_thread;
 	int threads_started;
+	/* Partitioned mode: the tracer reads partitions this node lost, from
+	 * where its store stopped, for the handler's traced callback. */
+	rd_kafka_t *tracer;
+	pthread_t tracer_thread;
+	pthread_mutex_t trace_mu;
+	int64_t *trace_from; /* per partition: next offset to read, -1 = none */
+	int trace_changed;
 };
 
 static void
@@ -253,6 +260,68 @@ group_main(void *arg)
 	return NULL;
 }
 
+/* ---- the tracer: partitions this node lost ------------------------------ */
+
+/* Assigns the tracer what is asked of it now, each partition from its next
+ * offset. */
+static void
+trace_assign(changelog *cl)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+
+	pthread_mutex_lock(&cl->trace_mu);
+	cl->trace_changed = 0;
+	for (int32_t p = 0; p < cl->partitions; p++)
+		if (cl->trace_from[p] >= 0)
+			rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset = cl->trace_from[p];
+	pthread_mutex_unlock(&cl->trace_mu);
+	rd_kafka_assign(cl->tracer, l->cnt ? l : NULL);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void *
+tracer_main(void *arg)
+{
+	changelog *cl = arg;
+
+	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
+		rd_kafka_message_t *m;
+
+		if (__atomic_load_n(&cl->trace_changed, __ATOMIC_ACQUIRE))
+			trace_assign(cl);
+		if ((m = rd_kafka_consumer_poll(cl->tracer, 100)) == NULL)
+			continue;
+		if (m->err == 0 && m->partition >= 0 && m->partition < cl->partitions) {
+			store_record r = {m->offset,  m->key, m->key_len,
+			                  m->payload, m->len, fence_token_of(m)};
+			int more = cl->h.traced(cl->h.arg, m->partition, &r, 1);
+
+			pthread_mutex_lock(&cl->trace_mu);
+			if (cl->trace_from[m->partition] >= 0) {
+				cl->trace_from[m->partition] = more ? m->offset + 1 : -1;
+				if (!more)
+					__atomic_store_n(&cl->trace_changed, 1, __ATOMIC_RELEASE);
+			}
+			pthread_mutex_unlock(&cl->trace_mu);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	return NULL;
+}
+
+void
+changelog_trace(changelog *cl, int32_t p, int64_t from)
+{
+	if (cl->tracer == NULL || p < 0 || p >= cl->partitions)
+		return;
+	pthread_mutex_lock(&cl->trace_mu);
+	if (cl->trace_from[p] < 0 || from < cl->trace_from[p]) {
+		cl->trace_from[p] = from;
+		__atomic_store_n(&cl->trace_changed, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&cl->trace_mu);
+}
+
 static void *
 producer_main(void *arg)
 {
@@ -368,6 +437,15 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	}
 	cconf = NULL;
 	rd_kafka_poll_set_consumer(cl->consumer);
+	if (!cl->replicated &&
+	    ((cl->tracer = follower_new(cfg, consumer_defaults, cl)) == NULL ||
+	     (cl->trace_from = malloc((size_t)cl->partitions * sizeof *cl->trace_from)) == NULL)) {
+		rc = PROFILE_INVALID_ARGUMENT;
+		goto fail;
+	}
+	for (int32_t p = 0; cl->trace_from && p < cl->partitions; p++)
+		cl->trace_from[p] = -1;
+	pthread_mutex_init(&cl->trace_mu, NULL);
 	if (cl->replicated && (cl->follower = follower_new(cfg, consumer_defaults, cl)) == NULL) {
 		rc = PROFILE_INVALID_ARGUMENT;
 		goto fail;
@@ -382,6 +460,9 @@ fail:
 		rd_kafka_conf_destroy(cconf);
 	if (cl->follower)
 		rd_kafka_destroy(cl->follower);
+	if (cl->tracer)
+		rd_kafka_destroy(cl->tracer);
+	free(cl->trace_from);
 	if (cl->consumer)
 		rd_kafka_destroy(cl->consumer);
 	if (cl->producer)
@@ -404,6 +485,8 @@ changelog_close(changelog *cl, int timeout_ms)
 		pthread_join(cl->producer_thread, NULL);
 		if (cl->replicated)
 			pthread_join(cl->group_thread, NULL);
+		else
+			pthread_join(cl->tracer_thread, NULL);
 	} else {
 		rd_kafka_consumer_close(cl->consumer);
 		if (cl->follower)
@@ -411,6 +494,12 @@ changelog_close(changelog *cl, int timeout_ms)
 	}
 	if (cl->follower)
 		rd_kafka_destroy(cl->follower);
+	if (cl->tracer) {
+		rd_kafka_consumer_close(cl->tracer);
+		rd_kafka_destroy(cl->tracer);
+		pthread_mutex_destroy(&cl->trace_mu);
+	}
+	free(cl->trace_from);
 	rd_kafka_destroy(cl->consumer);
 	rd_kafka_destroy(cl->producer);
 	free(cl->topic);
@@ -452,6 +541,12 @@ changelog_start(changelog *cl, const changelog_handler *h)
 	if (pthread_create(&cl->consumer_thread, NULL, consumer_main, cl) != 0) {
 		__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
 		pthread_join(cl->producer_thread, NULL);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	if (!cl->replicated && pthread_create(&cl->tracer_thread, NULL, tracer_main, cl) != 0) {
+		__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
+		pthread_join(cl->producer_thread, NULL);
+		pthread_join(cl->consumer_thread, NULL);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	if (cl->replicated && pthread_create(&cl->group_thread, NULL, group_main, cl) != 0) {

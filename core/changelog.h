@@ -51,6 +51,10 @@ typedef struct changelog_handler {
 	/* The consumer is up to date with p up to hi (next offset): called
 	 * when a fetch shows no more records. */
 	void (*caught_up)(void *arg, int32_t p, int64_t hi);
+	/* Partitioned mode: records of partition p, which this node lost, read
+	 * since changelog_trace asked for them (the tracer's thread). Return 1
+	 * to go on reading p, 0 to stop. */
+	int (*traced)(void *arg, int32_t p, const store_record *recs, size_t n);
 	/* After each rebalance: the whole assignment now (consumer thread). */
 	void (*rebalanced)(void *arg, const int32_t *parts, size_t n);
 	void *rebalanced_arg;
@@ -100,6 +104,13 @@ int32_t changelog_partition_count(const changelog *cl);
  * produced, d will not be called). */
 int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value,
                       size_t value_len, int64_t fence, changelog_delivery *d);
+
+/* Partitioned mode: reads partition p from offset `from` (or from where it
+ * already reads it, if earlier) and hands its records to handler.traced
+ * until that says stop: how a node learns the fate of writes it made to a
+ * partition it lost. Any thread; nothing in replicated mode (every
+ * partition is followed anyway). */
+void changelog_trace(changelog *cl, int32_t p, int64_t from);
 
 /* The log end offset of p last seen by the consumer, or -1. */
 int64_t changelog_high_watermark(changelog *cl, int32_t p);

@@ -268,9 +268,11 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	                       .revoked = partitions_on_revoked,
 	                       .records = partitions_on_records,
 	                       .caught_up = partitions_on_caught_up,
+	                       .traced = partitions_on_traced,
 	                       .rebalanced = on_rebalanced,
 	                       .rebalanced_arg = &n->ctx};
-	partition_hooks ph = {.need_fence = service_write_fence, .restate = restate_hook};
+	partition_hooks ph = {
+	    .need_fence = service_write_fence, .restate = restate_hook, .trace = service_trace};
 	char dir[4096];
 	int rc;
 

@@ -1,12 +1,12 @@
-/* partition.c: ownership, restore state, fencing and waiters per
- * partition (partition.h).
+/* partition.c: ownership, restore state and waiters per partition
+ * (partition.h); the writing side is in fencing.c.
  *
  * Locks: each partition has a mutex for its state and waiter list, and a
  * rwlock that readers hold while they use its store, so that revocation
  * (which closes the store) waits for them. Waiters are woken after both are
  * released.
  */
-#include "partition.h"
+#include "partition_impl.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -16,50 +16,6 @@
 #include <unistd.h>
 
 #include "log.h"
-
-/* Where the applied log's fence rose: records after `at` carrying a token
- * older than `fence` are fenced. */
-typedef struct fence_step {
-	int64_t at, fence;
-} fence_step;
-
-#define FENCE_STEPS 16
-#define RESTATE_EVERY_MS 1000
-
-typedef struct part {
-	pthread_mutex_t mu;
-	pthread_rwlock_t rw; /* read: store in use; write: store opened/closed */
-	store *st;
-	int owned;
-	int active;
-	int64_t applied;  /* last applied offset, -1 = none */
-	int64_t target;   /* restoring until applied >= target */
-	int target_known; /* else: until the consumer reports the end */
-	int64_t hi;       /* log end last seen, -1 = unknown */
-	uint64_t replayed;
-	int verify; /* first record must be the one at `applied` */
-	uint64_t fingerprint;
-	partition_waiter *waiters;
-	/* Writing and fencing. */
-	int claimed;                   /* this node writes p */
-	uint64_t gen;                  /* bumped by every claim and release */
-	int fence_asked;               /* need_fence called for gen, no answer yet */
-	int64_t own_fence;             /* offset of our fence record, -1 = none yet */
-	int64_t fence;                 /* the applied log's current fence */
-	fence_step steps[FENCE_STEPS]; /* where the fence rose, newest last */
-	size_t n_steps;
-	int steps_lost;     /* older steps were dropped from the ring */
-	int64_t restate_at; /* monotonic ms: restate last asked for */
-} part;
-
-struct partitions {
-	char *dir;
-	char *tune;
-	int32_t count;
-	part *parts;
-	partition_hooks hooks;
-	int fencing;
-};
 
 int
 partitions_new(partitions **out, const char *dir, const char *tune, int32_t count)
@@ -92,6 +48,7 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 		t->parts[i].hi = -1;
 		t->parts[i].own_fence = -1;
 		t->parts[i].fence = -1;
+		t->parts[i].trace_from = -1;
 	}
 	t->fencing = 1;
 	*out = t;
@@ -120,49 +77,20 @@ partitions_count(const partitions *t)
 	return t->count;
 }
 
-/* Under pt->mu: p may take writes now. */
-static int
-writable(const partitions *t, const part *pt)
-{
-	if (!pt->active || !pt->claimed)
-		return 0;
-	if (!t->fencing)
-		return 1;
-	return pt->own_fence >= 0 && pt->applied >= pt->own_fence && pt->fence == pt->own_fence;
-}
-
-/* Under pt->mu: the fate of the write stamped `token` at `offset`, which
- * has been applied past: PROFILE_OK, PROFILE_FAILED_PRECONDITION (fenced),
- * or PROFILE_DEADLINE_EXCEEDED when the steps that would tell are gone. */
-static int
-write_fate(const part *pt, int64_t offset, int64_t token)
-{
-	if (token < 0)
-		return PROFILE_OK; /* fencing off */
-	for (size_t i = 0; i < pt->n_steps; i++)
-		if (pt->steps[i].at < offset && pt->steps[i].fence > token)
-			return PROFILE_FAILED_PRECONDITION;
-	if (pt->steps_lost && pt->n_steps > 0 && pt->steps[0].fence > token)
-		return PROFILE_DEADLINE_EXCEEDED;
-	return PROFILE_OK;
-}
-
 /* Under pt->mu: the status w is woken with, or -1 while it must wait. */
 static int
 ready(const partitions *t, const part *pt, const partition_waiter *w)
 {
 	if (w->offset == PARTITION_WRITABLE)
-		return writable(t, pt) ? PROFILE_OK : -1;
+		return pt_writable(t, pt) ? PROFILE_OK : -1;
 	if (!pt->active)
 		return -1;
 	if (w->offset == PARTITION_ACTIVE)
 		return PROFILE_OK;
 	if (pt->applied < w->offset)
 		return -1;
-	return write_fate(pt, w->offset, w->token);
+	return pt_write_fate(pt, w->offset, w->token);
 }
-
-enum { KEPT, REVOKED, LOST };
 
 /* The status a waiter gets when p is revoked: a write that landed before an
  * orderly revoke is in the log ahead of the next owner's fence; after a
@@ -179,8 +107,8 @@ revoked_status(const partition_waiter *w, int how)
  * when p is revoked (how: REVOKED or LOST), else those that are ready.
  * Writers waiting to write are taken, with UNAVAILABLE, when p is not
  * claimed. */
-static partition_waiter *
-take_waiters(const partitions *t, part *pt, int how)
+partition_waiter *
+pt_take_waiters(const partitions *t, part *pt, int how)
 {
 	partition_waiter *wake = NULL, **pp = &pt->waiters;
 
@@ -203,64 +131,14 @@ take_waiters(const partitions *t, part *pt, int how)
 	return wake;
 }
 
-static void
-wake_all(partition_waiter *w)
+void
+pt_wake_all(partition_waiter *w)
 {
 	while (w) {
 		partition_waiter *next = w->next;
 		w->wake(w, w->status);
 		w = next;
 	}
-}
-
-/* What to ask of the node once the locks are released. */
-typedef struct asks {
-	int fence; /* need_fence(gen) */
-	uint64_t gen;
-	int restate;
-} asks;
-
-/* Under pt->mu: what p needs from the node now. */
-static asks
-asks_for(const partitions *t, part *pt)
-{
-	asks a = {0, 0, 0};
-
-	if (t->fencing && pt->claimed && pt->active && pt->own_fence < 0 && !pt->fence_asked) {
-		pt->fence_asked = 1;
-		a.fence = 1;
-		a.gen = pt->gen;
-	}
-	/* Restates are asked for at most once a second: the list empties as
-	 * they apply, and one that failed is asked for again. */
-	if (writable(t, pt) && pt->st != NULL && store_fenced_count(pt->st) > 0 &&
-	    wire_mono_ms() - pt->restate_at >= RESTATE_EVERY_MS) {
-		pt->restate_at = wire_mono_ms();
-		a.restate = 1;
-	}
-	return a;
-}
-
-static void
-ask(partitions *t, int32_t p, asks a)
-{
-	if (a.fence && t->hooks.need_fence)
-		t->hooks.need_fence(t->hooks.arg, p, a.gen);
-	if (a.restate && t->hooks.restate)
-		t->hooks.restate(t->hooks.arg, p);
-}
-
-/* Under pt->mu, which it releases: wakes what p's state now lets go on,
- * and asks the node for what p needs. */
-static void
-settle_unlock(partitions *t, part *pt, int32_t p)
-{
-	partition_waiter *w = take_waiters(t, pt, KEPT);
-	asks a = asks_for(t, pt);
-
-	pthread_mutex_unlock(&pt->mu);
-	wake_all(w);
-	ask(t, p, a);
 }
 
 /* Under pt->mu: the partition becomes active once the store reached the
@@ -322,6 +200,14 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	pt->replayed = 0;
 	pt->fence = store_fence(st);
 	pt->own_fence = -1;
+	/* Writes that were waiting for the tracer: the stores tell again. */
+	while (pt->orphans) {
+		partition_waiter *o = pt->orphans;
+		pt->orphans = o->next;
+		o->next = pt->waiters;
+		pt->waiters = o;
+	}
+	pt->trace_from = -1;
 	pt->fence_asked = 0;
 	pt->n_steps = 0;
 	pt->steps_lost = 0;
@@ -331,10 +217,10 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 		pt->target = off;
 		maybe_activate(pt, p);
 	}
-	a = asks_for(t, pt);
+	a = pt_asks_for(t, pt);
 	pthread_mutex_unlock(&pt->mu);
 	pthread_rwlock_unlock(&pt->rw);
-	ask(t, p, a);
+	pt_ask(t, p, a);
 	return start;
 }
 
@@ -344,6 +230,7 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	partitions *t = arg;
 	partition_waiter *w;
 	part *pt;
+	int64_t from;
 
 	if (p < 0 || p >= t->count)
 		return;
@@ -355,32 +242,20 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	pt->claimed = 0;
 	pt->gen++;
 	pt->own_fence = -1;
-	w = take_waiters(t, pt, lost ? LOST : REVOKED);
+	pt->trace_from = pt->applied + 1;
+	pt->trace_fence = pt->fence;
+	if (lost && t->fencing)
+		pt_orphan_writes(pt);
+	from = pt->orphans ? pt->trace_from : -1;
+	w = pt_take_waiters(t, pt, lost ? LOST : REVOKED);
 	store_close(pt->st);
 	pt->st = NULL;
 	pthread_mutex_unlock(&pt->mu);
 	pthread_rwlock_unlock(&pt->rw);
 	log_info("partition %d %s (store kept on disk)", (int)p, lost ? "lost" : "revoked");
-	wake_all(w);
-}
-
-/* Under pt->mu: records where the fence rose in recs (just applied). */
-static void
-note_fence_steps(part *pt, const store_record *recs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int64_t next = record_fence_after(&recs[i], pt->fence);
-
-		if (next == pt->fence)
-			continue;
-		if (pt->n_steps == FENCE_STEPS) {
-			memmove(pt->steps, pt->steps + 1, (FENCE_STEPS - 1) * sizeof pt->steps[0]);
-			pt->n_steps--;
-			pt->steps_lost = 1;
-		}
-		pt->steps[pt->n_steps++] = (fence_step){recs[i].offset, next};
-		pt->fence = next;
-	}
+	pt_wake_all(w);
+	if (from >= 0 && t->hooks.trace)
+		t->hooks.trace(t->hooks.arg, p, from);
 }
 
 int64_t
@@ -427,12 +302,12 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 		return applied + 1;
 	}
 	pthread_mutex_lock(&pt->mu);
-	note_fence_steps(pt, recs, n);
+	pt_note_fence_steps(pt, recs, n);
 	pt->applied = recs[n - 1].offset;
 	for (size_t i = 0; i < n && !pt->active; i++)
 		pt->replayed += !record_is_fence(&recs[i]); /* profile records only */
 	maybe_activate(pt, p);
-	settle_unlock(t, pt, p);
+	pt_settle_unlock(t, pt, p);
 	return CHANGELOG_CONTINUE;
 }
 
@@ -453,7 +328,7 @@ partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 		pt->target_known = 1;
 		maybe_activate(pt, p);
 	}
-	settle_unlock(t, pt, p);
+	pt_settle_unlock(t, pt, p);
 }
 
 int
@@ -483,8 +358,8 @@ partitions_read_end(partitions *t, int32_t p)
 /* Queues w on p, or says why not: the status it would be woken with now,
  * PROFILE_UNAVAILABLE when p is not followed, or PROFILE_ABORTED when
  * queued. */
-static int
-enqueue(partitions *t, int32_t p, partition_waiter *w, partition_wake_fn wake, int not_owned)
+int
+pt_enqueue(partitions *t, int32_t p, partition_waiter *w, partition_wake_fn wake, int not_owned)
 {
 	part *pt = &t->parts[p];
 	int rc;
@@ -514,17 +389,7 @@ partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *w, p
 	w->offset = offset;
 	w->token = -1;
 	w->write = 0;
-	return enqueue(t, p, w, wake, PROFILE_UNAVAILABLE);
-}
-
-int
-partitions_wait_applied(partitions *t, int32_t p, int64_t offset, int64_t token, partition_waiter *w,
-                        partition_wake_fn wake)
-{
-	w->offset = offset;
-	w->token = token;
-	w->write = 1;
-	return enqueue(t, p, w, wake, token >= 0 ? PROFILE_DEADLINE_EXCEEDED : PROFILE_OK);
+	return pt_enqueue(t, p, w, wake, PROFILE_UNAVAILABLE);
 }
 
 int
@@ -545,79 +410,6 @@ partitions_cancel(partitions *t, int32_t p, partition_waiter *w)
 	}
 	pthread_mutex_unlock(&pt->mu);
 	return removed;
-}
-
-/* ---- writing ------------------------------------------------------------ */
-
-void
-partitions_set_hooks(partitions *t, const partition_hooks *h, int fencing)
-{
-	t->hooks = *h;
-	t->fencing = fencing;
-}
-
-void
-partitions_claim(partitions *t, int32_t p, int claim)
-{
-	part *pt = &t->parts[p];
-
-	pthread_mutex_lock(&pt->mu);
-	if (pt->claimed == !!claim) {
-		pthread_mutex_unlock(&pt->mu);
-		return;
-	}
-	pt->claimed = !!claim;
-	pt->gen++;
-	pt->own_fence = -1;
-	pt->fence_asked = 0;
-	settle_unlock(t, pt, p);
-}
-
-void
-partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset)
-{
-	part *pt = &t->parts[p];
-
-	pthread_mutex_lock(&pt->mu);
-	if (pt->gen != gen || !pt->claimed) {
-		pthread_mutex_unlock(&pt->mu);
-		return;
-	}
-	pt->fence_asked = 0; /* on a failure, the next tick asks again */
-	if (offset >= 0) {
-		pt->own_fence = offset;
-		log_info("partition %d: fenced at offset %lld; writes carry it", (int)p, (long long)offset);
-		settle_unlock(t, pt, p);
-		return;
-	}
-	pthread_mutex_unlock(&pt->mu);
-}
-
-void
-partitions_tick(partitions *t)
-{
-	for (int32_t p = 0; p < t->count; p++) {
-		part *pt = &t->parts[p];
-		asks a;
-
-		pthread_mutex_lock(&pt->mu);
-		a = asks_for(t, pt);
-		pthread_mutex_unlock(&pt->mu);
-		ask(t, p, a);
-	}
-}
-
-int
-partitions_write_token(partitions *t, int32_t p, int64_t *token)
-{
-	part *pt = &t->parts[p];
-	int rc;
-
-	pthread_mutex_lock(&pt->mu);
-	rc = writable(t, pt) ? PROFILE_OK : PROFILE_UNAVAILABLE;
-	*token = t->fencing ? pt->own_fence : -1;
-	pthread_mutex_unlock(&pt->mu);
-	return rc;
 }
 
 int

@@ -61,6 +61,9 @@ typedef struct partition_hooks {
 	/* p is writable and its store lists uids whose newest record was
 	 * fenced: append their current state again (store_fenced). */
 	void (*restate)(void *arg, int32_t p);
+	/* p was lost with writes in flight: read it from offset `from` and
+	 * hand the records to partitions_on_traced (changelog_trace). */
+	void (*trace)(void *arg, int32_t p, int64_t from);
 } partition_hooks;
 
 typedef struct partition_info {
@@ -110,6 +113,10 @@ int32_t partitions_count(const partitions *t);
 int64_t partitions_on_assigned(void *t, int32_t p, int64_t lo, int64_t hi);
 void partitions_on_revoked(void *t, int32_t p, int lost);
 int64_t partitions_on_records(void *t, int32_t p, const store_record *recs, size_t n);
+/* Records of p read after this node lost it (the changelog's traced
+ * callback): tells the writes that wait on them whether they were applied
+ * or fenced. 1 while some still wait, else 0. */
+int partitions_on_traced(void *t, int32_t p, const store_record *recs, size_t n);
 void partitions_on_caught_up(void *t, int32_t p, int64_t hi);
 
 /* Starts a read of partition p. PROFILE_OK: *s is its store, valid until
@@ -132,8 +139,10 @@ int partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *
  * store applies it), PROFILE_DEADLINE_EXCEEDED (this node does not follow p
  * and cannot tell). PROFILE_ABORTED: queued, and wake gets one of those, or
  * PROFILE_OK when p was revoked in an orderly rebalance (the record is in
- * the log before any fence of the next owner), or PROFILE_DEADLINE_EXCEEDED
- * when p was lost (another node may have fenced it first). */
+ * the log before any fence of the next owner). When p was lost, or the
+ * write lands after p was revoked, the node reads p on (the trace hook) and
+ * tells the same way whether it was applied or fenced. PROFILE_DEADLINE_EXCEEDED
+ * only when nothing can tell (fencing off, or p never followed here). */
 int partitions_wait_applied(partitions *t, int32_t p, int64_t offset, int64_t token, partition_waiter *w,
                             partition_wake_fn wake);
 

@@ -85,6 +85,15 @@ service_write_fence(void *arg, int32_t p, uint64_t gen)
 	}
 }
 
+void
+service_trace(void *arg, int32_t p, int64_t from)
+{
+	service *svc = arg;
+
+	if (svc->cl)
+		changelog_trace(svc->cl, p, from);
+}
+
 static void
 tick(void *arg)
 {

@@ -54,6 +54,10 @@ void service_attach(service *svc, changelog *cl);
  * fence record to p, and reports it with partitions_fence_written. */
 void service_write_fence(void *svc, int32_t p, uint64_t gen);
 
+/* partition_hooks.trace (arg = the service): reads p on from `from` for
+ * the fate of writes made before p was lost (changelog_trace). */
+void service_trace(void *svc, int32_t p, int64_t from);
+
 /* Routes requests for partitions this node does not serve through r
  * (borrowed: forwarding, scatter-gather). Without it the node answers only
  * for itself. Call once, before service_call. */

@@ -466,6 +466,8 @@ write_landed(op *o, int fate)
 	case PROFILE_OK:
 		return write_end(o, PROFILE_OK, NULL);
 	case PROFILE_FAILED_PRECONDITION:
+		log_info("partition %d: the write of %s was fenced by a newer owner; answered not executed",
+		         (int)o->p, o->uid);
 		return write_end(
 		    o, PROFILE_UNAVAILABLE,
 		    "another node took the partition over before the write landed; not executed");

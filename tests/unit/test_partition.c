@@ -5,7 +5,8 @@
  * with UNAVAILABLE, when it is revoked; a cancelled waiter is never woken.
  * Writing: a claimed partition asks for its fence record and is writable
  * once that record is applied; a write is told whether it was applied or
- * fenced by a newer fence; a lost partition cannot tell.
+ * fenced by a newer fence, also when the partition was lost first (read on
+ * by the tracer).
  */
 #include <stdlib.h>
 
@@ -130,6 +131,15 @@ test_a_partition_that_comes_back_resumes_from_its_store(partitions *t)
 
 static int fence_asked;
 static uint64_t fence_gen;
+static int64_t trace_from = -1;
+
+static void
+on_trace(void *arg, int32_t p, int64_t from)
+{
+	(void)arg;
+	(void)p;
+	trace_from = from;
+}
 
 static void
 on_need_fence(void *arg, int32_t p, uint64_t gen)
@@ -153,7 +163,7 @@ feed_one(partitions *t, int32_t p, int64_t offset, int is_fence, int64_t token)
 static void
 test_writable_once_its_own_fence_is_applied(partitions *t)
 {
-	partition_hooks h = {NULL, on_need_fence, NULL};
+	partition_hooks h = {NULL, on_need_fence, NULL, on_trace};
 	waiter writer = {0}, stale_gen = {0};
 	int64_t token = 0;
 
@@ -193,7 +203,7 @@ test_writable_once_its_own_fence_is_applied(partitions *t)
 static void
 test_a_write_after_a_newer_fence_is_fenced(partitions *t)
 {
-	waiter before = {0}, after = {0}, lost = {0};
+	waiter before = {0}, after = {0}, lost = {0}, lost7 = {0}, late = {0};
 
 	/* Partition 1: our fence at 0 (above). Our writes at 1 and 3; another
 	 * node's fence lands at 2, between them. */
@@ -210,13 +220,36 @@ test_a_write_after_a_newer_fence_is_fenced(partitions *t)
 	CHECK_INT(partitions_wait_applied(t, 1, 1, 0, &before.w, on_wake), PROFILE_OK);
 	CHECK_INT(partitions_wait_applied(t, 1, 3, 0, &after.w, on_wake), PROFILE_FAILED_PRECONDITION);
 
-	/* A write still in flight when the partition is lost: cannot tell. One
-	 * delivered after the revoke: cannot tell either. */
-	CHECK_INT(partitions_wait_applied(t, 1, 9, 2, &lost.w, on_wake), PROFILE_ABORTED);
+	/* Writes still in flight when the partition is lost (5, 7), and one
+	 * delivered after (9): the node reads the partition on from where its
+	 * store stopped, and each is told its fate there. */
+	CHECK_INT(partitions_wait_applied(t, 1, 5, 2, &lost.w, on_wake), PROFILE_ABORTED);
+	CHECK_INT(partitions_wait_applied(t, 1, 7, 2, &lost7.w, on_wake), PROFILE_ABORTED);
+	trace_from = -1;
 	partitions_on_revoked(t, 1, 1);
+	CHECK_INT(lost.woken, 0);
+	CHECK_INT(trace_from, 4);
+	CHECK_INT(partitions_wait_applied(t, 1, 9, 2, &late.w, on_wake), PROFILE_ABORTED);
+	{
+		store_record recs[] = {
+		    {4, uid, 36, NULL, 0, 2},                  /* another of ours */
+		    {5, uid, 36, NULL, 0, 2},                  /* ours: before any newer fence */
+		    {6, FENCE_KEY, FENCE_KEY_LEN, "n", 1, -1}, /* the next owner's fence */
+		    {7, uid, 36, NULL, 0, 2},                  /* ours: after it */
+		};
+		CHECK_INT(partitions_on_traced(t, 1, recs, 4), 1); /* 9 still waits */
+	}
 	CHECK_INT(lost.woken, 1);
-	CHECK_INT(lost.status, PROFILE_DEADLINE_EXCEEDED);
-	CHECK_INT(partitions_wait_applied(t, 1, 10, 2, &lost.w, on_wake), PROFILE_DEADLINE_EXCEEDED);
+	CHECK_INT(lost.status, PROFILE_OK);
+	CHECK_INT(lost7.woken, 1);
+	CHECK_INT(lost7.status, PROFILE_FAILED_PRECONDITION);
+	CHECK_INT(late.woken, 0);
+	{
+		store_record r = {9, uid, 36, NULL, 0, 2};
+		CHECK_INT(partitions_on_traced(t, 1, &r, 1), 0);
+	}
+	CHECK_INT(late.woken, 1);
+	CHECK_INT(late.status, PROFILE_FAILED_PRECONDITION);
 }
 
 static void

@@ -1,0 +1,83 @@
+/* partition_impl.h: the partition table's insides, shared by partition.c
+ * (ownership, restore state, reads and waits) and fencing.c (writing:
+ * claims, fence records, the fate of each write). Not for other modules:
+ * they use partition.h. */
+#ifndef PROFILE_PARTITION_IMPL_H
+#define PROFILE_PARTITION_IMPL_H
+
+#include <pthread.h>
+
+#include "partition.h"
+
+/* Where the applied log's fence rose: records after `at` carrying a token
+ * older than `fence` are fenced. */
+typedef struct fence_step {
+	int64_t at, fence;
+} fence_step;
+
+#define FENCE_STEPS 16
+#define RESTATE_EVERY_MS 1000
+
+typedef struct part {
+	pthread_mutex_t mu;
+	pthread_rwlock_t rw; /* read: store in use; write: store opened/closed */
+	store *st;
+	int owned;
+	int active;
+	int64_t applied;  /* last applied offset, -1 = none */
+	int64_t target;   /* restoring until applied >= target */
+	int target_known; /* else: until the consumer reports the end */
+	int64_t hi;       /* log end last seen, -1 = unknown */
+	uint64_t replayed;
+	int verify; /* first record must be the one at `applied` */
+	uint64_t fingerprint;
+	partition_waiter *waiters;
+	/* Writing and fencing. */
+	int claimed;                   /* this node writes p */
+	uint64_t gen;                  /* bumped by every claim and release */
+	int fence_asked;               /* need_fence called for gen, no answer yet */
+	int64_t own_fence;             /* offset of our fence record, -1 = none yet */
+	int64_t fence;                 /* the applied log's current fence */
+	fence_step steps[FENCE_STEPS]; /* where the fence rose, newest last */
+	size_t n_steps;
+	int steps_lost;     /* older steps were dropped from the ring */
+	int64_t restate_at; /* monotonic ms: restate last asked for */
+	/* After a revoke: writes whose fate the tracer's reading tells. */
+	partition_waiter *orphans;
+	int64_t trace_from;  /* where reading resumes; -1 while owned or never revoked */
+	int64_t trace_fence; /* the fence there */
+} part;
+
+struct partitions {
+	char *dir;
+	char *tune;
+	int32_t count;
+	part *parts;
+	partition_hooks hooks;
+	int fencing;
+};
+
+enum { KEPT, REVOKED, LOST }; /* how take_waiters finds p */
+
+/* What to ask of the node once the locks are released. */
+typedef struct asks {
+	int fence; /* need_fence(gen) */
+	uint64_t gen;
+	int restate;
+} asks;
+
+/* partition.c */
+partition_waiter *pt_take_waiters(const partitions *t, part *pt, int how);
+void pt_wake_all(partition_waiter *w);
+int pt_enqueue(partitions *t, int32_t p, partition_waiter *w, partition_wake_fn wake, int not_owned);
+
+/* fencing.c */
+int pt_writable(const partitions *t, const part *pt);
+int pt_write_fate(const part *pt, int64_t offset, int64_t token);
+asks pt_asks_for(const partitions *t, part *pt);
+void pt_ask(partitions *t, int32_t p, asks a);
+void pt_settle_unlock(partitions *t, part *pt, int32_t p);
+void pt_orphan_writes(part *pt);
+void pt_note_fence_steps(part *pt, const store_record *recs, size_t n);
+
+#endif
