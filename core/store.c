@@ -399,7 +399,7 @@ store_clear(store *s)
 }
 
 int
-store_get(store *s, const char *uid, Profile__V1__Profile **out)
+store_get_idem(store *s, const char *uid, Profile__V1__Profile **out, char *idem, uint64_t *hash)
 {
 	char key[1 + WIRE_UID_LEN];
 	size_t klen = make_key(key, 'P', uid, strlen(uid) < WIRE_UID_LEN ? strlen(uid) : WIRE_UID_LEN);
@@ -407,14 +407,24 @@ store_get(store *s, const char *uid, Profile__V1__Profile **out)
 	char *buf = kcdbget(s->db, key, klen, &len);
 	Profile__V1__Profile *p;
 
+	if (idem) {
+		idem[0] = '\0';
+		*hash = 0;
+	}
 	if (buf == NULL)
 		return store_status(s->db) == PROFILE_NOT_FOUND ? PROFILE_NOT_FOUND : PROFILE_INTERNAL;
-	p = decode_profile(buf, len);
+	p = decode_event(buf, len, idem, hash);
 	kcfree(buf);
 	if (p == NULL)
 		return PROFILE_INTERNAL;
 	*out = p;
 	return PROFILE_OK;
+}
+
+int
+store_get(store *s, const char *uid, Profile__V1__Profile **out)
+{
+	return store_get_idem(s, uid, out, NULL, NULL);
 }
 
 int
@@ -435,26 +445,6 @@ store_idem_get(store *s, const char *idem, char *uid, uint64_t *hash, int64_t *c
 	*hash = get_be64((uint8_t *)v + WIRE_UID_LEN);
 	*created_at = (int64_t)get_be64((uint8_t *)v + WIRE_UID_LEN + 8);
 	kcfree(v);
-	return PROFILE_OK;
-}
-
-int
-store_get_idem(store *s, const char *uid, char *idem, uint64_t *hash)
-{
-	char key[1 + WIRE_UID_LEN];
-	size_t klen = make_key(key, 'P', uid, WIRE_UID_LEN), len;
-	char *buf = kcdbget(s->db, key, klen, &len);
-	Profile__V1__Profile *p;
-
-	idem[0] = '\0';
-	*hash = 0;
-	if (buf == NULL)
-		return store_status(s->db) == PROFILE_NOT_FOUND ? PROFILE_NOT_FOUND : PROFILE_INTERNAL;
-	p = decode_event(buf, len, idem, hash);
-	kcfree(buf);
-	if (p == NULL)
-		return PROFILE_INTERNAL;
-	profile__v1__profile__free_unpacked(p, NULL);
 	return PROFILE_OK;
 }
 

@@ -74,10 +74,10 @@ int store_get(store *s, const char *uid, Profile__V1__Profile **out);
  * after the profile changed or was deleted. */
 int store_idem_get(store *s, const char *idem, char *uid, uint64_t *hash, int64_t *created_at);
 
-/* The Idempotency-Key the profile uid carries (from the create that made
- * it; "" when none; idem has room for WIRE_IDEM_KEY_MAX + 1) and its request
- * hash. PROFILE_OK, PROFILE_NOT_FOUND, PROFILE_INTERNAL. */
-int store_get_idem(store *s, const char *uid, char *idem, uint64_t *hash);
+/* store_get, and the Idempotency-Key the profile carries (from the create
+ * that made it; "" when none; idem has room for WIRE_IDEM_KEY_MAX + 1)
+ * with its request hash, from the same read. */
+int store_get_idem(store *s, const char *uid, Profile__V1__Profile **out, char *idem, uint64_t *hash);
 
 /* Appends to *list (growing it with realloc; *count updated) every profile
  * whose lower-cased email is email_key. The caller owns the appended

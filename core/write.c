@@ -389,8 +389,12 @@ write_read(op *o, store *st, Profile__V1__Profile **cur, const char **msg)
 	if (o->req && o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE &&
 	    o->req->create->idempotency_key[0] != '\0' && (rc = idem_resolve(o, st, msg)) != PROFILE_OK)
 		return rc;
-	if ((rc = store_get(st, o->uid, cur)) == PROFILE_OK && !o->idem[0])
-		rc = store_get_idem(st, o->uid, o->idem, &o->idem_hash);
+	/* A keyed create has its key already; anything else carries on what
+	 * the profile has. */
+	if (o->idem[0])
+		rc = store_get(st, o->uid, cur);
+	else
+		rc = store_get_idem(st, o->uid, cur, o->idem, &o->idem_hash);
 	if (rc != PROFILE_OK && rc != PROFILE_NOT_FOUND) {
 		*msg = "store read failed";
 		return PROFILE_UNAVAILABLE;

@@ -278,20 +278,25 @@ test_idempotency_keys_are_indexed(const char *dir)
 	char uid[WIRE_UID_LEN + 1], idem[WIRE_IDEM_KEY_MAX + 1];
 	uint64_t hash = 0;
 	int64_t created = 0;
+	Profile__V1__Profile *p = NULL;
 	store *s;
 
 	CHECK_INT(store_open(&s, dir, 6, NULL), PROFILE_OK);
 	CHECK_INT(store_idem_get(s, "key-b", uid, &hash, &created), PROFILE_NOT_FOUND);
 	CHECK_INT(store_apply(s, recs, 1), PROFILE_OK); /* only a version 3 is left in the log */
-	CHECK_INT(store_get_idem(s, uid_b, idem, &hash), PROFILE_OK);
+	CHECK_INT(store_get_idem(s, uid_b, &p, idem, &hash), PROFILE_OK);
 	CHECK_STR(idem, "key-b");
 	CHECK_INT(hash, 42);
+	if (p)
+		CHECK_STR(p->username, "later");
+	profile__v1__profile__free_unpacked(p, NULL);
+	p = NULL;
 	CHECK_INT(store_apply(s, recs + 1, 1), PROFILE_OK); /* deleted */
 	CHECK_INT(store_idem_get(s, "key-b", uid, &hash, &created), PROFILE_OK);
 	CHECK_STR(uid, uid_b);
 	CHECK_INT(hash, 42);
 	CHECK_INT(created, 777);
-	CHECK_INT(store_get_idem(s, uid_b, idem, &hash), PROFILE_NOT_FOUND);
+	CHECK_INT(store_get_idem(s, uid_b, &p, idem, &hash), PROFILE_NOT_FOUND);
 	store_close(s);
 }
 
