@@ -34,7 +34,7 @@ struct store {
 	int64_t offset; /* last applied, -1 = none; written by the apply thread */
 	uint64_t fingerprint;
 	int64_t fence;    /* the partition's current fence, -1 = none */
-	size_t n_fenced;  /* uids in the fenced list */
+	size_t n_fenced;  /* uids in the fenced list: written by the apply thread, read by any */
 	uint64_t skipped; /* fenced records skipped since open */
 };
 
@@ -347,7 +347,7 @@ store_apply(store *s, const store_record *recs, size_t n)
 	__atomic_store_n(&s->offset, last->offset, __ATOMIC_RELEASE);
 	s->fingerprint = fp;
 	__atomic_store_n(&s->fence, fs.fence, __ATOMIC_RELEASE);
-	s->n_fenced = fs.n_fenced;
+	__atomic_store_n(&s->n_fenced, fs.n_fenced, __ATOMIC_RELEASE);
 	s->skipped += fs.skipped;
 	return PROFILE_OK;
 }
@@ -361,7 +361,7 @@ store_fence(store *s)
 size_t
 store_fenced_count(store *s)
 {
-	return s->n_fenced;
+	return __atomic_load_n(&s->n_fenced, __ATOMIC_ACQUIRE);
 }
 
 int
@@ -394,7 +394,7 @@ store_clear(store *s)
 	s->offset = -1;
 	s->fingerprint = 0;
 	s->fence = -1;
-	s->n_fenced = 0;
+	__atomic_store_n(&s->n_fenced, 0, __ATOMIC_RELEASE);
 	return PROFILE_OK;
 }
 

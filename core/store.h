@@ -54,7 +54,7 @@ int store_apply(store *s, const store_record *recs, size_t n);
 int64_t store_fence(store *s);
 
 /* Uids on the fenced list: their newest record was fenced, so their state
- * must be appended again by the owner. The count (apply thread), and a copy
+ * must be appended again by the owner. The count (any thread), and a copy
  * of the list: *uids (free) with *n entries. PROFILE_OK or
  * PROFILE_INTERNAL / PROFILE_RESOURCE_EXHAUSTED. */
 size_t store_fenced_count(store *s);
