@@ -17,11 +17,13 @@
 #include "fence_kafka.h"
 #include "kafka.h"
 #include "log.h"
+#include "wire.h"
 
 #define BATCH_MAX 1024       /* records taken from the consumer per round */
 #define REVOKE_FLUSH_MS 2000 /* an orderly revoke waits this long for records in flight */
 #define METADATA_TIMEOUT_MS 10000
 #define WATERMARK_TIMEOUT_MS 5000
+#define IDLE_EVERY_MS 500 /* how often the handler's idle callback runs */
 
 struct changelog {
 	rd_kafka_t *producer;
@@ -197,9 +199,20 @@ consumer_main(void *arg)
 	rd_kafka_message_t **batch = calloc(BATCH_MAX, sizeof *batch);
 	store_record *recs = calloc(BATCH_MAX, sizeof *recs);
 
+	int64_t idle_at = 0;
+
 	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
 		size_t n = 0, start = 0;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+		if (cl->h.idle && wire_mono_ms() >= idle_at) {
+			idle_at = wire_mono_ms() + IDLE_EVERY_MS;
+			for (int32_t p = 0; p < cl->partitions; p++) {
+				int64_t to = cl->h.idle(cl->h.arg, p);
+				if (to != CHANGELOG_CONTINUE)
+					seek(cl, p, to);
+			}
+		}
 
 		while (m != NULL) {
 			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {

@@ -51,6 +51,10 @@ typedef struct changelog_handler {
 	/* The consumer is up to date with p up to hi (next offset): called
 	 * when a fetch shows no more records. */
 	void (*caught_up)(void *arg, int32_t p, int64_t hi);
+	/* Every half second, for each partition the stores are fed: return an
+	 * offset to be fed p again from there (a store that works again), or
+	 * CHANGELOG_CONTINUE. Optional. */
+	int64_t (*idle)(void *arg, int32_t p);
 	/* Partitioned mode: records of partition p, which this node lost, read
 	 * since changelog_trace asked for them (the tracer's thread). Return 1
 	 * to go on reading p, 0 to stop. */

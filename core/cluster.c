@@ -64,8 +64,10 @@ status_build(service *svc, status_buf *b)
 			continue;
 		profile__v1__partition_state__init(&b->ps[served]);
 		b->ps[served].partition = p;
-		b->ps[served].state = b->info[p].active ? PROFILE__V1__PARTITION_STATE__STATE__ACTIVE
-		                                        : PROFILE__V1__PARTITION_STATE__STATE__RESTORING;
+		b->ps[served].state = b->info[p].failed   ? PROFILE__V1__PARTITION_STATE__STATE__UNAVAILABLE
+		                      : b->info[p].active ? PROFILE__V1__PARTITION_STATE__STATE__ACTIVE
+		                                          : PROFILE__V1__PARTITION_STATE__STATE__RESTORING;
+		b->ps[served].problem = b->info[p].problem;
 		b->ps[served].lag = b->info[p].lag;
 		b->ps[served].applied_offset = b->info[p].applied;
 		b->ps[served].replayed = b->info[p].replayed;
@@ -189,6 +191,7 @@ cluster_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *
 				cp[p].lag = o->partitions[i]->lag;
 				cp[p].applied_offset = o->partitions[i]->applied_offset;
 				cp[p].replayed = o->partitions[i]->replayed;
+				cp[p].problem = o->partitions[i]->problem;
 			}
 		cpp[p] = &cp[p];
 	}

@@ -31,7 +31,7 @@
 static const char *opt_listen, *opt_advertise, *opt_brokers, *opt_brokers_file, *opt_data, *opt_node_id,
     *opt_group, *opt_topic, *opt_members_topic, *opt_state, *opt_store_tune, *opt_log_level;
 static const char *opt_fault_fence;
-static long opt_partitions, opt_contexts, opt_deadline_ms, opt_fault_write_delay_ms;
+static long opt_partitions, opt_contexts, opt_deadline_ms, opt_keep_damaged, opt_fault_write_delay_ms;
 static const char **opt_kafka, **opt_producer, **opt_consumer;
 
 static cli_option options[] = {
@@ -62,7 +62,11 @@ static cli_option options[] = {
     {"deadline-ms", 0, "PROFILED_DEADLINE_MS", CLI_INT, "5000", "MS",
      "deadline of a request that carries none", &opt_deadline_ms},
     {"store-tune", 0, "PROFILED_STORE_TUNE", CLI_STRING, NULL, "PARAMS",
-     "Kyoto Cabinet tuning per partition (default #bnum=262144#msiz=67108864#opts=l)", &opt_store_tune},
+     "Kyoto Cabinet tuning per partition (default #bnum=262144#msiz=0#opts=l; msiz=0 is added when not given: a memory map turns a full disk into a crash)", &opt_store_tune},
+    {"keep-damaged", 0, "PROFILED_KEEP_DAMAGED", CLI_INT, "3", "N",
+     "a damaged partition store is moved aside (profiles-N.kch.damaged-TIME) and rebuilt from the log; "
+     "keep the newest N such copies per partition",
+     &opt_keep_damaged},
     {"kafka", 'X', "PROFILED_KAFKA", CLI_LIST, NULL, "KEY=VALUE",
      "librdkafka property for producer and consumer (repeatable)", &opt_kafka},
     {"producer", 0, "PROFILED_PRODUCER", CLI_LIST, NULL, "KEY=VALUE",
@@ -199,9 +203,9 @@ options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *rep
 	if (opt_advertise == NULL)
 		opt_advertise = opt_listen;
 	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
-	    opt_deadline_ms < 1) {
-		fprintf(stderr,
-		        "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0\n");
+	    opt_deadline_ms < 1 || opt_keep_damaged < 0 || opt_keep_damaged > 1000) {
+		fprintf(stderr, "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0, "
+		                "--keep-damaged 0..1000\n");
 		return 2;
 	}
 	if ((strcmp(opt_fault_fence, "on") != 0 && strcmp(opt_fault_fence, "off") != 0) ||
@@ -268,6 +272,7 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	                       .revoked = partitions_on_revoked,
 	                       .records = partitions_on_records,
 	                       .caught_up = partitions_on_caught_up,
+	                       .idle = partitions_on_idle,
 	                       .traced = partitions_on_traced,
 	                       .rebalanced = on_rebalanced,
 	                       .rebalanced_arg = &n->ctx};
@@ -284,6 +289,7 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	    service_new(&n->svc, &sc, n->table) != PROFILE_OK)
 		return 1;
 	service_attach(n->svc, n->cl);
+	partitions_set_keep_damaged(n->table, (int)opt_keep_damaged);
 	ph.arg = n->svc;
 	partitions_set_hooks(n->table, &ph, !sc.fault_no_fence);
 	if (members_open(&n->mem, &mc) != PROFILE_OK || peers_new(&n->rt, n->mem, opt_node_id) != PROFILE_OK)

@@ -124,10 +124,12 @@ reader_main(void *arg)
 		rd_kafka_poll(m->producer, 0); /* delivery reports */
 		if (msg == NULL)
 			continue;
-		if (msg->err == 0 && members_apply(m, msg->payload, msg->len, msg->offset) == PROFILE_INVALID_ARGUMENT)
-			log_warn("members: offset %lld is not a member record, skipped", (long long)msg->offset);
-		else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		if (msg->err == 0) {
+			if (members_apply(m, msg->payload, msg->len, msg->offset) == PROFILE_INVALID_ARGUMENT)
+				log_warn("members: offset %lld is not a member record, skipped", (long long)msg->offset);
+		} else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			log_warn("members: %s", rd_kafka_message_errstr(msg));
+		}
 		rd_kafka_message_destroy(msg);
 	}
 	return NULL;

@@ -10,12 +10,14 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "wire.h"
 
 int
 partitions_new(partitions **out, const char *dir, const char *tune, int32_t count)
@@ -51,6 +53,7 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 		t->parts[i].trace_from = -1;
 	}
 	t->fencing = 1;
+	t->keep_damaged = 3;
 	*out = t;
 	return PROFILE_OK;
 }
@@ -71,6 +74,12 @@ partitions_free(partitions *t)
 	free(t);
 }
 
+void
+partitions_set_keep_damaged(partitions *t, int keep)
+{
+	t->keep_damaged = keep < 0 ? 0 : keep;
+}
+
 int32_t
 partitions_count(const partitions *t)
 {
@@ -81,6 +90,8 @@ partitions_count(const partitions *t)
 static int
 ready(const partitions *t, const part *pt, const partition_waiter *w)
 {
+	if (pt->failed && w->offset < 0)
+		return PROFILE_UNAVAILABLE; /* cannot read or write here now */
 	if (w->offset == PARTITION_WRITABLE)
 		return pt_writable(t, pt) ? PROFILE_OK : -1;
 	if (!pt->active)
@@ -146,48 +157,86 @@ pt_wake_all(partition_waiter *w)
 static void
 maybe_activate(part *pt, int32_t p)
 {
-	if (pt->active || !pt->owned || !pt->target_known || pt->applied < pt->target)
+	if (pt->active || !pt->owned || pt->failed || !pt->target_known || pt->applied < pt->target)
 		return;
 	pt->active = 1;
 	log_info("partition %d active: replayed %llu records, applied up to offset %lld", (int)p,
 	         (unsigned long long)pt->replayed, (long long)pt->applied);
+	if (pt->rebuild_start > 0) {
+		log_info("partition %d: store rebuilt from the log in %.1f s (%llu records)", (int)p,
+		         (double)(wire_mono_ms() - pt->rebuild_start) / 1000.0,
+		         (unsigned long long)pt->replayed);
+		pt->rebuild_start = 0;
+	}
 }
 
-int64_t
-partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
+/* Moves p's store file aside (it is `what`, because `why`) and opens a
+ * new, empty one. */
+static int
+rebuild_store(partitions *t, int32_t p, store **st, const char *what, const char *why, char *problem,
+              size_t len)
 {
-	partitions *t = arg;
-	part *pt;
-	store *st;
-	int64_t off, start;
+	char moved[4300];
+	int rc;
+
+	store_close(*st);
+	*st = NULL;
+	if ((rc = store_set_aside(t->dir, p, t->keep_damaged, moved, sizeof moved)) != PROFILE_OK) {
+		snprintf(problem, len, "store %s (%s) and cannot be moved aside", what, why);
+		return rc;
+	}
+	log_warn("partition %d: store %s (%s): moved aside to %s; rebuilding it from the log", (int)p, what,
+	         why, moved);
+	if ((rc = store_open(st, t->dir, p, t->tune, problem, len)) != PROFILE_OK)
+		return rc;
+	t->parts[p].rebuild_start = wire_mono_ms();
+	return PROFILE_OK;
+}
+
+/* Opens p's store, checked against the log's watermarks lo..hi (-1:
+ * unknown); one that is damaged or does not fit the log is set aside and
+ * a new one rebuilt. PROFILE_OK and *st, or the reason in problem. */
+static int
+open_store(partitions *t, int32_t p, int64_t lo, int64_t hi, store **st, char *problem, size_t len)
+{
+	char why[160], misfit[200];
+	int64_t off;
 	uint64_t fp;
-	const char *why = NULL;
-	asks a;
+	int rc;
 
-	if (p < 0 || p >= t->count)
-		return CHANGELOG_OFFSET_BEGINNING;
-	pt = &t->parts[p];
-	if (store_open(&st, t->dir, p, t->tune) != PROFILE_OK) {
-		/* Without a store the partition stays restoring: reads answer
-		 * UNAVAILABLE rather than anything wrong. */
-		log_error("partition %d: store unavailable", (int)p);
-		return CHANGELOG_OFFSET_BEGINNING;
-	}
-	store_position(st, &off, &fp);
+	*st = NULL;
+	t->parts[p].rebuild_start = 0;
+	rc = store_open(st, t->dir, p, t->tune, why, sizeof why);
+	if (rc == PROFILE_FAILED_PRECONDITION)
+		rc = rebuild_store(t, p, st, "damaged", why, problem, len);
+	else if (rc != PROFILE_OK)
+		snprintf(problem, len, "store cannot be opened: %s", why);
+	if (rc != PROFILE_OK)
+		return rc;
+	store_position(*st, &off, &fp);
+	misfit[0] = '\0';
 	if (off >= 0 && hi >= 0 && off >= hi)
-		why = "its stored offset is past the end of the log";
+		snprintf(misfit, sizeof misfit, "its offset %lld is past the end of the log (%lld)",
+		         (long long)off, (long long)hi);
 	else if (off >= 0 && lo > off + 1)
-		why = "records after its stored offset are no longer in the log";
-	if (why != NULL) {
-		log_warn("partition %d: rebuilding the store from the log: %s (stored %lld, log %lld..%lld)",
-		         (int)p, why, (long long)off, (long long)lo, (long long)hi);
-		if (store_clear(st) == PROFILE_OK)
-			off = -1;
-	}
-	start = off >= 0 ? off : CHANGELOG_OFFSET_BEGINNING;
+		snprintf(misfit, sizeof misfit,
+		         "records after its offset %lld are no longer in the log (which starts at %lld)",
+		         (long long)off, (long long)lo);
+	if (misfit[0] != '\0')
+		return rebuild_store(t, p, st, "does not fit the log", misfit, problem, len);
+	return PROFILE_OK;
+}
 
-	pthread_rwlock_wrlock(&pt->rw);
-	pthread_mutex_lock(&pt->mu);
+/* Under both locks: st becomes p's store (NULL: it failed, for `problem`),
+ * restoring up to hi. The offset to consume p from. */
+static int64_t
+install_store(part *pt, int32_t p, store *st, int64_t hi, const char *problem)
+{
+	int64_t off = -1;
+	uint64_t fp = 0;
+
+	if (st != NULL)
+		store_position(st, &off, &fp);
 	pt->st = st;
 	pt->owned = 1;
 	pt->active = 0;
@@ -198,8 +247,51 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	pt->target = hi - 1;
 	pt->target_known = hi >= 0;
 	pt->replayed = 0;
-	pt->fence = store_fence(st);
+	pt->fence = st ? store_fence(st) : -1;
+	if (st == NULL) {
+		if (!pt->failed && !pt->recovering)
+			pt->failed_since = wire_mono_ms();
+		pt->failed = 1;
+		pt->recovering = 0;
+		pt->retry_ms = pt->retry_ms ? pt->retry_ms : STORE_RETRY_MS;
+		pt->retry_at = wire_mono_ms() + pt->retry_ms;
+		snprintf(pt->problem, sizeof pt->problem, "%s", problem);
+	} else {
+		/* Recovered once a batch applies (partitions_on_records). */
+		pt->recovering = pt->failed;
+		pt->failed = 0;
+	}
+	if (st != NULL && hi >= 0 && off >= hi - 1) {
+		pt->target = off;
+		maybe_activate(pt, p);
+	}
+	return off >= 0 ? off : CHANGELOG_OFFSET_BEGINNING;
+}
+
+int64_t
+partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
+{
+	partitions *t = arg;
+	char problem[200] = "";
+	part *pt;
+	store *st;
+	int64_t start;
+	asks a;
+
+	if (p < 0 || p >= t->count)
+		return CHANGELOG_OFFSET_BEGINNING;
+	pt = &t->parts[p];
+	if (open_store(t, p, lo, hi, &st, problem, sizeof problem) != PROFILE_OK)
+		log_error("partition %d: unavailable until its store can be used: %s", (int)p, problem);
+
+	pthread_rwlock_wrlock(&pt->rw);
+	pthread_mutex_lock(&pt->mu);
+	pt->lo = lo;
+	pt->failed = 0;
+	pt->recovering = 0;
+	pt->retry_ms = 0;
 	pt->own_fence = -1;
+	start = install_store(pt, p, st, hi, problem);
 	/* Writes that were waiting for the tracer: the stores tell again. */
 	while (pt->orphans) {
 		partition_waiter *o = pt->orphans;
@@ -211,16 +303,54 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	pt->fence_asked = 0;
 	pt->n_steps = 0;
 	pt->steps_lost = 0;
-	log_info("partition %d assigned: store at offset %lld, log end %lld", (int)p, (long long)off,
+	log_info("partition %d assigned: store at offset %lld, log end %lld", (int)p, (long long)pt->applied,
 	         (long long)hi);
-	if (hi >= 0 && off >= hi - 1) {
-		pt->target = off;
-		maybe_activate(pt, p);
-	}
 	a = pt_asks_for(t, pt);
 	pthread_mutex_unlock(&pt->mu);
 	pthread_rwlock_unlock(&pt->rw);
 	pt_ask(t, p, a);
+	return start;
+}
+
+int64_t
+partitions_on_idle(void *arg, int32_t p)
+{
+	partitions *t = arg;
+	char problem[200] = "";
+	part *pt;
+	store *st;
+	int64_t start, lo, hi, now = wire_mono_ms();
+	int retry;
+
+	if (p < 0 || p >= t->count)
+		return CHANGELOG_CONTINUE;
+	pt = &t->parts[p];
+	pthread_mutex_lock(&pt->mu);
+	retry = pt->owned && pt->failed && now >= pt->retry_at;
+	lo = pt->lo;
+	hi = pt->hi;
+	pthread_mutex_unlock(&pt->mu);
+	if (!retry)
+		return CHANGELOG_CONTINUE;
+	/* Open the store again (a failed write may have left the handle
+	 * unusable; opening replays its transaction log), checked as at
+	 * assignment, and resume from its position. */
+	pthread_rwlock_wrlock(&pt->rw);
+	store_close(pt->st);
+	pt->st = NULL;
+	if (open_store(t, p, lo, hi, &st, problem, sizeof problem) != PROFILE_OK) {
+		pthread_mutex_lock(&pt->mu);
+		pt->retry_ms = pt->retry_ms * 2 > STORE_RETRY_MAX_MS ? STORE_RETRY_MAX_MS : pt->retry_ms * 2;
+		install_store(pt, p, NULL, hi, problem);
+		pthread_mutex_unlock(&pt->mu);
+		pthread_rwlock_unlock(&pt->rw);
+		return CHANGELOG_CONTINUE;
+	}
+	pthread_mutex_lock(&pt->mu);
+	start = install_store(pt, p, st, hi, NULL);
+	log_info("partition %d: store opened again; applying from offset %lld", (int)p, (long long)pt->applied + 1);
+	pthread_rwlock_unlock(&pt->rw);
+	pt_settle_unlock(t, pt, p);
 	return start;
 }
 
@@ -258,6 +388,29 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 		t->hooks.trace(t->hooks.arg, p, from);
 }
 
+/* The store of p could not apply a batch: p is unavailable until
+ * partitions_on_idle finds the store works again. */
+static void
+store_failed(partitions *t, part *pt, int32_t p)
+{
+	pthread_mutex_lock(&pt->mu);
+	log_error("partition %d: store write failed at offset %lld (%s): the partition is unavailable "
+	          "until the store works again; no record is skipped",
+	          (int)p, (long long)pt->applied + 1, store_error(pt->st));
+	snprintf(pt->problem, sizeof pt->problem, "store write failed: %s", store_error(pt->st));
+	if (!pt->recovering) {
+		pt->failed_since = wire_mono_ms();
+		pt->retry_ms = STORE_RETRY_MS;
+	} else {
+		pt->retry_ms = pt->retry_ms * 2 > STORE_RETRY_MAX_MS ? STORE_RETRY_MAX_MS : pt->retry_ms * 2;
+	}
+	pt->failed = 1;
+	pt->recovering = 0;
+	pt->retry_at = wire_mono_ms() + pt->retry_ms;
+	pt->active = 0;
+	pt_settle_unlock(t, pt, p);
+}
+
 int64_t
 partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 {
@@ -265,7 +418,9 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 	part *pt;
 	int64_t applied;
 
-	if (p < 0 || p >= t->count || !t->parts[p].owned || t->parts[p].st == NULL)
+	/* A failed partition takes nothing: on recovery it is fed again from
+	 * its store's position. */
+	if (p < 0 || p >= t->count || !t->parts[p].owned || t->parts[p].st == NULL || t->parts[p].failed)
 		return CHANGELOG_CONTINUE;
 	pt = &t->parts[p];
 	applied = pt->applied;
@@ -276,17 +431,23 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 		if (recs[0].offset == applied &&
 		    store_fingerprint(recs[0].key, recs[0].key_len, recs[0].value, recs[0].value_len) !=
 		        pt->fingerprint) {
-			log_warn("partition %d: rebuilding the store from the log: the record at offset %lld "
-			         "is not the one it applied (was the topic recreated?)",
-			         (int)p, (long long)applied);
-			if (store_clear(pt->st) != PROFILE_OK)
-				return CHANGELOG_OFFSET_BEGINNING;
+			char why[200], problem[200] = "";
+			store *st;
+
+			snprintf(why, sizeof why,
+			         "the record at its offset %lld is not the one it applied: was the topic recreated?",
+			         (long long)applied);
+			pthread_rwlock_wrlock(&pt->rw);
+			st = pt->st;
+			if (rebuild_store(t, p, &st, "does not fit the log", why, problem, sizeof problem) != PROFILE_OK)
+				log_error("partition %d: unavailable until its store can be used: %s", (int)p, problem);
 			pthread_mutex_lock(&pt->mu);
-			pt->applied = -1;
+			install_store(pt, p, st, pt->hi, problem);
 			pt->fence = -1;
 			pt->n_steps = 0;
 			pt->steps_lost = 0;
-			pthread_mutex_unlock(&pt->mu);
+			pthread_rwlock_unlock(&pt->rw);
+			pt_settle_unlock(t, pt, p);
 			return CHANGELOG_OFFSET_BEGINNING;
 		}
 	}
@@ -298,10 +459,17 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 	if (n == 0)
 		return CHANGELOG_CONTINUE;
 	if (store_apply(pt->st, recs, n) != PROFILE_OK) {
-		usleep(100 * 1000); /* a failing disk: retry the same records, slowly */
-		return applied + 1;
+		store_failed(t, pt, p);
+		return CHANGELOG_CONTINUE;
 	}
 	pthread_mutex_lock(&pt->mu);
+	if (pt->recovering) {
+		log_info("partition %d: store works again after %.1f s", (int)p,
+		         (double)(wire_mono_ms() - pt->failed_since) / 1000.0);
+		pt->recovering = 0;
+		pt->retry_ms = 0;
+		pt->problem[0] = '\0';
+	}
 	pt_note_fence_steps(pt, recs, n);
 	pt->applied = recs[n - 1].offset;
 	for (size_t i = 0; i < n && !pt->active; i++)
@@ -339,7 +507,10 @@ partitions_read_begin(partitions *t, int32_t p, store **s)
 
 	pthread_rwlock_rdlock(&pt->rw);
 	pthread_mutex_lock(&pt->mu);
-	rc = !pt->owned || pt->st == NULL ? PROFILE_UNAVAILABLE : !pt->active ? PROFILE_ABORTED : PROFILE_OK;
+	rc = !pt->owned                 ? PROFILE_UNAVAILABLE
+	     : pt->failed || !pt->st    ? PROFILE_FAILED_PRECONDITION
+	     : !pt->active              ? PROFILE_ABORTED
+	                                : PROFILE_OK;
 	pthread_mutex_unlock(&pt->mu);
 	if (rc != PROFILE_OK) {
 		pthread_rwlock_unlock(&pt->rw);
@@ -439,6 +610,8 @@ partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
 		info[p].applied = pt->applied;
 		info[p].replayed = pt->replayed;
 		info[p].lag = hi >= 0 && hi - 1 > pt->applied ? hi - 1 - pt->applied : 0;
+		info[p].failed = pt->owned && pt->failed;
+		snprintf(info[p].problem, sizeof info[p].problem, "%s", info[p].failed ? pt->problem : "");
 		pthread_mutex_unlock(&pt->mu);
 	}
 }

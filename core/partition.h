@@ -73,12 +73,18 @@ typedef struct partition_info {
 	int64_t applied;   /* last applied offset, -1 when none */
 	int64_t lag;       /* records between the store and the log end seen */
 	uint64_t replayed; /* records applied while restoring, since assignment */
+	int failed;        /* owned, but its store cannot be opened or written */
+	char problem[200]; /* why, when failed */
 } partition_info;
 
 /* A table for `count` partitions whose stores live under dir (created if
  * needed) with Kyoto Cabinet tuning `tune`. PROFILE_OK and *out, or
  * PROFILE_INTERNAL / PROFILE_RESOURCE_EXHAUSTED. */
 int partitions_new(partitions **out, const char *dir, const char *tune, int32_t count);
+
+/* How many set-aside copies of a damaged store to keep per partition
+ * (default 3; older ones are removed). */
+void partitions_set_keep_damaged(partitions *t, int keep);
 
 /* Closes every open store. NULL is a no-op. */
 void partitions_free(partitions *t);
@@ -118,6 +124,10 @@ int64_t partitions_on_records(void *t, int32_t p, const store_record *recs, size
  * or fenced. 1 while some still wait, else 0. */
 int partitions_on_traced(void *t, int32_t p, const store_record *recs, size_t n);
 void partitions_on_caught_up(void *t, int32_t p, int64_t hi);
+/* The consumer is idle for p (called every half second or so): when p's
+ * store failed and its retry is due, opens it again and returns the offset
+ * to consume p from, else CHANGELOG_CONTINUE. */
+int64_t partitions_on_idle(void *t, int32_t p);
 
 /* Starts a read of partition p. PROFILE_OK: *s is its store, valid until
  * partitions_read_end(t, p), which must follow. PROFILE_UNAVAILABLE: not

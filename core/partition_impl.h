@@ -16,6 +16,8 @@ typedef struct fence_step {
 } fence_step;
 
 #define FENCE_STEPS 16
+#define STORE_RETRY_MS 1000
+#define STORE_RETRY_MAX_MS 8000
 #define RESTATE_EVERY_MS 1000
 
 typedef struct part {
@@ -31,6 +33,16 @@ typedef struct part {
 	uint64_t replayed;
 	int verify; /* first record must be the one at `applied` */
 	uint64_t fingerprint;
+	int64_t lo;            /* log start seen at assignment, -1 = unknown */
+	int64_t rebuild_start; /* monotonic ms a rebuild from the log began, 0 = none */
+	/* A store that cannot be opened or written: the partition is
+	 * unavailable, records are not applied (the consumer is sent back
+	 * to applied + 1 once the store works again). */
+	int failed;
+	int recovering;                 /* reopened after failing: not yet applied a batch */
+	int64_t failed_since, retry_at; /* monotonic ms */
+	int retry_ms;                   /* backoff */
+	char problem[200];
 	partition_waiter *waiters;
 	/* Writing and fencing. */
 	int claimed;                   /* this node writes p */
@@ -51,6 +63,7 @@ typedef struct part {
 struct partitions {
 	char *dir;
 	char *tune;
+	int keep_damaged; /* set-aside copies of damaged stores kept per partition */
 	int32_t count;
 	part *parts;
 	partition_hooks hooks;

@@ -112,7 +112,9 @@ get_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_
 	if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_ABORTED)
 		return rc; /* *part is the one to wait for */
 	if (rc != PROFILE_OK) {
-		reply_status(done, arg, req->request_id, rc, "partition is not served by this node");
+		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
+		             rc == PROFILE_FAILED_PRECONDITION ? "partition store unavailable on this node; retry later"
+		                                               : "partition is not served by this node");
 		return rc;
 	}
 	rc = store_get(st, uid, &prof);

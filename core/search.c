@@ -248,7 +248,9 @@ search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, rep
 		             rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");
 	else if (rc != PROFILE_ABORTED)
 		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-		             "a partition is not served by this node");
+		             rc == PROFILE_FAILED_PRECONDITION
+		                 ? "a partition store is unavailable on this node; retry later"
+		                 : "a partition is not served by this node");
 	free_profiles(found, n);
 	return rc;
 }

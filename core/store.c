@@ -13,14 +13,21 @@
  */
 #include "store.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <kclangc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
-#define STORE_DEFAULT_TUNE "#bnum=262144#msiz=67108864#opts=l"
+/* No memory map (msiz=0): through a map, a full disk or an I/O error is a
+ * SIGBUS that kills the process; through read and write it is an error
+ * the partition reports and recovers from. */
+#define STORE_DEFAULT_TUNE "#bnum=262144#msiz=0#opts=l"
 
 static const char pos_key[] = "\0pos";
 #define POS_KEY_LEN 4
@@ -86,26 +93,131 @@ store_fingerprint(const void *key, size_t key_len, const void *value, size_t val
 	return h;
 }
 
+/* The profile in a ProfileEvent, and (idem not NULL) the Idempotency-Key
+ * it carries ("" when none; idem has room for WIRE_IDEM_KEY_MAX + 1) with
+ * its request hash. */
+static Profile__V1__Profile *
+decode_event(const void *buf, size_t len, char *idem, uint64_t *hash)
+{
+	Profile__V1__ProfileEvent *ev = profile__v1__profile_event__unpack(NULL, len, buf);
+	Profile__V1__Profile *p;
+
+	if (ev == NULL)
+		return NULL;
+	p = ev->profile;
+	ev->profile = NULL;
+	if (idem) {
+		snprintf(idem, WIRE_IDEM_KEY_MAX + 1, "%s", ev->idempotency_key);
+		*hash = ev->request_hash;
+	}
+	profile__v1__profile_event__free_unpacked(ev, NULL);
+	return p;
+}
+
+static Profile__V1__Profile *
+decode_profile(const void *buf, size_t len)
+{
+	return decode_event(buf, len, NULL, NULL);
+}
+
+/* What store_check found wrong with one record, or NULL. */
+static const char *
+record_problem(const char *k, size_t klen, const char *v, size_t vlen)
+{
+	Profile__V1__Profile *p;
+	int ok;
+
+	if (klen == POS_KEY_LEN && memcmp(k, pos_key, POS_KEY_LEN) == 0)
+		return vlen == 16 || vlen == POS_LEN ? NULL : "its position record is malformed";
+	if (klen == FENCED_KEY_LEN && memcmp(k, fenced_key, FENCED_KEY_LEN) == 0)
+		return vlen % WIRE_UID_LEN == 0 ? NULL : "its fenced list is malformed";
+	switch (klen > 1 ? k[0] : 0) {
+	case 'E':
+		return vlen > 0 && vlen % WIRE_UID_LEN == 0 ? NULL : "an email index entry is malformed";
+	case 'I':
+		return vlen == WIRE_UID_LEN + 16 ? NULL : "an Idempotency-Key entry is malformed";
+	case 'P':
+		if (klen != 1 + WIRE_UID_LEN || (p = decode_event(v, vlen, NULL, NULL)) == NULL)
+			return "a profile record does not decode";
+		ok = strlen(p->uid) == WIRE_UID_LEN && memcmp(p->uid, k + 1, WIRE_UID_LEN) == 0;
+		profile__v1__profile__free_unpacked(p, NULL);
+		return ok ? NULL : "a profile record is filed under another uid";
+	default:
+		return "it holds a key this service never writes";
+	}
+}
+
+typedef struct check_state {
+	const char *problem;
+	int64_t records;
+} check_state;
+
+static const char *
+check_visit(const char *k, size_t klen, const char *v, size_t vlen, size_t *sp, void *opq)
+{
+	check_state *cs = opq;
+
+	(void)sp;
+	cs->records++;
+	if (cs->problem == NULL)
+		cs->problem = record_problem(k, klen, v, vlen);
+	return KCVISNOP;
+}
+
+/* Reads every record, so that a damaged file fails here and not in the
+ * middle of serving. NULL when sound; else what is wrong, with *damaged 1
+ * when the file is (0: it could not be read, which may pass). */
+static const char *
+store_check(KCDB *db, int *damaged)
+{
+	check_state cs = {NULL, 0};
+
+	*damaged = 1;
+	if (!kcdbiterate(db, check_visit, &cs, 0)) {
+		*damaged = kcdbecode(db) == KCEBROKEN;
+		return kcdbemsg(db);
+	}
+	if (cs.problem == NULL && cs.records != kcdbcount(db))
+		return "its record count does not match its records";
+	return cs.problem;
+}
+
 int
-store_open(store **out, const char *dir, int32_t partition, const char *tune)
+store_open(store **out, const char *dir, int32_t partition, const char *tune, char *why, size_t why_len)
 {
 	char path[4096];
+	const char *problem = NULL;
 	store *s;
 	size_t len;
 	char *pos;
+	int opened, damaged = 0;
 
-	snprintf(path, sizeof path, "%s/profiles-%d.kch%s", dir, (int)partition,
-	         tune && *tune ? tune : STORE_DEFAULT_TUNE);
+	snprintf(path, sizeof path, "%s/profiles-%d.kch%s%s", dir, (int)partition,
+	         tune && *tune ? tune : STORE_DEFAULT_TUNE, tune && *tune && !strstr(tune, "msiz=") ? "#msiz=0" : "");
+	if (why_len > 0)
+		why[0] = '\0';
 	if ((s = calloc(1, sizeof *s)) == NULL || (s->db = kcdbnew()) == NULL) {
 		free(s);
 		return PROFILE_INTERNAL;
 	}
 	s->partition = partition;
-	if (!kcdbopen(s->db, path, KCOWRITER | KCOCREATE)) {
-		log_error("store: cannot open %s: %s", path, kcdbemsg(s->db));
+	if (!(opened = kcdbopen(s->db, path, KCOWRITER | KCOCREATE))) {
+		/* A file that is there but is not a sound database: broken, or
+		 * not one at all ("invalid magic data"). */
+		damaged = kcdbecode(s->db) == KCEBROKEN || kcdbecode(s->db) == KCEINVALID;
+		problem = kcdbemsg(s->db);
+	} else {
+		problem = store_check(s->db, &damaged);
+	}
+	if (problem != NULL) {
+		log_error("store: %s %s: %s", damaged ? "damaged" : "cannot open", path, problem);
+		if (why_len > 0)
+			snprintf(why, why_len, "%s", problem);
+		if (opened)
+			kcdbclose(s->db);
 		kcdbdel(s->db);
 		free(s);
-		return PROFILE_INTERNAL;
+		return damaged ? PROFILE_FAILED_PRECONDITION : PROFILE_INTERNAL;
 	}
 	s->offset = -1;
 	s->fence = -1;
@@ -186,33 +298,6 @@ index_update(KCDB *db, const char *email_key, const char *uid, int add)
 	size_t klen = make_key(key, 'E', email_key, strlen(email_key));
 
 	return uid_list_update(db, key, klen, uid, add, NULL);
-}
-
-/* The profile in a ProfileEvent, and (idem not NULL) the Idempotency-Key
- * it carries ("" when none; idem has room for WIRE_IDEM_KEY_MAX + 1) with
- * its request hash. */
-static Profile__V1__Profile *
-decode_event(const void *buf, size_t len, char *idem, uint64_t *hash)
-{
-	Profile__V1__ProfileEvent *ev = profile__v1__profile_event__unpack(NULL, len, buf);
-	Profile__V1__Profile *p;
-
-	if (ev == NULL)
-		return NULL;
-	p = ev->profile;
-	ev->profile = NULL;
-	if (idem) {
-		snprintf(idem, WIRE_IDEM_KEY_MAX + 1, "%s", ev->idempotency_key);
-		*hash = ev->request_hash;
-	}
-	profile__v1__profile_event__free_unpacked(ev, NULL);
-	return p;
-}
-
-static Profile__V1__Profile *
-decode_profile(const void *buf, size_t len)
-{
-	return decode_event(buf, len, NULL, NULL);
 }
 
 /* Records the create an Idempotency-Key made. */
@@ -384,18 +469,87 @@ store_fenced(store *s, char (**uids)[WIRE_UID_LEN + 1], size_t *n)
 	return PROFILE_OK;
 }
 
-int
-store_clear(store *s)
+/* Names of set-aside copies of partition's file: "profiles-<p>.kch.damaged-<UTC time>". */
+static int
+is_set_aside(const char *name, const char *prefix)
 {
-	if (!kcdbclear(s->db)) {
-		log_error("store: partition %d: clear: %s", (int)s->partition, kcdbemsg(s->db));
+	size_t n = strlen(name);
+
+	return strncmp(name, prefix, strlen(prefix)) == 0 && !(n > 4 && strcmp(name + n - 4, ".wal") == 0);
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Removes the oldest set-aside copies beyond keep. */
+static void
+prune_set_aside(const char *dir, const char *prefix, int keep)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **names = NULL, path[4096];
+	size_t n = 0;
+
+	while (d && (e = readdir(d)) != NULL) {
+		char **grown;
+
+		if (!is_set_aside(e->d_name, prefix) || (grown = realloc(names, (n + 1) * sizeof *names)) == NULL)
+			continue;
+		names = grown;
+		if ((names[n] = strdup(e->d_name)) != NULL)
+			n++;
+	}
+	if (d)
+		closedir(d);
+	qsort(names, n, sizeof *names, by_name);
+	for (size_t i = 0; i < n; i++) {
+		if (i + (size_t)keep < n) {
+			snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+			unlink(path);
+			snprintf(path, sizeof path, "%s/%s.wal", dir, names[i]);
+			unlink(path);
+			log_info("store: removed %s/%s (keeping the newest %d damaged copies)", dir, names[i], keep);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+int
+store_set_aside(const char *dir, int32_t partition, int keep, char *moved, size_t moved_len)
+{
+	char from[4096], to[4200], prefix[64], stamp[32];
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+	snprintf(prefix, sizeof prefix, "profiles-%d.kch.damaged-", (int)partition);
+	snprintf(from, sizeof from, "%s/profiles-%d.kch", dir, (int)partition);
+	snprintf(to, sizeof to, "%s/%s%s.%03ldZ", dir, prefix, stamp, now.tv_nsec / 1000000);
+	if (rename(from, to) != 0 && errno != ENOENT) {
+		log_error("store: cannot move %s aside: %s", from, strerror(errno));
 		return PROFILE_INTERNAL;
 	}
-	s->offset = -1;
-	s->fingerprint = 0;
-	s->fence = -1;
-	__atomic_store_n(&s->n_fenced, 0, __ATOMIC_RELEASE);
+	snprintf(moved, moved_len, "%s", to);
+	strcat(from, ".wal");
+	strcat(to, ".wal");
+	if (rename(from, to) != 0 && errno != ENOENT) {
+		log_error("store: cannot move %s aside: %s", from, strerror(errno));
+		return PROFILE_INTERNAL;
+	}
+	prune_set_aside(dir, prefix, keep < 0 ? 0 : keep);
 	return PROFILE_OK;
+}
+
+const char *
+store_error(store *s)
+{
+	return kcdbemsg(s->db);
 }
 
 int

@@ -28,9 +28,23 @@ typedef struct store store;
 
 /* Opens (creating if needed) the database of `partition` under dir, as
  * dir/profiles-<partition>.kch, with Kyoto Cabinet tuning parameters `tune`
- * ("#bnum=...#msiz=..."; NULL or "" for the defaults). On success *out is a
- * new handle for store_close. Errors: PROFILE_INTERNAL (message logged). */
-int store_open(store **out, const char *dir, int32_t partition, const char *tune);
+ * ("#bnum=...#msiz=..."; NULL or "" for the defaults), and reads every
+ * record to check it. On success *out is a new handle for store_close.
+ * Errors (logged, and said in why when why_len > 0):
+ * PROFILE_FAILED_PRECONDITION when the file is damaged (store_set_aside it
+ * and open again to rebuild), PROFILE_INTERNAL when it cannot be opened
+ * (permissions, I/O, a read-only file system: may pass). */
+int store_open(store **out, const char *dir, int32_t partition, const char *tune, char *why,
+               size_t why_len);
+
+/* Renames partition's closed file (and its transaction log) to
+ * dir/profiles-<partition>.kch.damaged-<UTC time>, said in moved, and
+ * removes the oldest such copies beyond `keep`. PROFILE_OK also when there
+ * was no file; PROFILE_INTERNAL when it could not be moved (logged). */
+int store_set_aside(const char *dir, int32_t partition, int keep, char *moved, size_t moved_len);
+
+/* The last store failure on this thread, as Kyoto Cabinet words it. */
+const char *store_error(store *s);
 
 /* Flushes and closes. store_close(NULL) is a no-op. */
 void store_close(store *s);
@@ -59,9 +73,6 @@ int64_t store_fence(store *s);
  * PROFILE_INTERNAL / PROFILE_RESOURCE_EXHAUSTED. */
 size_t store_fenced_count(store *s);
 int store_fenced(store *s, char (**uids)[WIRE_UID_LEN + 1], size_t *n);
-
-/* Removes everything (before a rebuild from the log). */
-int store_clear(store *s);
 
 /* Looks up a profile. On PROFILE_OK *out is a new Profile for
  * profile__v1__profile__free_unpacked; PROFILE_NOT_FOUND when absent;

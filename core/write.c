@@ -539,7 +539,9 @@ write_expire(pending_call *c, int all, pending_answer *out)
 	default:
 		*out = (pending_answer){
 		    o->done, o->arg, o->req ? o->req->request_id : 0, PROFILE_DEADLINE_EXCEEDED,
-		    "no acknowledgement from Kafka within the deadline; the write may still apply"};
+		    o->state == OP_WAIT_APPLIED
+		        ? "Kafka took the write but this node's store had not applied it by the deadline; outcome unknown"
+		        : "no acknowledgement from Kafka within the deadline; the write may still apply"};
 		return PENDING_ANSWER;
 	}
 }

@@ -136,15 +136,17 @@ body_render_cluster(const Profile__V1__ClusterReply *c)
 	}
 	for (size_t i = 0; i < c->n_partitions; i++) {
 		const Profile__V1__ClusterPartition *p = c->partitions[i];
-		const char *state = p->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE      ? "active"
-		                    : p->state == PROFILE__V1__PARTITION_STATE__STATE__RESTORING ? "restoring"
-		                                                                                 : "unknown";
+		const char *state = p->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE        ? "active"
+		                    : p->state == PROFILE__V1__PARTITION_STATE__STATE__RESTORING   ? "restoring"
+		                    : p->state == PROFILE__V1__PARTITION_STATE__STATE__UNAVAILABLE ? "unavailable"
+		                                                                                   : "unknown";
 
 		json_array_append_new(
-		    parts, json_pack("{s:i, s:s?, s:s, s:I, s:I, s:I}", "partition", (int)p->partition,
+		    parts, json_pack("{s:i, s:s?, s:s, s:I, s:I, s:I, s:s*}", "partition", (int)p->partition,
 		                     "owner", p->owner[0] ? p->owner : NULL, "state", state, "lag",
 		                     (json_int_t)p->lag, "applied_offset", (json_int_t)p->applied_offset,
-		                     "replayed", (json_int_t)p->replayed));
+		                     "replayed", (json_int_t)p->replayed, "problem",
+		                     p->problem[0] ? p->problem : NULL));
 	}
 	json_object_set_new(root, "partition_count", json_integer(c->partition_count));
 	json_object_set(root, "nodes", nodes);

@@ -3,7 +3,8 @@
  * in batches of 1024, as the changelog's consumer thread does, and prints
  * the rate; the baseline writes the same keys and values to the same kind
  * of Kyoto Cabinet file with plain sets, one transaction per batch.
- * usage: bench-store-apply DIR N
+ * usage: bench-store-apply DIR N [TUNE]   (TUNE: the store's --store-tune,
+ * also used for the baseline; default the store's own)
  * prints: apply_per_s kyoto_set_per_s */
 #include <kclangc.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ main(int argc, char **argv)
 	KCDB *db;
 	double t0, apply_rate, set_rate;
 
-	if (argc != 3)
+	if (argc != 3 && argc != 4)
 		return 2;
 	n = (size_t)atol(argv[2]);
 	uids = malloc(n * sizeof *uids);
@@ -59,7 +60,7 @@ main(int argc, char **argv)
 		vals[i] = malloc(lens[i]);
 		profile__v1__profile_event__pack(&ev, vals[i]);
 	}
-	if (store_open(&s, argv[1], 0, NULL) != PROFILE_OK)
+	if (store_open(&s, argv[1], 0, argc == 4 ? argv[3] : NULL, NULL, 0) != PROFILE_OK)
 		return 1;
 	t0 = now();
 	for (size_t i = 0; i < n; i += batch) {
@@ -73,7 +74,7 @@ main(int argc, char **argv)
 	apply_rate = n / (now() - t0);
 	store_close(s);
 
-	snprintf(path, sizeof path, "%s/baseline.kch#bnum=262144#msiz=67108864#opts=l", argv[1]);
+	snprintf(path, sizeof path, "%s/baseline.kch%s", argv[1], argc == 4 ? argv[3] : "#bnum=262144#msiz=0#opts=l");
 	db = kcdbnew();
 	if (!kcdbopen(db, path, KCOWRITER | KCOCREATE))
 		return 1;

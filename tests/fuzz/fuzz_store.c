@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (s == NULL) {
 		char dir[] = "/tmp/fuzz_store.XXXXXX";
-		if (mkdtemp(dir) == NULL || store_open(&s, dir, 0, "#bnum=1024") != PROFILE_OK)
+		if (mkdtemp(dir) == NULL || store_open(&s, dir, 0, "#bnum=1024", NULL, 0) != PROFILE_OK)
 			abort();
 	}
 	while (pos + 2 <= size && n < 64) {

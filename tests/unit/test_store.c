@@ -1,5 +1,8 @@
 /* test_store.c: the partition store (core/store.c). */
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -64,7 +67,7 @@ test_apply_keeps_profile_and_email_index(const char *dir)
 	store *s;
 	size_t n;
 
-	CHECK_INT(store_open(&s, dir, 0, NULL), PROFILE_OK);
+	CHECK_INT(store_open(&s, dir, 0, NULL, NULL, 0), PROFILE_OK);
 	recs[0] = rec(0, uid_a, v1, l1);
 	CHECK_INT(store_apply(s, recs, 1), PROFILE_OK);
 	CHECK_INT(store_get(s, uid_a, &p), PROFILE_OK);
@@ -107,7 +110,7 @@ test_search_finds_every_holder_of_an_email(const char *dir)
 	store *s;
 	size_t n;
 
-	CHECK_INT(store_open(&s, dir, 1, NULL), PROFILE_OK);
+	CHECK_INT(store_open(&s, dir, 1, NULL, NULL, 0), PROFILE_OK);
 	recs[0] = rec(0, uid_a, va, la);
 	recs[1] = rec(1, uid_b, vb, lb);
 	CHECK_INT(store_apply(s, recs, 2), PROFILE_OK);
@@ -129,13 +132,13 @@ test_position_persists_with_data(const char *dir)
 	uint64_t fp;
 	store *s;
 
-	CHECK_INT(store_open(&s, dir, 2, NULL), PROFILE_OK);
+	CHECK_INT(store_open(&s, dir, 2, NULL, NULL, 0), PROFILE_OK);
 	store_position(s, &off, &fp);
 	CHECK_INT(off, -1);
 	CHECK_INT(store_apply(s, &r, 1), PROFILE_OK);
 	store_close(s);
 
-	CHECK_INT(store_open(&s, dir, 2, NULL), PROFILE_OK);
+	CHECK_INT(store_open(&s, dir, 2, NULL, NULL, 0), PROFILE_OK);
 	store_position(s, &off, &fp);
 	CHECK_INT(off, 41);
 	CHECK(fp == store_fingerprint(uid_a, 36, v, l));
@@ -143,11 +146,129 @@ test_position_persists_with_data(const char *dir)
 	CHECK_INT(store_get(s, uid_a, &p), PROFILE_OK);
 	if (p)
 		profile__v1__profile__free_unpacked(p, NULL);
-	CHECK_INT(store_clear(s), PROFILE_OK);
+	store_close(s);
+}
+
+/* A store with a few profiles in partition p's file, closed. */
+static void
+fill(const char *dir, int32_t p, int n)
+{
+	uint8_t v[512];
+	store *s;
+
+	CHECK_INT(store_open(&s, dir, p, NULL, NULL, 0), PROFILE_OK);
+	for (int i = 0; i < n; i++) {
+		char uid[37];
+		snprintf(uid, sizeof uid, "00000000-0000-4000-8000-%012d", i);
+		size_t l = event(v, uid, "user", "same@mail.com", 1, 1000 + i);
+		store_record r = rec(i, uid, v, l);
+		CHECK_INT(store_apply(s, &r, 1), PROFILE_OK);
+	}
+	store_close(s);
+}
+
+static void
+file_path(char *buf, size_t len, const char *dir, int32_t p)
+{
+	snprintf(buf, len, "%s/profiles-%d.kch", dir, (int)p);
+}
+
+static void
+overwrite(const char *path, long at, size_t n)
+{
+	FILE *f = fopen(path, "r+b");
+	char junk[8192];
+
+	memset(junk, 0x5a, sizeof junk);
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	if (at < 0) {
+		fseek(f, 0, SEEK_END);
+		at += ftell(f);
+	}
+	fseek(f, at, SEEK_SET);
+	CHECK(fwrite(junk, 1, n < sizeof junk ? n : sizeof junk, f) > 0);
+	fclose(f);
+}
+
+/* Opening `damaged` must say so: FAILED_PRECONDITION, with a reason. */
+static void
+check_damaged(const char *dir, int32_t p, const char *what)
+{
+	char why[200] = "";
+	store *s = NULL;
+	int rc = store_open(&s, dir, p, NULL, why, sizeof why);
+
+	if (rc != PROFILE_FAILED_PRECONDITION)
+		fprintf(stderr, "  (%s: store_open answered %d)\n", what, rc);
+	CHECK_INT(rc, PROFILE_FAILED_PRECONDITION);
+	CHECK(why[0] != '\0');
+	if (rc == PROFILE_OK)
+		store_close(s);
+}
+
+/* Damage a closed store's file in each way an operator (or a crash) might,
+ * and store_open tells: it is never served as if sound. */
+static void
+test_damaged_files_are_recognised(const char *dir)
+{
+	char path[512];
+
+	fill(dir, 10, 50);
+	file_path(path, sizeof path, dir, 10);
+	CHECK_INT(truncate(path, 1000), 0);
+	check_damaged(dir, 10, "truncated");
+
+	fill(dir, 11, 50);
+	file_path(path, sizeof path, dir, 11);
+	overwrite(path, 0, 64);
+	check_damaged(dir, 11, "garbage in the header");
+
+	/* Garbage over the records (past the bucket array of the default
+	 * tuning: 262144 buckets of 4 or 6 bytes, after a 64 KiB-aligned
+	 * header region), a few KiB of it. */
+	fill(dir, 12, 50);
+	file_path(path, sizeof path, dir, 12);
+	overwrite(path, -3000, 4096);
+	check_damaged(dir, 12, "garbage in the body");
+}
+
+/* store_set_aside renames the file, keeps only the newest `keep` copies,
+ * and a new store opens empty. */
+static void
+test_set_aside_keeps_a_capped_number(const char *dir)
+{
+	char moved[4300], first[4300] = "";
+	int64_t off;
+	uint64_t fp;
+	store *s;
+	int copies = 0;
+	DIR *d;
+	struct dirent *e;
+
+	for (int i = 0; i < 4; i++) {
+		fill(dir, 13, 3);
+		CHECK_INT(store_set_aside(dir, 13, 2, moved, sizeof moved), PROFILE_OK);
+		CHECK(access(moved, F_OK) == 0);
+		if (i == 0)
+			snprintf(first, sizeof first, "%s", moved);
+		usleep(2000); /* names differ by the millisecond */
+	}
+	CHECK(access(first, F_OK) != 0); /* the oldest went */
+	d = opendir(dir);
+	while (d && (e = readdir(d)) != NULL)
+		copies += strncmp(e->d_name, "profiles-13.kch.damaged-", 24) == 0 &&
+		          strstr(e->d_name, ".wal") == NULL;
+	if (d)
+		closedir(d);
+	CHECK_INT(copies, 2);
+	CHECK_INT(store_open(&s, dir, 13, NULL, NULL, 0), PROFILE_OK);
 	store_position(s, &off, &fp);
 	CHECK_INT(off, -1);
-	CHECK_INT(store_get(s, uid_a, &p), PROFILE_NOT_FOUND);
 	store_close(s);
+	/* No file to move: nothing to do, and that is fine. */
+	CHECK_INT(store_set_aside(dir, 14, 2, moved, sizeof moved), PROFILE_OK);
 }
 
 /* A record that is not ours (bad key, bad value, key/uid mismatch) is
@@ -167,7 +288,7 @@ test_foreign_records_are_skipped(const char *dir)
 	uint64_t fp;
 	store *s;
 
-	CHECK_INT(store_open(&s, dir, 3, NULL), PROFILE_OK);
+	CHECK_INT(store_open(&s, dir, 3, NULL, NULL, 0), PROFILE_OK);
 	CHECK_INT(store_apply(s, recs, 3), PROFILE_OK);
 	store_position(s, &off, &fp);
 	CHECK_INT(off, 2);
@@ -181,7 +302,7 @@ test_open_fails_cleanly_on_a_bad_directory(void)
 {
 	store *s = NULL;
 
-	CHECK_INT(store_open(&s, "/nonexistent/dir/for/sure", 0, NULL), PROFILE_INTERNAL);
+	CHECK_INT(store_open(&s, "/nonexistent/dir/for/sure", 0, NULL, NULL, 0), PROFILE_INTERNAL);
 	CHECK(s == NULL);
 	store_close(NULL); /* a no-op */
 }
@@ -208,7 +329,7 @@ test_fenced_records_are_not_applied(const char *dir)
 	size_t n = 0;
 	store *s;
 
-	CHECK_INT(store_open(&s, dir, 5, NULL), PROFILE_OK);
+	CHECK_INT(store_open(&s, dir, 5, NULL, NULL, 0), PROFILE_OK);
 	CHECK_INT(store_fence(s), -1);
 	CHECK_INT(store_apply(s, recs, 4), PROFILE_OK);
 	CHECK_INT(store_fence(s), 2);
@@ -226,7 +347,7 @@ test_fenced_records_are_not_applied(const char *dir)
 	free(uids);
 	store_close(s);
 
-	CHECK_INT(store_open(&s, dir, 5, NULL), PROFILE_OK);
+	CHECK_INT(store_open(&s, dir, 5, NULL, NULL, 0), PROFILE_OK);
 	CHECK_INT(store_fence(s), 2);
 	CHECK_INT(store_fenced_count(s), 1);
 	CHECK_INT(store_apply(s, &fresh, 1), PROFILE_OK); /* B's update, or its restate */
@@ -281,7 +402,7 @@ test_idempotency_keys_are_indexed(const char *dir)
 	Profile__V1__Profile *p = NULL;
 	store *s;
 
-	CHECK_INT(store_open(&s, dir, 6, NULL), PROFILE_OK);
+	CHECK_INT(store_open(&s, dir, 6, NULL, NULL, 0), PROFILE_OK);
 	CHECK_INT(store_idem_get(s, "key-b", uid, &hash, &created), PROFILE_NOT_FOUND);
 	CHECK_INT(store_apply(s, recs, 1), PROFILE_OK); /* only a version 3 is left in the log */
 	CHECK_INT(store_get_idem(s, uid_b, &p, idem, &hash), PROFILE_OK);
@@ -315,6 +436,8 @@ main(void)
 	test_fenced_records_are_not_applied(dir);
 	test_idempotency_keys_are_indexed(dir);
 	test_open_fails_cleanly_on_a_bad_directory();
+	test_damaged_files_are_recognised(dir);
+	test_set_aside_keeps_a_capped_number(dir);
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
