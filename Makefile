@@ -36,14 +36,15 @@ test: deps
 	@$(MAKE) --no-print-directory build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
 
-# Fuzzing: clang's libFuzzer over the gateway's inputs and the store's
-# records, FUZZ_SECONDS each, from the seeds in tests/fuzz/corpus.
+# Fuzzing: clang's libFuzzer over the gateway's inputs, the store's records
+# and a core's RPC requests, FUZZ_SECONDS each, from the seeds in
+# tests/fuzz/corpus.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake -S . -B build-fuzz -DPROFILE_FUZZ=ON -DCMAKE_C_COMPILER=clang -DPROFILE_SANITIZER=address,undefined \
 	  -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_gateway fuzz_store
-	@for t in fuzz_gateway fuzz_store; do \
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_gateway fuzz_store fuzz_rpc
+	@for t in fuzz_gateway fuzz_store fuzz_rpc; do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ build-fuzz/corpus/$$t tests/fuzz/corpus/$$t \
 	    2>build-fuzz/$$t.log || { tail -50 build-fuzz/$$t.log; exit 1; }; \

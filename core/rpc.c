@@ -136,6 +136,27 @@ dispatch(service *svc, Profile__V1__Request *req, reply_fn done, void *arg)
 		service_call(svc, m->run, req, done, arg);
 }
 
+void
+rpc_handle(service *svc, int draining, const void *buf, size_t len, reply_fn done, void *arg)
+{
+	Profile__V1__Request *req;
+
+	if (len > WIRE_MESSAGE_MAX) {
+		reply_status(done, arg, 0, PROFILE_INVALID_ARGUMENT, "request too large");
+		return;
+	}
+	if ((req = profile__v1__request__unpack(NULL, len, buf)) == NULL) {
+		reply_status(done, arg, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
+		return;
+	}
+	if (draining) {
+		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE, "node is shutting down");
+		profile__v1__request__free_unpacked(req, NULL);
+		return;
+	}
+	dispatch(svc, req, done, arg);
+}
+
 /* ---- the server -------------------------------------------------------- */
 
 /* nng's codes, mapped once. */
@@ -195,7 +216,6 @@ worker_cb(void *arg)
 {
 	worker *w = arg;
 	int rv = nng_aio_result(w->aio);
-	Profile__V1__Request *req;
 	nng_msg *msg;
 
 	switch (w->state) {
@@ -208,25 +228,10 @@ worker_cb(void *arg)
 		}
 		msg = nng_aio_get_msg(w->aio);
 		__atomic_store_n(&w->srv->last_request, wire_mono_ms(), __ATOMIC_RELAXED);
-		if (nng_msg_len(msg) > WIRE_MESSAGE_MAX) {
-			nng_msg_free(msg);
-			reply_status(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "request too large");
-			return;
-		}
-		req = profile__v1__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
-		nng_msg_free(msg);
-		if (req == NULL) {
-			reply_status(worker_reply, w, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
-			return;
-		}
-		if (__atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED)) {
-			reply_status(worker_reply, w, req->request_id, PROFILE_UNAVAILABLE,
-			             "node is shutting down");
-			profile__v1__request__free_unpacked(req, NULL);
-			return;
-		}
 		w->state = W_SERVE;
-		dispatch(w->srv->svc, req, worker_reply, w);
+		rpc_handle(w->srv->svc, __atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED), nng_msg_body(msg),
+		           nng_msg_len(msg), worker_reply, w);
+		nng_msg_free(msg);
 		return;
 	case W_SEND:
 		if (rv != 0) {

@@ -14,6 +14,12 @@
 
 typedef struct rpc_server rpc_server;
 
+/* One request as it came off the network: decodes buf (len bytes; the
+ * caller keeps it), checks it and hands it to its method, or answers why
+ * not (INVALID_ARGUMENT for one too large or malformed, UNAVAILABLE when
+ * draining). done runs once, now or later on another thread. */
+void rpc_handle(service *svc, int draining, const void *buf, size_t len, reply_fn done, void *arg);
+
 /* Listens on url with `contexts` contexts serving svc. PROFILE_OK and *out,
  * PROFILE_INVALID_ARGUMENT (bad URL), PROFILE_UNAVAILABLE (address in use or
  * not allowed), PROFILE_RESOURCE_EXHAUSTED. */
