@@ -26,7 +26,12 @@
 #define IDLE_EVERY_MS 500 /* how often the handler's idle callback runs */
 
 struct changelog {
+	/* The producer, replaced after a fatal error (renew_producer): users
+	 * hold producer_rw for reading while they use it. */
 	rd_kafka_t *producer;
+	pthread_rwlock_t producer_rw;
+	rd_kafka_conf_t *producer_conf; /* to make another */
+	int producer_fatal;             /* atomic: the producer raised a fatal error */
 	rd_kafka_t *consumer; /* the group consumer */
 	rd_kafka_t *follower; /* replicated mode: reads every partition */
 	int replicated;
@@ -49,8 +54,15 @@ struct changelog {
 static void
 on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	(void)rk;
-	(void)opaque;
+	changelog *cl = opaque;
+	char why[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL && rd_kafka_type(rk) == RD_KAFKA_PRODUCER) {
+		rd_kafka_fatal_error(rk, why, sizeof why);
+		log_error("kafka: the producer hit a fatal error (%s); making a new one", why);
+		__atomic_store_n(&cl->producer_fatal, 1, __ATOMIC_RELEASE);
+		return;
+	}
 	log_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
@@ -74,6 +86,20 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	((changelog_delivery *)m->_private)->done(m->_private, status, m->partition, m->offset);
 }
 
+/* Waits up to timeout_ms for every record in flight; 0 when none is left. */
+static int
+producer_flush(changelog *cl, int timeout_ms)
+{
+	int left;
+
+	pthread_rwlock_rdlock(&cl->producer_rw);
+	left = rd_kafka_flush(cl->producer, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR
+	           ? 0
+	           : rd_kafka_outq_len(cl->producer);
+	pthread_rwlock_unlock(&cl->producer_rw);
+	return left;
+}
+
 static void
 on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -84,8 +110,7 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 
 	/* An orderly revoke lets what this node produced land first, so that it
 	 * is in the log before the next owner's fence (changelog.h). */
-	if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !lost &&
-	    rd_kafka_flush(cl->producer, REVOKE_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !lost && producer_flush(cl, REVOKE_FLUSH_MS) != 0)
 		log_warn("kafka: records still in flight after %d ms at a revoke", REVOKE_FLUSH_MS);
 	if (cl->replicated) {
 		/* Ownership only: the follower feeds the stores. Assigned
@@ -335,13 +360,52 @@ changelog_trace(changelog *cl, int32_t p, int64_t from)
 	pthread_mutex_unlock(&cl->trace_mu);
 }
 
+/* After a fatal error (an idempotent producer out of step with the broker:
+ * nothing it sends is accepted any more): a new producer takes over, and the
+ * old one's records are purged, each answered by its delivery report as
+ * surely not written (UNAVAILABLE) or possibly written (DEADLINE_EXCEEDED).
+ * Fencing is unaffected: tokens belong to the node, not to a producer. */
+static void
+renew_producer(changelog *cl)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_dup(cl->producer_conf);
+	rd_kafka_t *fresh, *old;
+	char err[512];
+	int left;
+
+	if ((fresh = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL) {
+		log_error("kafka: cannot make a new producer (%s); trying again", err);
+		rd_kafka_conf_destroy(conf);
+		return;
+	}
+	pthread_rwlock_wrlock(&cl->producer_rw);
+	old = cl->producer;
+	cl->producer = fresh;
+	__atomic_store_n(&cl->producer_fatal, 0, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&cl->producer_rw);
+	left = rd_kafka_outq_len(old);
+	rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	for (int i = 0; i < 100 && rd_kafka_outq_len(old) > 0; i++)
+		rd_kafka_poll(old, 50);
+	rd_kafka_destroy(old);
+	log_info("kafka: a new producer took over; %d record(s) in flight were answered", left);
+}
+
 static void *
 producer_main(void *arg)
 {
 	changelog *cl = arg;
+	int64_t renew_at = 0;
 
-	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE))
+	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
+		pthread_rwlock_rdlock(&cl->producer_rw);
 		rd_kafka_poll(cl->producer, 50);
+		pthread_rwlock_unlock(&cl->producer_rw);
+		if (__atomic_load_n(&cl->producer_fatal, __ATOMIC_ACQUIRE) && wire_mono_ms() >= renew_at) {
+			renew_at = wire_mono_ms() + 1000; /* at most once a second */
+			renew_producer(cl);
+		}
+	}
 	return NULL;
 }
 
@@ -429,6 +493,9 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	    kafka_conf_apply(pconf, cfg->producer_opts) != PROFILE_OK)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
+	if ((cl->producer_conf = rd_kafka_conf_dup(pconf)) == NULL)
+		goto fail;
+	pthread_rwlock_init(&cl->producer_rw, NULL);
 	if ((cconf = conf_new(cfg, consumer_defaults, cl)) == NULL ||
 	    kafka_conf_apply(cconf, cfg->consumer_opts) != PROFILE_OK ||
 	    rd_kafka_conf_set(cconf, "group.id", cfg->group, err, sizeof err) != RD_KAFKA_CONF_OK)
@@ -480,6 +547,10 @@ fail:
 		rd_kafka_destroy(cl->consumer);
 	if (cl->producer)
 		rd_kafka_destroy(cl->producer);
+	if (cl->producer_conf) {
+		rd_kafka_conf_destroy(cl->producer_conf);
+		pthread_rwlock_destroy(&cl->producer_rw);
+	}
 	free(cl->topic);
 	free(cl);
 	return rc;
@@ -488,10 +559,12 @@ fail:
 void
 changelog_close(changelog *cl, int timeout_ms)
 {
+	int left;
+
 	if (cl == NULL)
 		return;
-	if (cl->threads_started && rd_kafka_flush(cl->producer, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		log_warn("kafka: %d records not acknowledged at shutdown", rd_kafka_outq_len(cl->producer));
+	if (cl->threads_started && (left = producer_flush(cl, timeout_ms)) > 0)
+		log_warn("kafka: %d records not acknowledged at shutdown", left);
 	__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
 	if (cl->threads_started) {
 		pthread_join(cl->consumer_thread, NULL);
@@ -515,6 +588,8 @@ changelog_close(changelog *cl, int timeout_ms)
 	free(cl->trace_from);
 	rd_kafka_destroy(cl->consumer);
 	rd_kafka_destroy(cl->producer);
+	rd_kafka_conf_destroy(cl->producer_conf);
+	pthread_rwlock_destroy(&cl->producer_rw);
 	free(cl->topic);
 	free(cl);
 }
@@ -606,7 +681,10 @@ changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, voi
 		vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
 		vu[n++].u.header = (typeof(vu[0].u.header)){FENCE_HEADER, token, sizeof token};
 	}
-	if ((error = rd_kafka_produceva(cl->producer, vu, n)) != NULL) {
+	pthread_rwlock_rdlock(&cl->producer_rw);
+	error = rd_kafka_produceva(cl->producer, vu, n);
+	pthread_rwlock_unlock(&cl->producer_rw);
+	if (error != NULL) {
 		log_warn("kafka: produce to partition %d: %s", (int)p, rd_kafka_error_string(error));
 		rd_kafka_error_destroy(error);
 		return PROFILE_UNAVAILABLE;

@@ -245,6 +245,7 @@ partitions_tick(partitions *t)
 		a = pt_asks_for(t, pt);
 		pthread_mutex_unlock(&pt->mu);
 		pt_ask(t, p, a);
+		pt_release_held(t, p, 1);
 	}
 }
 

@@ -31,7 +31,8 @@
 static const char *opt_listen, *opt_advertise, *opt_brokers, *opt_brokers_file, *opt_data, *opt_node_id,
     *opt_group, *opt_topic, *opt_members_topic, *opt_state, *opt_store_tune, *opt_log_level;
 static const char *opt_fault_fence;
-static long opt_partitions, opt_contexts, opt_deadline_ms, opt_keep_damaged, opt_fault_write_delay_ms;
+static long opt_partitions, opt_contexts, opt_deadline_ms, opt_keep_damaged, opt_lost_read_ms,
+    opt_fault_write_delay_ms;
 static const char **opt_kafka, **opt_producer, **opt_consumer;
 
 static cli_option options[] = {
@@ -67,6 +68,11 @@ static cli_option options[] = {
      "a damaged partition store is moved aside (profiles-N.kch.damaged-TIME) and rebuilt from the log; "
      "keep the newest N such copies per partition",
      &opt_keep_damaged},
+    {"lost-read-ms", 0, "PROFILED_LOST_READ_MS", CLI_INT, "0", "MS",
+     "after losing its group session (Kafka away longer than session.timeout.ms), keep answering reads "
+     "of the partitions it held from their stores this long; another node that took one over meanwhile "
+     "may have newer writes, so this trades read-your-writes for availability (0: off)",
+     &opt_lost_read_ms},
     {"kafka", 'X', "PROFILED_KAFKA", CLI_LIST, NULL, "KEY=VALUE",
      "librdkafka property for producer and consumer (repeatable)", &opt_kafka},
     {"producer", 0, "PROFILED_PRODUCER", CLI_LIST, NULL, "KEY=VALUE",
@@ -203,9 +209,10 @@ options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *rep
 	if (opt_advertise == NULL)
 		opt_advertise = opt_listen;
 	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
-	    opt_deadline_ms < 1 || opt_keep_damaged < 0 || opt_keep_damaged > 1000) {
+	    opt_deadline_ms < 1 || opt_keep_damaged < 0 || opt_keep_damaged > 1000 || opt_lost_read_ms < 0 ||
+	    opt_lost_read_ms > 3600000) {
 		fprintf(stderr, "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0, "
-		                "--keep-damaged 0..1000\n");
+		                "--keep-damaged 0..1000, --lost-read-ms 0..3600000\n");
 		return 2;
 	}
 	if ((strcmp(opt_fault_fence, "on") != 0 && strcmp(opt_fault_fence, "off") != 0) ||
@@ -290,6 +297,7 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 		return 1;
 	service_attach(n->svc, n->cl);
 	partitions_set_keep_damaged(n->table, (int)opt_keep_damaged);
+	partitions_set_lost_read_ms(n->table, (int)opt_lost_read_ms);
 	ph.arg = n->svc;
 	partitions_set_hooks(n->table, &ph, !sc.fault_no_fence);
 	if (members_open(&n->mem, &mc) != PROFILE_OK || peers_new(&n->rt, n->mem, opt_node_id) != PROFILE_OK)

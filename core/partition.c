@@ -54,6 +54,7 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 	}
 	t->fencing = 1;
 	t->keep_damaged = 3;
+	t->lost_read_ms = 0;
 	*out = t;
 	return PROFILE_OK;
 }
@@ -78,6 +79,39 @@ void
 partitions_set_keep_damaged(partitions *t, int keep)
 {
 	t->keep_damaged = keep < 0 ? 0 : keep;
+}
+
+void
+partitions_set_lost_read_ms(partitions *t, int ms)
+{
+	t->lost_read_ms = ms < 0 ? 0 : ms;
+}
+
+/* Closes the store p kept after losing it (expired_only: only once its
+ * time is up). */
+void
+pt_release_held(partitions *t, int32_t p, int expired_only)
+{
+	part *pt = &t->parts[p];
+	int due;
+
+	pthread_mutex_lock(&pt->mu);
+	due = pt->held && (!expired_only || wire_mono_ms() >= pt->held_until);
+	pthread_mutex_unlock(&pt->mu);
+	if (!due)
+		return;
+	pthread_rwlock_wrlock(&pt->rw);
+	pthread_mutex_lock(&pt->mu);
+	if (pt->held && (!expired_only || wire_mono_ms() >= pt->held_until)) {
+		pt->held = 0;
+		store_close(pt->st);
+		pt->st = NULL;
+		if (expired_only)
+			log_info("partition %d: no longer answering reads from the store kept since it was lost",
+			         (int)p);
+	}
+	pthread_mutex_unlock(&pt->mu);
+	pthread_rwlock_unlock(&pt->rw);
 }
 
 int32_t
@@ -281,6 +315,7 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	if (p < 0 || p >= t->count)
 		return CHANGELOG_OFFSET_BEGINNING;
 	pt = &t->parts[p];
+	pt_release_held(t, p, 0);
 	if (open_store(t, p, lo, hi, &st, problem, sizeof problem) != PROFILE_OK)
 		log_error("partition %d: unavailable until its store can be used: %s", (int)p, problem);
 
@@ -361,12 +396,14 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	partition_waiter *w;
 	part *pt;
 	int64_t from;
+	int held, was_active;
 
 	if (p < 0 || p >= t->count)
 		return;
 	pt = &t->parts[p];
 	pthread_rwlock_wrlock(&pt->rw);
 	pthread_mutex_lock(&pt->mu);
+	was_active = pt->active;
 	pt->owned = 0;
 	pt->active = 0;
 	pt->claimed = 0;
@@ -378,11 +415,22 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 		pt_orphan_writes(pt);
 	from = pt->orphans ? pt->trace_from : -1;
 	w = pt_take_waiters(t, pt, lost ? LOST : REVOKED);
-	store_close(pt->st);
-	pt->st = NULL;
+	/* A store that was serving keeps answering reads for a while after a
+	 * loss: as when Kafka is away, and nobody can take p over meanwhile. */
+	held = lost && t->lost_read_ms > 0 && pt->st != NULL && was_active && !pt->failed;
+	if (held) {
+		pt->held = 1;
+		pt->held_until = wire_mono_ms() + t->lost_read_ms;
+	} else {
+		store_close(pt->st);
+		pt->st = NULL;
+	}
 	pthread_mutex_unlock(&pt->mu);
 	pthread_rwlock_unlock(&pt->rw);
-	log_info("partition %d %s (store kept on disk)", (int)p, lost ? "lost" : "revoked");
+	if (held)
+		log_info("partition %d lost; its store answers reads for %d ms more", (int)p, t->lost_read_ms);
+	else
+		log_info("partition %d %s (store kept on disk)", (int)p, lost ? "lost" : "revoked");
 	pt_wake_all(w);
 	if (from >= 0 && t->hooks.trace)
 		t->hooks.trace(t->hooks.arg, p, from);
@@ -507,7 +555,8 @@ partitions_read_begin(partitions *t, int32_t p, store **s)
 
 	pthread_rwlock_rdlock(&pt->rw);
 	pthread_mutex_lock(&pt->mu);
-	rc = !pt->owned                 ? PROFILE_UNAVAILABLE
+	rc = pt->held && !pt->owned && wire_mono_ms() < pt->held_until ? PROFILE_OK
+	     : !pt->owned               ? PROFILE_UNAVAILABLE
 	     : pt->failed || !pt->st    ? PROFILE_FAILED_PRECONDITION
 	     : !pt->active              ? PROFILE_ABORTED
 	                                : PROFILE_OK;
@@ -586,11 +635,12 @@ partitions_cancel(partitions *t, int32_t p, partition_waiter *w)
 int
 partitions_owned(partitions *t, int32_t p)
 {
+	part *pt = &t->parts[p];
 	int owned;
 
-	pthread_mutex_lock(&t->parts[p].mu);
-	owned = t->parts[p].owned;
-	pthread_mutex_unlock(&t->parts[p].mu);
+	pthread_mutex_lock(&pt->mu);
+	owned = pt->owned || (pt->held && wire_mono_ms() < pt->held_until);
+	pthread_mutex_unlock(&pt->mu);
 	return owned;
 }
 

@@ -86,6 +86,14 @@ int partitions_new(partitions **out, const char *dir, const char *tune, int32_t 
  * (default 3; older ones are removed). */
 void partitions_set_keep_damaged(partitions *t, int keep);
 
+/* How long (ms; 0: not at all) the store of a partition this node lost
+ * (its group session ended, as when it cannot reach Kafka) still answers
+ * reads. Until then nobody else may have taken it over; after, another
+ * node may have (also one that resumed after a stall: it lost p while
+ * another took it over), and its newest writes would be missing here.
+ * Default 0. */
+void partitions_set_lost_read_ms(partitions *t, int ms);
+
 /* Closes every open store. NULL is a no-op. */
 void partitions_free(partitions *t);
 
@@ -95,7 +103,9 @@ void partitions_free(partitions *t);
 void partitions_set_hooks(partitions *t, const partition_hooks *h, int fencing);
 
 /* This node writes p from now (claim 1) or no longer (claim 0): a release
- * wakes the writers waiting for p to be writable, with UNAVAILABLE. */
+ * wakes the writers waiting for p to be writable, with UNAVAILABLE, and
+ * ends the reads of a store kept since p was lost (the group has moved p
+ * elsewhere). */
 void partitions_claim(partitions *t, int32_t p, int claim);
 
 /* The fence record asked for by need_fence(gen) landed at offset (or, with
@@ -160,7 +170,8 @@ int partitions_wait_applied(partitions *t, int32_t p, int64_t offset, int64_t to
  * its wake has already been taken for calling. */
 int partitions_cancel(partitions *t, int32_t p, partition_waiter *w);
 
-/* 1 when p is owned by this node (active or restoring). */
+/* 1 when p is owned by this node (active or restoring), or was lost lately
+ * and its store still answers reads (partitions_set_lost_read_ms). */
 int partitions_owned(partitions *t, int32_t p);
 
 /* Fills info[0..count) (count = partitions_count) with a snapshot.

@@ -38,6 +38,10 @@ typedef struct part {
 	/* A store that cannot be opened or written: the partition is
 	 * unavailable, records are not applied (the consumer is sent back
 	 * to applied + 1 once the store works again). */
+	/* Lost (the group session ended, as when Kafka is away): the store
+	 * stays open to answer reads until held_until (monotonic ms). */
+	int held;
+	int64_t held_until;
 	int failed;
 	int recovering;                 /* reopened after failing: not yet applied a batch */
 	int64_t failed_since, retry_at; /* monotonic ms */
@@ -64,6 +68,7 @@ struct partitions {
 	char *dir;
 	char *tune;
 	int keep_damaged; /* set-aside copies of damaged stores kept per partition */
+	int lost_read_ms; /* how long a lost partition's store still answers reads */
 	int32_t count;
 	part *parts;
 	partition_hooks hooks;
@@ -83,6 +88,8 @@ typedef struct asks {
 partition_waiter *pt_take_waiters(const partitions *t, part *pt, int how);
 void pt_wake_all(partition_waiter *w);
 int pt_enqueue(partitions *t, int32_t p, partition_waiter *w, partition_wake_fn wake, int not_owned);
+
+void pt_release_held(partitions *t, int32_t p, int expired_only);
 
 /* fencing.c */
 int pt_writable(const partitions *t, const part *pt);

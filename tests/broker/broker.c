@@ -13,6 +13,12 @@
  *     replay is done (clients never see a half-restored log), and prints it;
  *   - it warns as a partition nears the mock's size limit (about 5 MiB,
  *     beyond which the mock silently drops the oldest records).
+ *   - it takes faults while running, from DATA/control (a Unix socket; the
+ *     same program with --control "COMMAND" sends one and prints the
+ *     answer): "down" and "up" (every broker), "rtt MS" (added latency),
+ *     "error produce|fetch CODE [COUNT]" (the next COUNT requests of that
+ *     kind fail with Kafka error CODE, a number or a name such as
+ *     OUT_OF_ORDER_SEQUENCE_NUMBER), and "clear" (all of these undone).
  * Guarantee: exact across clean shutdowns (SIGINT/SIGTERM drain the journal
  * first). A kill -9 of this program may lose the newest acknowledged records,
  * because it journals after the producer's acknowledgement.
@@ -23,6 +29,7 @@
  * length (-1 = null), value; and u32 FNV-1a of all before it. A torn tail
  * (kill -9 mid-write) is cut off at replay.
  */
+#define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
@@ -32,7 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -418,10 +427,150 @@ journal_poll(rd_kafka_t *consumer, journal *js, size_t n, int timeout_ms)
 	return got;
 }
 
+/* ---- faults, on command ------------------------------------------------- */
+
+#define API_PRODUCE 0
+#define API_FETCH 1
+
+/* A Kafka error code from a number or its name (without the
+ * RD_KAFKA_RESP_ERR_ prefix); -1 when neither. */
+static int
+error_code(const char *s)
+{
+	char *end;
+	long n = strtol(s, &end, 10);
+
+	if (*s && *end == '\0')
+		return n >= 0 && n < 1000 ? (int)n : -1;
+	for (int code = 0; code < 1000; code++)
+		if (strcmp(rd_kafka_err2name((rd_kafka_resp_err_t)code), s) == 0)
+			return code;
+	return -1;
+}
+
+/* Carries out one command line; the answer ("ok ..." or "error: ...") in out. */
+static void
+control_do(rd_kafka_mock_cluster_t *mc, int brokers, char *line, char *out, size_t len)
+{
+	char *argv[4] = {0};
+	int argc = 0;
+
+	for (char *tok = strtok(line, " \t\r\n"); tok && argc < 4; tok = strtok(NULL, " \t\r\n"))
+		argv[argc++] = tok;
+	if (argc == 1 && (strcmp(argv[0], "down") == 0 || strcmp(argv[0], "up") == 0)) {
+		for (int b = 1; b <= brokers; b++)
+			if (argv[0][0] == 'd')
+				rd_kafka_mock_broker_set_down(mc, b);
+			else
+				rd_kafka_mock_broker_set_up(mc, b);
+		snprintf(out, len, "ok: %d broker(s) %s", brokers, argv[0]);
+	} else if (argc == 2 && strcmp(argv[0], "rtt") == 0 && atoi(argv[1]) >= 0) {
+		for (int b = 1; b <= brokers; b++)
+			rd_kafka_mock_broker_set_rtt(mc, b, atoi(argv[1]));
+		snprintf(out, len, "ok: round trips take %d ms more", atoi(argv[1]));
+	} else if ((argc == 3 || argc == 4) && strcmp(argv[0], "error") == 0 &&
+	           (strcmp(argv[1], "produce") == 0 || strcmp(argv[1], "fetch") == 0) &&
+	           error_code(argv[2]) >= 0 && (argc == 3 || (atoi(argv[3]) > 0 && atoi(argv[3]) <= 1000))) {
+		int count = argc == 4 ? atoi(argv[3]) : 1, code = error_code(argv[2]);
+		rd_kafka_resp_err_t *errs = calloc((size_t)count, sizeof *errs);
+
+		for (int i = 0; errs && i < count; i++)
+			errs[i] = (rd_kafka_resp_err_t)code;
+		if (errs)
+			rd_kafka_mock_push_request_errors_array(mc, argv[1][0] == 'p' ? API_PRODUCE : API_FETCH,
+			                                        (size_t)count, errs);
+		free(errs);
+		snprintf(out, len, "ok: the next %d %s request(s) fail with %s", count, argv[1],
+		         rd_kafka_err2name((rd_kafka_resp_err_t)code));
+	} else if (argc == 1 && strcmp(argv[0], "clear") == 0) {
+		rd_kafka_mock_clear_request_errors(mc, API_PRODUCE);
+		rd_kafka_mock_clear_request_errors(mc, API_FETCH);
+		for (int b = 1; b <= brokers; b++) {
+			rd_kafka_mock_broker_set_rtt(mc, b, 0);
+			rd_kafka_mock_broker_set_up(mc, b);
+		}
+		snprintf(out, len, "ok: faults cleared");
+	} else {
+		snprintf(out, len, "error: commands are: down | up | rtt MS | error produce|fetch CODE [COUNT] | clear");
+	}
+}
+
+/* DIR/control, listening (non-blocking); -1 on error (logged). */
+static int
+control_listen(const char *dir)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control", dir) >= sizeof sa.sun_path) {
+		log_warn("%s/control: path too long for a socket; no fault control", dir);
+		return -1;
+	}
+	unlink(sa.sun_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 8) != 0) {
+		log_warn("%s: %s; no fault control", sa.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Serves the commands waiting on the control socket. */
+static void
+control_serve(int lfd, rd_kafka_mock_cluster_t *mc, int brokers)
+{
+	struct timeval tv = {1, 0};
+	char line[256], out[256];
+	int fd;
+
+	while (lfd >= 0 && (fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		ssize_t n;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		if ((n = read(fd, line, sizeof line - 1)) > 0) {
+			line[n] = '\0';
+			control_do(mc, brokers, line, out, sizeof out);
+			log_info("control: %.*s -> %s", (int)strcspn(line, "\r\n"), line, out);
+			strcat(out, "\n");
+			if (write(fd, out, strlen(out)) < 0)
+				log_warn("control: cannot answer: %s", strerror(errno));
+		}
+		close(fd);
+	}
+}
+
+/* --control: sends one command to a running broker and prints its answer. */
+static int
+control_send(const char *dir, const char *cmd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char out[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control", dir);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		fprintf(stderr, "profile-kafka-broker: %s: %s (is the broker running with --data %s?)\n",
+		        sa.sun_path, strerror(errno), dir);
+		return 1;
+	}
+	if (write(fd, cmd, strlen(cmd)) < 0 || (n = read(fd, out, sizeof out - 1)) <= 0) {
+		fprintf(stderr, "profile-kafka-broker: %s: no answer\n", sa.sun_path);
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	out[n] = '\0';
+	fputs(out, stdout);
+	return strncmp(out, "ok", 2) == 0 ? 0 : 2;
+}
+
 int
 main(int argc, char **argv)
 {
-	const char *opt_data, *opt_topic, *opt_members;
+	const char *opt_data, *opt_topic, *opt_members, *opt_control;
 	long opt_partitions, opt_brokers;
 	cli_option options[] = {
 	    {"data", 'd', "PROFILE_BROKER_DATA", CLI_STRING, "./var/kafka", "DIR",
@@ -434,6 +583,10 @@ main(int argc, char **argv)
 	     &opt_topic},
 	    {"members-topic", 0, "PROFILE_BROKER_MEMBERS_TOPIC", CLI_STRING, "profiles.members", "NAME",
 	     "the membership topic (one partition)", &opt_members},
+	    {"control", 0, NULL, CLI_STRING, NULL, "COMMAND",
+	     "send a fault to the broker running on --data and exit: down, up, rtt MS, "
+	     "error produce|fetch CODE [COUNT], clear",
+	     &opt_control},
 	};
 	char dir[2048], path[sizeof dir + 512], err[256];
 	rd_kafka_conf_t *conf;
@@ -443,7 +596,7 @@ main(int argc, char **argv)
 	const char *bootstraps;
 	journal *js;
 	size_t nj, replayed = 0;
-	int failed = 0, rc;
+	int failed = 0, rc, cfd;
 	struct sigaction sa = {0};
 
 	log_set_name("kafka-broker");
@@ -455,6 +608,8 @@ main(int argc, char **argv)
 	               options, sizeof options / sizeof options[0]);
 	if (rc)
 		return rc == 1 ? 0 : 2;
+	if (opt_control != NULL)
+		return control_send(opt_data, opt_control);
 	if (opt_partitions < 1 || opt_partitions > 1000 || opt_brokers < 1 || opt_brokers > 9) {
 		fprintf(stderr, "profile-kafka-broker: --partitions must be 1..1000, --brokers 1..9\n");
 		return 2;
@@ -561,9 +716,22 @@ main(int argc, char **argv)
 	printf("%s\n", bootstraps);
 	fflush(stdout);
 
-	while (!stop)
+	cfd = control_listen(dir);
+	while (!stop) {
+		control_serve(cfd, mc, (int)opt_brokers);
 		if (journal_poll(consumer, js, nj, 100) < 0)
 			break;
+	}
+	if (cfd >= 0) {
+		close(cfd);
+		snprintf(path, sizeof path, "%s/control", dir);
+		unlink(path);
+	}
+	/* Faults end with the run: the drain below needs the brokers. */
+	{
+		char clear[] = "clear", out[128];
+		control_do(mc, (int)opt_brokers, clear, out, sizeof out);
+	}
 
 	/* Drain: journal everything the mock holds before it goes away. */
 	for (int round = 0; round < 50; round++) {

@@ -260,6 +260,16 @@ class Stack:
             self.bootstrap = f.readline().strip()
         return self.bootstrap
 
+    def broker_control(self, command):
+        """Sends a fault to the running local broker (its --control: down,
+        up, rtt MS, error produce|fetch CODE [COUNT], clear); returns its
+        answer, which must be ok."""
+        r = subprocess.run([os.path.join(BUILD, "tests", "profile-kafka-broker"), "--data",
+                            os.path.join(self.data, "kafka"), "--control", command],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0 and r.stdout.startswith("ok"), (command, r.stdout, r.stderr)
+        return r.stdout.strip()
+
     def start_core(self, i=1, data_name=None, extra=()):
         if i not in self.core_addr:
             self.core_addr[i] = "tcp://127.0.0.1:%d" % free_port()
