@@ -21,6 +21,7 @@ typedef struct http_config {
 	unsigned threads; /* polling threads */
 	unsigned connection_timeout_s;
 	unsigned max_connections;
+	unsigned max_per_source; /* connections from one IP address; 0 = no cap */
 	uint32_t call_timeout_ms; /* deadline of each RPC */
 	const char *const *cores; /* the core addresses given (for /readyz) */
 	size_t n_cores;

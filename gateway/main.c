@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "bounded.h"
 #include "cli.h"
@@ -16,7 +17,7 @@
 
 static const char *opt_address, *opt_log_level;
 static const char **opt_cores;
-static long opt_port, opt_threads, opt_timeout_ms, opt_conn_timeout, opt_max_conn;
+static long opt_port, opt_threads, opt_timeout_ms, opt_conn_timeout, opt_max_conn, opt_max_per_source;
 
 static cli_option options[] = {
     {"address", 'a', "PROFILE_GATEWAY_ADDRESS", CLI_STRING, "0.0.0.0", "IP", "IPv4 address to listen on",
@@ -31,6 +32,9 @@ static cli_option options[] = {
      "close idle or stalled client connections after this long", &opt_conn_timeout},
     {"max-connections", 0, "PROFILE_GATEWAY_MAX_CONNECTIONS", CLI_INT, "4096", "N",
      "client connections at once", &opt_max_conn},
+    {"max-connections-per-source", 0, "PROFILE_GATEWAY_MAX_CONNECTIONS_PER_SOURCE", CLI_INT, "512", "N",
+     "client connections at once from one IP address; more are closed at once (0: no cap)",
+     &opt_max_per_source},
     {"log-level", 0, "PROFILE_GATEWAY_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
      &opt_log_level},
 };
@@ -39,6 +43,25 @@ static void
 close_client(void *client)
 {
 	profile_client_close(client);
+}
+
+/* Every connection is a descriptor: the soft limit (1024 on many systems)
+ * is raised as far as the hard one allows, so that --max-connections is
+ * reached before accept() fails. */
+static void
+raise_fd_limit(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want)
+		log_warn("open files limited to %llu (ulimit -n): fewer than --max-connections can be served",
+		         (unsigned long long)rl.rlim_cur);
 }
 
 int
@@ -62,11 +85,14 @@ main(int argc, char **argv)
 		if (strcmp(opt_log_level, levels[i]) == 0)
 			level = i;
 	if (level < 0 || opt_cores == NULL || opt_port < 1 || opt_port > 65535 || opt_timeout_ms < 1 ||
-	    opt_threads < 1 || opt_threads > 64) {
+	    opt_threads < 1 || opt_threads > 64 || opt_conn_timeout < 1 || opt_conn_timeout > 86400 ||
+	    opt_max_conn < 1 || opt_max_conn > 1000000 || opt_max_per_source < 0 || opt_max_per_source > 1000000) {
 		fprintf(stderr, "profile-gateway: needs --core URL, a --port of 1..65535, --timeout-ms > 0, "
-		                "--threads 1..64 and a known --log-level (see --help)\n");
+		                "--threads 1..64, --connection-timeout 1..86400, --max-connections 1..1000000, "
+		                "--max-connections-per-source 0..1000000 and a known --log-level (see --help)\n");
 		return 2;
 	}
+	raise_fd_limit((rlim_t)opt_max_conn + 256);
 	log_set_level(level);
 	while (opt_cores[ncores])
 		ncores++;
@@ -88,6 +114,7 @@ main(int argc, char **argv)
 		    .threads = (unsigned)opt_threads,
 		    .connection_timeout_s = (unsigned)opt_conn_timeout,
 		    .max_connections = (unsigned)opt_max_conn,
+		    .max_per_source = (unsigned)opt_max_per_source,
 		    .call_timeout_ms = (uint32_t)opt_timeout_ms,
 		    .cores = opt_cores,
 		    .n_cores = ncores,
