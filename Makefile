@@ -14,7 +14,7 @@ RESTART    ?= always
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps configure build run test bench fuzz chaos chaos-control clean
+.PHONY: all deps configure build run test bench fuzz chaos chaos-control soak clean
 
 all: build
 
@@ -67,6 +67,13 @@ chaos-control: deps
 	@$(MAKE) --no-print-directory build
 	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/chaos/chaos.py --rounds $(ROUNDS) --faults stall \
 	  --write-delay-ms 1500 --fault-fence-off --expect-anomalies $(CHAOS_ARGS)
+
+# The soak (minutes): a steady mixed load for SOAK_SECONDS, then requests,
+# answers by status and every process's memory; flat memory passes.
+SOAK_SECONDS ?= 600
+soak: deps
+	@$(MAKE) --no-print-directory build
+	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/soak/soak.py --seconds $(SOAK_SECONDS)
 
 bench: deps
 	@$(MAKE) --no-print-directory build

@@ -31,7 +31,7 @@
 static const char *opt_listen, *opt_advertise, *opt_brokers, *opt_brokers_file, *opt_data, *opt_node_id,
     *opt_group, *opt_topic, *opt_members_topic, *opt_state, *opt_store_tune, *opt_log_level;
 static const char *opt_fault_fence;
-static long opt_partitions, opt_contexts, opt_deadline_ms, opt_keep_damaged, opt_lost_read_ms,
+static long opt_partitions, opt_contexts, opt_deadline_ms, opt_max_writes, opt_keep_damaged, opt_lost_read_ms,
     opt_fault_write_delay_ms;
 static const char **opt_kafka, **opt_producer, **opt_consumer;
 
@@ -62,6 +62,10 @@ static cli_option options[] = {
     {"contexts", 0, "PROFILED_CONTEXTS", CLI_INT, "64", "N", "RPC requests served at once", &opt_contexts},
     {"deadline-ms", 0, "PROFILED_DEADLINE_MS", CLI_INT, "5000", "MS",
      "deadline of a request that carries none", &opt_deadline_ms},
+    {"max-writes", 0, "PROFILED_MAX_WRITES", CLI_INT, "4096", "N",
+     "writes in progress at once; past it a new write is refused at once (UNAVAILABLE: 503, retry) "
+     "rather than queued (0: no cap)",
+     &opt_max_writes},
     {"store-tune", 0, "PROFILED_STORE_TUNE", CLI_STRING, NULL, "PARAMS",
      "Kyoto Cabinet tuning per partition (default #bnum=262144#msiz=0#opts=l; msiz=0 is added when not given: a memory map turns a full disk into a crash)", &opt_store_tune},
     {"keep-damaged", 0, "PROFILED_KEEP_DAMAGED", CLI_INT, "3", "N",
@@ -209,10 +213,10 @@ options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *rep
 	if (opt_advertise == NULL)
 		opt_advertise = opt_listen;
 	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
-	    opt_deadline_ms < 1 || opt_keep_damaged < 0 || opt_keep_damaged > 1000 || opt_lost_read_ms < 0 ||
+	    opt_deadline_ms < 1 || opt_max_writes < 0 || opt_max_writes > 1000000 || opt_keep_damaged < 0 || opt_keep_damaged > 1000 || opt_lost_read_ms < 0 ||
 	    opt_lost_read_ms > 3600000) {
 		fprintf(stderr, "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0, "
-		                "--keep-damaged 0..1000, --lost-read-ms 0..3600000\n");
+		                "--max-writes 0..1000000, --keep-damaged 0..1000, --lost-read-ms 0..3600000\n");
 		return 2;
 	}
 	if ((strcmp(opt_fault_fence, "on") != 0 && strcmp(opt_fault_fence, "off") != 0) ||
@@ -266,6 +270,7 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	                     .default_deadline_ms = (uint32_t)opt_deadline_ms,
 	                     .max_deadline_ms = 60000,
 	                     .replicated = replicated,
+	                     .max_writes = (uint32_t)opt_max_writes,
 	                     .fault_no_fence = strcmp(opt_fault_fence, "off") == 0,
 	                     .fault_write_delay_ms = (uint32_t)opt_fault_write_delay_ms};
 	members_config mc = {.brokers = brokers,

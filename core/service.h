@@ -26,7 +26,8 @@ typedef struct service_config {
 	const char *address;          /* RPC address, reported by Status */
 	uint32_t default_deadline_ms; /* for requests that carry none */
 	uint32_t max_deadline_ms;
-	int replicated; /* state mode: every partition followed here */
+	int replicated;      /* state mode: every partition followed here */
+	uint32_t max_writes; /* writes in progress at once; past it a new one is refused at once (0: no cap) */
 	/* Fault injection, for the fencing tests only: no fence records and no
 	 * tokens (the behaviour without fencing), and a delay between a write's
 	 * last check and its hand-over to Kafka. */

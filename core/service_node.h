@@ -22,6 +22,7 @@ struct service {
 	uint8_t *owned; /* per partition, atomic: the group assigned it here (it takes the writes) */
 	int in_group;   /* atomic: the group has assigned this node at least once */
 	uint64_t requests, forwards; /* atomics, for the status */
+	uint32_t writes;             /* atomic: write operations alive (write.c) */
 };
 
 /* Whether the group assigned p to this node (it takes p's writes). */

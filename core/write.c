@@ -84,6 +84,7 @@ op_new(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done,
 	o->pc.deadline = deadline;
 	o->dl.done = write_delivered;
 	profile__v1__profile__init(&o->state_after);
+	__atomic_add_fetch(&svc->writes, 1, __ATOMIC_RELAXED);
 	pending_add(svc->pd, &o->pc);
 	return o;
 }
@@ -91,6 +92,7 @@ op_new(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done,
 static void
 op_free(op *o)
 {
+	__atomic_sub_fetch(&o->svc->writes, 1, __ATOMIC_RELAXED);
 	if (o->req)
 		profile__v1__request__free_unpacked(o->req, NULL);
 	free(o->username);
@@ -587,9 +589,24 @@ void
 write_begin(service *svc, Profile__V1__Request *req, const char *uid, int32_t p, int64_t deadline,
             reply_fn done, void *arg)
 {
-	op *o = op_new(svc, req, deadline, done, arg);
+	op *o;
 
-	if (o == NULL) {
+	/* Past the cap a write is refused at once, not queued to wait out its
+	 * deadline: the caller is told to come back (restates are never
+	 * refused; they are the node's own). */
+	if (req && svc->cfg.max_writes > 0 &&
+	    __atomic_load_n(&svc->writes, __ATOMIC_RELAXED) >= svc->cfg.max_writes) {
+		Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+
+		r.request_id = req->request_id;
+		r.status = PROFILE__V1__STATUS__UNAVAILABLE;
+		r.message = "node overloaded: too many writes in progress; retry later";
+		r.overloaded = 1;
+		done(arg, &r);
+		profile__v1__request__free_unpacked(req, NULL);
+		return;
+	}
+	if ((o = op_new(svc, req, deadline, done, arg)) == NULL) {
 		reply_status(done, arg, req ? req->request_id : 0, PROFILE_RESOURCE_EXHAUSTED,
 		             "out of memory");
 		if (req)

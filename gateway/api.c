@@ -395,6 +395,12 @@ answer_ready(api_request *ar, const Profile__V1__ClusterReply *c)
 }
 
 void
+api_refuse(api_request *ar, const char *why)
+{
+	answer_status(ar, PROFILE_UNAVAILABLE, why);
+}
+
+void
 api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 {
 	const struct route *r = &routes[ar->route];

@@ -84,6 +84,10 @@ int api_parse_idem_key(const char *header, char *out, const char **why);
  * client_raw_fn; resp borrowed). */
 void api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp);
 
+/* Answers ar at once with 503 (Retry-After) and why: the gateway is at one
+ * of its bounds. */
+void api_refuse(api_request *ar, const char *why);
+
 void api_request_fini(api_request *ar);
 
 /* The HTTP status for a protocol status (the one mapping table). */

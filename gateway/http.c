@@ -142,6 +142,13 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 		x->state = X_READY;
 		return queue(conn, &x->ar.resp);
 	}
+	if (srv->cfg.max_waiting > 0 &&
+	    __atomic_load_n(&srv->suspended, __ATOMIC_ACQUIRE) >= (int)srv->cfg.max_waiting) {
+		/* At the bound: a 503 now, not a wait in a queue. */
+		api_refuse(&x->ar, "gateway overloaded: too many requests waiting for a core; retry later");
+		x->state = X_READY;
+		return queue(conn, &x->ar.resp);
+	}
 	x->state = X_WAITING;
 	x->suspended = 1;
 	__atomic_add_fetch(&srv->suspended, 1, __ATOMIC_ACQ_REL);

@@ -22,6 +22,7 @@ typedef struct http_config {
 	unsigned connection_timeout_s;
 	unsigned max_connections;
 	unsigned max_per_source; /* connections from one IP address; 0 = no cap */
+	unsigned max_waiting;    /* requests waiting for a core at once; 0 = no cap */
 	uint32_t call_timeout_ms; /* deadline of each RPC */
 	const char *const *cores; /* the core addresses given (for /readyz) */
 	size_t n_cores;

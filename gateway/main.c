@@ -17,7 +17,8 @@
 
 static const char *opt_address, *opt_log_level;
 static const char **opt_cores;
-static long opt_port, opt_threads, opt_timeout_ms, opt_conn_timeout, opt_max_conn, opt_max_per_source;
+static long opt_port, opt_threads, opt_timeout_ms, opt_conn_timeout, opt_max_conn, opt_max_per_source,
+    opt_max_waiting;
 
 static cli_option options[] = {
     {"address", 'a', "PROFILE_GATEWAY_ADDRESS", CLI_STRING, "0.0.0.0", "IP", "IPv4 address to listen on",
@@ -35,6 +36,9 @@ static cli_option options[] = {
     {"max-connections-per-source", 0, "PROFILE_GATEWAY_MAX_CONNECTIONS_PER_SOURCE", CLI_INT, "512", "N",
      "client connections at once from one IP address; more are closed at once (0: no cap)",
      &opt_max_per_source},
+    {"max-waiting", 0, "PROFILE_GATEWAY_MAX_WAITING", CLI_INT, "2048", "N",
+     "requests waiting for a core at once; past it a request is answered 503 at once (0: no cap)",
+     &opt_max_waiting},
     {"log-level", 0, "PROFILE_GATEWAY_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
      &opt_log_level},
 };
@@ -86,10 +90,12 @@ main(int argc, char **argv)
 			level = i;
 	if (level < 0 || opt_cores == NULL || opt_port < 1 || opt_port > 65535 || opt_timeout_ms < 1 ||
 	    opt_threads < 1 || opt_threads > 64 || opt_conn_timeout < 1 || opt_conn_timeout > 86400 ||
-	    opt_max_conn < 1 || opt_max_conn > 1000000 || opt_max_per_source < 0 || opt_max_per_source > 1000000) {
+	    opt_max_conn < 1 || opt_max_conn > 1000000 || opt_max_per_source < 0 || opt_max_per_source > 1000000 ||
+	    opt_max_waiting < 0 || opt_max_waiting > 1000000) {
 		fprintf(stderr, "profile-gateway: needs --core URL, a --port of 1..65535, --timeout-ms > 0, "
 		                "--threads 1..64, --connection-timeout 1..86400, --max-connections 1..1000000, "
-		                "--max-connections-per-source 0..1000000 and a known --log-level (see --help)\n");
+		                "--max-connections-per-source and --max-waiting 0..1000000 and a known --log-level "
+		                "(see --help)\n");
 		return 2;
 	}
 	raise_fd_limit((rlim_t)opt_max_conn + 256);
@@ -115,6 +121,7 @@ main(int argc, char **argv)
 		    .connection_timeout_s = (unsigned)opt_conn_timeout,
 		    .max_connections = (unsigned)opt_max_conn,
 		    .max_per_source = (unsigned)opt_max_per_source,
+		    .max_waiting = (unsigned)opt_max_waiting,
 		    .call_timeout_ms = (uint32_t)opt_timeout_ms,
 		    .cores = opt_cores,
 		    .n_cores = ncores,

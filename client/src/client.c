@@ -336,8 +336,10 @@ on_answer(void *arg, int status, Profile__V1__Response *resp)
 	attempt *a = arg;
 	int unknown = status == PROFILE_DEADLINE_EXCEEDED ||
 	              (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__DEADLINE_EXCEEDED);
+	/* An overloaded node asks for a pause, not for the next node at once. */
 	int unavailable = status == PROFILE_UNAVAILABLE ||
-	                  (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__UNAVAILABLE) ||
+	                  (status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__UNAVAILABLE &&
+	                   !resp->overloaded) ||
 	                  (unknown && a->mode == CLIENT_IDEMPOTENT);
 	int64_t left = a->deadline - wire_mono_ms();
 	unsigned backoff;

@@ -1,0 +1,135 @@
+"""Overload: a flood of creates from 1,500 connections (30 source
+addresses) against one node with small bounds. Past a bound the answer is an
+immediate 503 with Retry-After, never a wait that ends in 504; a health check
+and a read of an existing profile are answered within a second all along;
+the gateway and the core stay under a fixed memory bound. Prints the RSS of
+both before, at the peak and after."""
+import asyncio
+import collections
+import os
+import re
+import resource
+import socket
+import threading
+import time
+
+from harness import StackTest, main
+
+CONNECTIONS = 1500
+SOURCES = 30
+SECONDS = 8
+RSS_BOUND_MIB = 256  # per process: the README's documented bound
+
+
+def rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+async def flood_one(port, source, k, stop_at, tally):
+    reader = writer = None
+    i = 0
+    while time.monotonic() < stop_at:
+        try:
+            if writer is None:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind((source, 0))
+                sock.setblocking(False)
+                await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+                reader, writer = await asyncio.open_connection(sock=sock)
+            body = b'{"username":"flood","email":"f%d.%d.%s@mail.com"}' % (k, i, source.encode())
+            i += 1
+            t0 = time.monotonic()
+            writer.write(b"POST /api/profile HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))
+            payload = await asyncio.wait_for(reader.readexactly(length), 10)
+            took = time.monotonic() - t0
+            status = int(head[9:12])
+            tally["status"][status] += 1
+            tally["slowest"][status] = max(tally["slowest"][status], took)
+            if status == 503:
+                if not re.search(rb"Retry-After: 1\r\n", head, re.I) or b'"UNAVAILABLE"' not in payload:
+                    tally["odd"].append(head + payload)
+                await asyncio.sleep(0.1)
+            elif status != 201:
+                tally["odd"].append(head + payload)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, AttributeError) as e:
+            tally["status"]["error"] += 1
+            tally["odd"].append(repr(e))
+            if writer is not None:
+                writer.close()
+            writer = None
+            await asyncio.sleep(0.1)
+    if writer is not None:
+        writer.close()
+
+
+async def flood(port, tally):
+    stop_at = time.monotonic() + SECONDS
+    await asyncio.gather(*(flood_one(port, "127.0.3.%d" % (1 + k % SOURCES), k, stop_at, tally)
+                           for k in range(CONNECTIONS)))
+
+
+class Overload(StackTest):
+    partitions = 4
+    core_args = {1: ("--max-writes", "200")}
+    gateway_args = ("--max-waiting", "1000")
+
+    def test_a_write_flood_gets_fast_refusals_and_leaves_reads_and_memory_alone(self):
+        s = self.stack
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
+        p = s.create("steady", "steady@mail.com")
+        procs = {"gateway": s.gateway.p.pid, "core": s.cores[1].p.pid}
+        rss = {n: {"before": rss_mib(pid), "peak": 0.0} for n, pid in procs.items()}
+        probes, stop = [], threading.Event()
+
+        def probe():
+            while not stop.is_set():
+                for path in ("/healthz", "/api/profile/" + p["uid"]):
+                    t0 = time.monotonic()
+                    try:
+                        r = s.request("GET", path, timeout=5)
+                        probes.append((path, r.status, time.monotonic() - t0))
+                    except OSError as e:
+                        probes.append((path, repr(e), time.monotonic() - t0))
+                for n, pid in procs.items():
+                    rss[n]["peak"] = max(rss[n]["peak"], rss_mib(pid))
+                time.sleep(0.2)
+
+        tally = {"status": collections.Counter(), "slowest": collections.defaultdict(float), "odd": []}
+        prober = threading.Thread(target=probe)
+        prober.start()
+        try:
+            asyncio.run(flood(s.port, tally))
+        finally:
+            stop.set()
+            prober.join()
+        time.sleep(2)
+        for n, pid in procs.items():
+            rss[n]["after"] = rss_mib(pid)
+        print("flood: %s; slowest answer by status: %s" % (dict(tally["status"]), dict(tally["slowest"])))
+        print("probes: %d, slowest %.3f s" % (len(probes), max(t for _, _, t in probes)))
+        for n in procs:
+            print("%s RSS MiB: before %.1f, peak %.1f, after %.1f" % (n, rss[n]["before"], rss[n]["peak"],
+                                                                    rss[n]["after"]))
+
+        self.assertEqual(tally["odd"][:5], [])
+        self.assertGreater(tally["status"][201], 0)
+        self.assertGreater(tally["status"][503], 0, "the flood never reached a bound")
+        self.assertEqual(tally["status"][504], 0)
+        self.assertLess(tally["slowest"][503], 1.5, "a refusal waited in a queue")
+        self.assertTrue(all(st == 200 for _, st, _ in probes), [x for x in probes if x[1] != 200][:5])
+        self.assertLess(max(t for _, _, t in probes), 1.0)
+        for n in procs:
+            self.assertLess(rss[n]["peak"], RSS_BOUND_MIB, n)
+        self.assertTrue(s.gateway.alive() and s.cores[1].alive())
+
+
+if __name__ == "__main__":
+    main()
