@@ -631,13 +631,9 @@ changelog_start(changelog *cl, const changelog_handler *h)
 		pthread_join(cl->producer_thread, NULL);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
-	if (!cl->replicated && pthread_create(&cl->tracer_thread, NULL, tracer_main, cl) != 0) {
-		__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
-		pthread_join(cl->producer_thread, NULL);
-		pthread_join(cl->consumer_thread, NULL);
-		return PROFILE_RESOURCE_EXHAUSTED;
-	}
-	if (cl->replicated && pthread_create(&cl->group_thread, NULL, group_main, cl) != 0) {
+	/* The third thread: the group's in replicated mode, else the tracer. */
+	if ((cl->replicated ? pthread_create(&cl->group_thread, NULL, group_main, cl)
+	                    : pthread_create(&cl->tracer_thread, NULL, tracer_main, cl)) != 0) {
 		__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
 		pthread_join(cl->producer_thread, NULL);
 		pthread_join(cl->consumer_thread, NULL);
