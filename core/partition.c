@@ -371,8 +371,11 @@ partitions_on_idle(void *arg, int32_t p)
 	 * unusable; opening replays its transaction log), checked as at
 	 * assignment, and resume from its position. */
 	pthread_rwlock_wrlock(&pt->rw);
-	store_close(pt->st);
+	pthread_mutex_lock(&pt->mu); /* pt->st is read under either lock */
+	st = pt->st;
 	pt->st = NULL;
+	pthread_mutex_unlock(&pt->mu);
+	store_close(st);
 	if (open_store(t, p, lo, hi, &st, problem, sizeof problem) != PROFILE_OK) {
 		pthread_mutex_lock(&pt->mu);
 		pt->retry_ms = pt->retry_ms * 2 > STORE_RETRY_MAX_MS ? STORE_RETRY_MAX_MS : pt->retry_ms * 2;
@@ -486,7 +489,11 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 			         "the record at its offset %lld is not the one it applied: was the topic recreated?",
 			         (long long)applied);
 			pthread_rwlock_wrlock(&pt->rw);
+			pthread_mutex_lock(&pt->mu); /* pt->st is read under either lock */
 			st = pt->st;
+			pt->st = NULL;
+			pt->active = 0;
+			pthread_mutex_unlock(&pt->mu);
 			if (rebuild_store(t, p, &st, "does not fit the log", why, problem, sizeof problem) != PROFILE_OK)
 				log_error("partition %d: unavailable until its store can be used: %s", (int)p, problem);
 			pthread_mutex_lock(&pt->mu);

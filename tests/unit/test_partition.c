@@ -8,7 +8,11 @@
  * fenced by a newer fence, also when the partition was lost first (read on
  * by the tracer).
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "partition.h"
@@ -265,6 +269,70 @@ test_an_orderly_revoke_keeps_writes_that_landed(partitions *t)
 	CHECK_INT(landed.status, PROFILE_OK); /* ahead of the next owner's fence */
 }
 
+/* A store that cannot be opened (here a directory stands where its file
+ * goes) leaves the partition unavailable, not restoring: reads are refused
+ * as such, records are not applied, and partitions_on_idle opens it again
+ * once it can, from where the consumer must resume. */
+static void
+test_a_store_that_cannot_be_opened_is_retried(const char *base)
+{
+	char dir[256], blocker[300];
+	partition_info info;
+	partitions *t;
+
+	snprintf(dir, sizeof dir, "%s/failing", base);
+	CHECK_INT(partitions_new(&t, dir, NULL, 1), PROFILE_OK);
+	snprintf(blocker, sizeof blocker, "%s/profiles-0.kch", dir);
+	CHECK_INT(mkdir(blocker, 0755), 0);
+	CHECK_INT(partitions_on_assigned(t, 0, 0, 3), CHANGELOG_OFFSET_BEGINNING);
+	CHECK_INT(partitions_owned(t, 0), 1);
+	CHECK_INT(readable(t, 0), PROFILE_FAILED_PRECONDITION);
+	partitions_info(t, NULL, &info);
+	CHECK_INT(info.failed, 1);
+	CHECK(strstr(info.problem, "store cannot be opened") != NULL);
+	feed(t, 0, 0, 2); /* not applied: fed again after recovery */
+	partitions_info(t, NULL, &info);
+	CHECK_INT(info.applied, -1);
+	CHECK_INT(info.active, 0);
+	CHECK_INT(partitions_on_idle(t, 0), CHANGELOG_CONTINUE); /* not due yet */
+
+	CHECK_INT(rmdir(blocker), 0);
+	usleep(1100 * 1000);
+	CHECK_INT(partitions_on_idle(t, 0), CHANGELOG_OFFSET_BEGINNING);
+	partitions_info(t, NULL, &info);
+	CHECK_INT(info.failed, 0);
+	feed(t, 0, 0, 2);
+	CHECK_INT(readable(t, 0), PROFILE_OK);
+	partitions_free(t);
+}
+
+/* With --lost-read-ms, a partition lost while active still answers reads
+ * from its store until the time is up (partitions_tick closes it). */
+static void
+test_a_lost_partition_can_keep_answering_reads(const char *base)
+{
+	char dir[256];
+	partitions *t;
+
+	snprintf(dir, sizeof dir, "%s/held", base);
+	CHECK_INT(partitions_new(&t, dir, NULL, 1), PROFILE_OK);
+	partitions_set_lost_read_ms(t, 300);
+	CHECK_INT(partitions_on_assigned(t, 0, 0, 0), CHANGELOG_OFFSET_BEGINNING);
+	CHECK_INT(readable(t, 0), PROFILE_OK);
+	partitions_on_revoked(t, 0, 1);
+	CHECK_INT(readable(t, 0), PROFILE_OK);
+	CHECK_INT(partitions_owned(t, 0), 1);
+	usleep(400 * 1000);
+	partitions_tick(t);
+	CHECK_INT(readable(t, 0), PROFILE_UNAVAILABLE);
+	CHECK_INT(partitions_owned(t, 0), 0);
+	/* An orderly revoke never keeps it. */
+	CHECK_INT(partitions_on_assigned(t, 0, 0, 0), CHANGELOG_OFFSET_BEGINNING);
+	partitions_on_revoked(t, 0, 0);
+	CHECK_INT(readable(t, 0), PROFILE_UNAVAILABLE);
+	partitions_free(t);
+}
+
 int
 main(void)
 {
@@ -282,6 +350,8 @@ main(void)
 	test_a_write_after_a_newer_fence_is_fenced(t);
 	test_an_orderly_revoke_keeps_writes_that_landed(t);
 	partitions_free(t);
+	test_a_store_that_cannot_be_opened_is_retried(dir);
+	test_a_lost_partition_can_keep_answering_reads(dir);
 	partitions_free(NULL);
 	{
 		char cmd[64];
