@@ -68,6 +68,21 @@ _rng = random.SystemRandom()  # parallel tests must not draw the same ports
 _given = set()  # ports handed out by this process: a server may not have bound its own yet
 
 
+def build_sanitizer():
+    """The sanitizers the build under test was made with ("" for none).
+    Memory figures mean little under AddressSanitizer (it keeps freed memory
+    in quarantine), so tests judge memory only without one; its own leak
+    check judges leaks there."""
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("PROFILE_SANITIZER:"):
+                    return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def free_port_run(count=1):
     """A port p such that p .. p+count-1 are all free now, outside the
     ephemeral range (scripts/run.sh gives node i the port RPC_PORT+i-1)."""

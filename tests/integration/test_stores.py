@@ -6,9 +6,11 @@ import glob
 import os
 import signal
 import subprocess
+import time
 import unittest
 
-from harness import StackTest, main, wait_for
+from harness import Stack, StackTest, main, wait_for
+from test_failures import write_journal
 
 
 def damage(path, how):
@@ -65,6 +67,43 @@ class DamagedStores(StackTest):
             self.assertEqual(len(glob.glob(os.path.join(store, "profiles-%d.kch.damaged-*Z" % p))), 1)
         self.assertEqual(glob.glob(os.path.join(store, "profiles-3.kch.damaged-*")), [])
         self.assertEqual(log.count("store rebuilt from the log in"), 3, log)
+
+
+class RebuildIsVisible(StackTest):
+    """While a damaged store is rebuilt, /api/cluster shows its partition
+    restoring, and /readyz is 503; then everything is back."""
+
+    def setUp(self):
+        self.stack = Stack(nodes=1, partitions=2)
+        self.sample = write_journal(self.stack.data, 2, 20000)
+        try:
+            self.stack.start()
+        except BaseException:
+            self.stack.destroy()
+            raise
+
+    def test_the_cluster_view_shows_the_partition_restoring(self):
+        s = self.stack
+        self.assertEqual(s.cores[1].stop(), 0)
+        damage(os.path.join(s.data, "core1", "store", "profiles-0.kch"), "header")
+        s.start_core(1)
+        seen = set()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            r = s.request("GET", "/api/cluster")
+            if r.status == 200:
+                states = {p["partition"]: p["state"] for p in r.json["partitions"]}
+                seen.add(states.get(0))
+                if states.get(0) == "restoring":
+                    self.assertEqual(s.request("GET", "/readyz").status, 503)
+                if all(v == "active" for v in states.values()) and len(states) == 2:
+                    break
+            time.sleep(0.02)
+        self.assertIn("restoring", seen, "the rebuild was over before it could be seen: make the log longer")
+        s.wait_ready()
+        for uid, email in self.sample:
+            r = s.request("GET", "/api/profile/" + uid)
+            self.assertEqual((r.status, r.json["email"]), (200, email))
 
 
 def can_mount():
