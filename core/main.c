@@ -336,13 +336,13 @@ close_changelog(void *cl)
  * 2. Kafka gets what was produced; the stores apply it; the group is
  *    left, which wakes every write still waiting for its apply.
  * 3. The members topic hears that this node left.
- * 4. Whatever is still pending is answered; peer channels close.
+ * 4. Peer channels close; whatever is still pending is answered.
  * 5. Once callers stopped sending, the socket closes (bounded); the stores
  *    close. */
 static void
 parts_stop(node_parts *n)
 {
-	int kafka_closed;
+	int kafka_closed, peers_closed;
 
 	shutdown_step("turning requests away");
 	rpc_server_drain(n->rpc);
@@ -352,13 +352,15 @@ parts_stop(node_parts *n)
 	kafka_closed = bounded_run(close_changelog, n->cl, 12000, "closing Kafka");
 	shutdown_step("leaving the membership");
 	members_close(n->mem, 2000);
-	if (kafka_closed) {
+	/* Closing peer channels may hang in nng 1.5.2: never past 2 s. They
+	 * close before the service goes: a gather or scatter still in flight
+	 * (a cluster view, a search) completes into the service. */
+	shutdown_step("closing the peer channels");
+	peers_closed = bounded_run(close_peers, n->rt, 2000, "closing the peer channels");
+	if (kafka_closed && peers_closed) {
 		shutdown_step("answering what is pending");
 		service_free(n->svc);
 	}
-	/* Closing peer channels may hang in nng 1.5.2: never past 2 s. */
-	shutdown_step("closing the peer channels");
-	bounded_run(close_peers, n->rt, 2000, "closing the peer channels");
 	shutdown_step("closing the RPC socket");
 	rpc_server_quiesce(n->rpc, 100, 1000);
 	rpc_server_close(n->rpc, 2000);

@@ -45,7 +45,8 @@ struct http_server {
 	profile_client *client;
 	http_config cfg;
 	api_context api;
-	int suspended; /* atomic: exchanges suspended and not yet completed */
+	int suspended;  /* atomic: exchanges suspended and not yet completed */
+	int waiting[2]; /* atomic: reads [0] and writes [1] waiting for a core */
 };
 
 /* Queues r. The body (malloc'd) is handed to libmicrohttpd, which frees it
@@ -87,6 +88,7 @@ on_reply(void *arg, int status, Profile__V1__Response *resp)
 	api_finish(&x->ar, status, resp);
 	if (resp)
 		profile__v1__response__free_unpacked(resp, NULL);
+	__atomic_sub_fetch(&x->srv->waiting[x->ar.write != CLIENT_READ], 1, __ATOMIC_ACQ_REL);
 	x->state = X_READY;
 	MHD_resume_connection(x->conn);
 }
@@ -98,7 +100,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 	http_server *srv = cls;
 	exchange *x = *con_cls;
 	api_input in;
-	int rc;
+	int rc, kind;
 
 	(void)version;
 	if (x == NULL) {
@@ -142,9 +144,12 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 		x->state = X_READY;
 		return queue(conn, &x->ar.resp);
 	}
-	if (srv->cfg.max_waiting > 0 &&
-	    __atomic_load_n(&srv->suspended, __ATOMIC_ACQUIRE) >= (int)srv->cfg.max_waiting) {
-		/* At the bound: a 503 now, not a wait in a queue. */
+	/* At the bound a 503 now, not a wait in a queue. Reads and writes are
+	 * bounded apart, so that a flood of one leaves room for the other. */
+	kind = x->ar.write != CLIENT_READ;
+	if (__atomic_add_fetch(&srv->waiting[kind], 1, __ATOMIC_ACQ_REL) > (int)srv->cfg.max_waiting &&
+	    srv->cfg.max_waiting > 0) {
+		__atomic_sub_fetch(&srv->waiting[kind], 1, __ATOMIC_ACQ_REL);
 		api_refuse(&x->ar, "gateway overloaded: too many requests waiting for a core; retry later");
 		x->state = X_READY;
 		return queue(conn, &x->ar.resp);
@@ -161,6 +166,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 	if (rc != PROFILE_OK) {
 		/* Never sent: answer from here. */
 		api_finish(&x->ar, rc, NULL);
+		__atomic_sub_fetch(&srv->waiting[kind], 1, __ATOMIC_ACQ_REL);
 		x->state = X_READY;
 		MHD_resume_connection(conn);
 	}

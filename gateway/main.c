@@ -37,7 +37,8 @@ static cli_option options[] = {
      "client connections at once from one IP address; more are closed at once (0: no cap)",
      &opt_max_per_source},
     {"max-waiting", 0, "PROFILE_GATEWAY_MAX_WAITING", CLI_INT, "2048", "N",
-     "requests waiting for a core at once; past it a request is answered 503 at once (0: no cap)",
+     "reads, and apart writes, waiting for a core at once; past it a request is answered 503 at once "
+     "(0: no cap)",
      &opt_max_waiting},
     {"log-level", 0, "PROFILE_GATEWAY_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
      &opt_log_level},
