@@ -186,6 +186,20 @@ pt_wake_all(partition_waiter *w)
 	}
 }
 
+/* Under pt->mu: a store opened again after failing has worked (applied a
+ * batch, or caught up with nothing to apply). */
+static void
+store_works(part *pt, int32_t p)
+{
+	if (!pt->recovering)
+		return;
+	log_info("partition %d: store works again after %.1f s", (int)p,
+	         (double)(wire_mono_ms() - pt->failed_since) / 1000.0);
+	pt->recovering = 0;
+	pt->retry_ms = 0;
+	pt->problem[0] = '\0';
+}
+
 /* Under pt->mu: the partition becomes active once the store reached the
  * restore target. */
 static void
@@ -193,6 +207,7 @@ maybe_activate(part *pt, int32_t p)
 {
 	if (pt->active || !pt->owned || pt->failed || !pt->target_known || pt->applied < pt->target)
 		return;
+	store_works(pt, p); /* also when it had nothing to apply */
 	pt->active = 1;
 	log_info("partition %d active: replayed %llu records, applied up to offset %lld", (int)p,
 	         (unsigned long long)pt->replayed, (long long)pt->applied);
@@ -518,13 +533,7 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 		return CHANGELOG_CONTINUE;
 	}
 	pthread_mutex_lock(&pt->mu);
-	if (pt->recovering) {
-		log_info("partition %d: store works again after %.1f s", (int)p,
-		         (double)(wire_mono_ms() - pt->failed_since) / 1000.0);
-		pt->recovering = 0;
-		pt->retry_ms = 0;
-		pt->problem[0] = '\0';
-	}
+	store_works(pt, p);
 	pt_note_fence_steps(pt, recs, n);
 	pt->applied = recs[n - 1].offset;
 	for (size_t i = 0; i < n && !pt->active; i++)
