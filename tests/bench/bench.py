@@ -15,8 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from harness import BUILD, Stack, all_active_on, free_port, wait_for  # noqa: E402
-from test_cluster import java_partition, journal_partitions  # noqa: E402
+from harness import BUILD, Stack, all_active_on, free_port, java_partition, wait_for  # noqa: E402
+from test_cluster import journal_partitions  # noqa: E402
 
 D = float(os.environ.get("BENCH_SECONDS", "10"))
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import unittest
+import uuid
 
 BUILD = os.environ.get("PROFILE_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -443,6 +444,94 @@ class Stack:
 
     def applied_offsets(self):
         return {p["partition"]: p["applied_offset"] for p in self.cluster()["partitions"]}
+
+
+# ---- Kafka's partitioner, and a broker journal made without Kafka ----------
+
+def murmur2(data):
+    """Kafka's Java Utils.murmur2, as a signed 32-bit int."""
+    m, h = 0x5bd1e995, (0x9747b28c ^ len(data)) & 0xffffffff
+    full = len(data) - len(data) % 4
+    for i in range(0, full, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xffffffff
+        k ^= k >> 24
+        k = (k * m) & 0xffffffff
+        h = ((h * m) & 0xffffffff) ^ k
+    rest = data[full:]
+    if len(rest) == 3:
+        h ^= rest[2] << 16
+    if len(rest) >= 2:
+        h ^= rest[1] << 8
+    if len(rest) >= 1:
+        h ^= rest[0]
+        h = (h * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    h ^= h >> 15
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def java_partition(key, count):
+    return (murmur2(key.encode()) & 0x7fffffff) % count
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(num, wire, payload):
+    if wire == 0:
+        return varint(num << 3) + varint(payload)
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def profile_event(uid, username, email, now):
+    prof = (field(1, 2, uid.encode()) + field(2, 2, username.encode()) + field(3, 2, email.encode()) +
+            field(4, 0, 1) + field(5, 0, now) + field(6, 0, now))
+    return field(1, 0, 1) + field(2, 2, prof)
+
+
+def write_journal(data, partitions, per_partition):
+    """A broker journal (tests/broker/broker.c's format) holding
+    per_partition created profiles in each partition; returns a few
+    (uid, email) of them."""
+    journal = os.path.join(data, "kafka", "journal")
+    os.makedirs(journal)
+    with open(os.path.join(journal, "partitions"), "w") as f:
+        f.write("%d\n" % partitions)
+    files = [open(os.path.join(journal, "profiles-%d.log" % p), "wb") for p in range(partitions)]
+    counts = [0] * partitions
+    now = int(time.time() * 1000)
+    sample = []
+    while min(counts) < per_partition:
+        uid = str(uuid.uuid4())
+        p = java_partition(uid, partitions)
+        if counts[p] >= per_partition:
+            continue
+        email = "bulk%d.%d@mail.com" % (p, counts[p])
+        val = profile_event(uid, "bulk", email, now)
+        key = uid.encode()
+        body = struct.pack("<qi", counts[p], len(key)) + key + struct.pack("<i", len(val)) + val
+        head = struct.pack("<I", len(body) + 4) + body
+        h = 2166136261
+        for byte in head:
+            h = ((h ^ byte) * 16777619) & 0xffffffff
+        files[p].write(head + struct.pack("<I", h))
+        counts[p] += 1
+        if len(sample) < 5:
+            sample.append((uid, email))
+    for f in files:
+        f.close()
+    return sample
 
 
 def promised_failure(r, write):

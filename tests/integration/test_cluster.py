@@ -10,35 +10,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import BUILD, CreateLoad, StackTest, all_active_on, journal_records, main, wait_for
-
-
-def murmur2(data):
-    """Kafka's Java Utils.murmur2, as a signed 32-bit int."""
-    m, h = 0x5bd1e995, (0x9747b28c ^ len(data)) & 0xffffffff
-    full = len(data) - len(data) % 4
-    for i in range(0, full, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
-        k = (k * m) & 0xffffffff
-        k ^= k >> 24
-        k = (k * m) & 0xffffffff
-        h = ((h * m) & 0xffffffff) ^ k
-    rest = data[full:]
-    if len(rest) == 3:
-        h ^= rest[2] << 16
-    if len(rest) >= 2:
-        h ^= rest[1] << 8
-    if len(rest) >= 1:
-        h ^= rest[0]
-        h = (h * m) & 0xffffffff
-    h ^= h >> 13
-    h = (h * m) & 0xffffffff
-    h ^= h >> 15
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def java_partition(key, count):
-    return (murmur2(key.encode()) & 0x7fffffff) % count
+from harness import BUILD, CreateLoad, StackTest, all_active_on, java_partition, journal_records, main, murmur2, wait_for
 
 
 def journal_partitions(data_dir):

@@ -6,16 +6,13 @@ the README promises: 503 with Retry-After and an UNAVAILABLE body means not
 executed, 504 happens only to writes (outcome unknown), and nothing hangs."""
 import os
 import signal
-import struct
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import (CreateLoad, Stack, StackTest, all_active_on, journal_records, main, promised_failure,
-                     wait_for)
-from test_cluster import java_partition
+from harness import (CreateLoad, Stack, StackTest, all_active_on, java_partition, journal_records, main,
+                     promised_failure, wait_for, write_journal)
 
 # The gateway's deadline per call (--timeout-ms default): no answer may take
 # longer, and a view must come far sooner.
@@ -267,65 +264,6 @@ class GatewayStop(StackTest):
             t.join(30)
         self.assertEqual(sorted(r.status for r in answers), [503] * 8)
         self.assertNotIn("Fatal error", s.gateway.tail())
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7f
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def field(num, wire, payload):
-    if wire == 0:
-        return varint(num << 3) + varint(payload)
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
-def profile_event(uid, username, email, now):
-    prof = (field(1, 2, uid.encode()) + field(2, 2, username.encode()) + field(3, 2, email.encode()) +
-            field(4, 0, 1) + field(5, 0, now) + field(6, 0, now))
-    return field(1, 0, 1) + field(2, 2, prof)
-
-
-def write_journal(data, partitions, per_partition):
-    """A broker journal (tests/broker/broker.c's format) holding
-    per_partition created profiles in each partition; returns a few
-    (uid, email) of them."""
-    from test_cluster import java_partition as part
-    journal = os.path.join(data, "kafka", "journal")
-    os.makedirs(journal)
-    with open(os.path.join(journal, "partitions"), "w") as f:
-        f.write("%d\n" % partitions)
-    files = [open(os.path.join(journal, "profiles-%d.log" % p), "wb") for p in range(partitions)]
-    counts = [0] * partitions
-    now = int(time.time() * 1000)
-    sample = []
-    while min(counts) < per_partition:
-        uid = str(uuid.uuid4())
-        p = part(uid, partitions)
-        if counts[p] >= per_partition:
-            continue
-        email = "bulk%d.%d@mail.com" % (p, counts[p])
-        val = profile_event(uid, "bulk", email, now)
-        key = uid.encode()
-        body = struct.pack("<qi", counts[p], len(key)) + key + struct.pack("<i", len(val)) + val
-        head = struct.pack("<I", len(body) + 4) + body
-        h = 2166136261
-        for byte in head:
-            h = ((h ^ byte) * 16777619) & 0xffffffff
-        files[p].write(head + struct.pack("<I", h))
-        counts[p] += 1
-        if len(sample) < 5:
-            sample.append((uid, email))
-    for f in files:
-        f.close()
-    return sample
 
 
 class RestoringGate(StackTest):

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 
-from harness import StackTest, journal_records, main, wait_for
+from harness import StackTest, java_partition, journal_records, main, wait_for
 
 
 def post(target, key, username="idem", email="idem@mail.com"):
@@ -111,7 +111,7 @@ class Cluster(StackTest):
         self.assertEqual(first.status, 201)
         owner = s.cluster()["partitions"]
         # The key's partition is where the create was made: its uid's too.
-        p = [x for x in owner if x["partition"] == java_partition_of(first.json["uid"], s.partitions)][0]
+        p = [x for x in owner if x["partition"] == java_partition(first.json["uid"], s.partitions)][0]
         node = int(p["owner"].replace("node", ""))
         s.cores[node].stop(signal.SIGKILL)
         # A client with a key retries whatever did not answer: 503 (not
@@ -119,11 +119,6 @@ class Cluster(StackTest):
         r = wait_for(lambda: (lambda r: r if r.status not in (503, 504) else None)(post(s, "failover")), 60,
                      "the retry after the failover")
         self.assertEqual((r.status, r.json), (201, first.json))
-
-
-def java_partition_of(key, n):
-    from test_cluster import java_partition
-    return java_partition(key, n)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Stack, StackTest, main, wait_for
-from test_failures import write_journal
+from harness import Stack, StackTest, main, wait_for, write_journal
 
 
 def damage(path, how):
