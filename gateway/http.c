@@ -28,6 +28,9 @@ enum { X_READING, X_WAITING, X_READY };
 
 /* How much past the longest call a stop waits for answers to be sent. */
 #define CLOSE_SLACK_MS 1000
+/* How long a stop waits for connections accepted before it to send their
+ * request (one not yet read is neither waiting nor answered). */
+#define CLOSE_READ_GRACE_MS 500
 
 typedef struct exchange {
 	struct http_server *srv;
@@ -236,11 +239,19 @@ http_server_open(http_server **out, const http_config *cfg, profile_client *clie
 	return PROFILE_OK;
 }
 
+static unsigned
+open_connections(http_server *srv)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info != NULL ? info->num_connections : 0;
+}
+
 void
 http_server_close(http_server *srv)
 {
 	struct timespec pause = {0, 10 * 1000000L};
-	int64_t end;
+	int64_t now, grace, end;
 	int left;
 
 	if (srv == NULL)
@@ -249,9 +260,14 @@ http_server_close(http_server *srv)
 	 * suspended: let every call in flight complete (within its deadline)
 	 * and its answer be sent first. */
 	MHD_quiesce_daemon(srv->d);
-	end = wire_mono_ms() + srv->cfg.call_timeout_ms + CLOSE_SLACK_MS;
-	while (__atomic_load_n(&srv->suspended, __ATOMIC_ACQUIRE) > 0 && wire_mono_ms() < end)
+	now = wire_mono_ms();
+	grace = now + CLOSE_READ_GRACE_MS;
+	end = now + srv->cfg.call_timeout_ms + CLOSE_SLACK_MS;
+	while (now < end && (__atomic_load_n(&srv->suspended, __ATOMIC_ACQUIRE) > 0 ||
+	                     (now < grace && open_connections(srv) > 0))) {
 		nanosleep(&pause, NULL);
+		now = wire_mono_ms();
+	}
 	if ((left = __atomic_load_n(&srv->suspended, __ATOMIC_ACQUIRE)) > 0) {
 		/* Cannot happen while calls keep their deadlines; stopping now
 		 * would abort, so the daemon is left to the process exit. */

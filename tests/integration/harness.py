@@ -112,6 +112,18 @@ def free_port():
     return free_port_run(1)
 
 
+def listen_queue(port):
+    """Connections in the accept queue of the loopback listener on port
+    (its rx_queue in /proc/net/tcp), or None when nothing listens there."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                return int(queues.split(":")[1], 16)
+    return None
+
+
 def wait_for(cond, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

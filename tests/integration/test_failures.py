@@ -4,14 +4,16 @@ node stopped with SIGTERM under load, a partition restoring from the log, and
 the broker stalled under a write. Every answer is recorded and must be one
 the README promises: 503 with Retry-After and an UNAVAILABLE body means not
 executed, 504 happens only to writes (outcome unknown), and nothing hangs."""
+import http.client
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import (CreateLoad, Stack, StackTest, all_active_on, java_partition, journal_records, main,
+from harness import (CreateLoad, Stack, StackTest, all_active_on, java_partition, journal_records, listen_queue, main,
                      promised_failure, wait_for, write_journal)
 
 # The gateway's deadline per call (--timeout-ms default): no answer may take
@@ -248,22 +250,50 @@ class GatewayStop(StackTest):
         (libmicrohttpd aborts a stop that finds a connection suspended)."""
         s = self.stack
         s.cores[1].p.send_signal(signal.SIGSTOP)
-        answers = []
+        answers, sent = [], threading.Semaphore(0)
 
         def get():
-            answers.append(s.request("GET", "/api/profile/74292b21-0fbb-4f1d-a18f-fa80f947fa5d", timeout=30))
+            conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+            try:
+                conn.request("GET", "/api/profile/74292b21-0fbb-4f1d-a18f-fa80f947fa5d")
+                sent.release()
+                answers.append(conn.getresponse().status)
+            finally:
+                conn.close()
         threads = [threading.Thread(target=get) for _ in range(8)]
         try:
             for t in threads:
                 t.start()
-            time.sleep(0.5)  # every request is in the gateway, waiting
+            # Every request sent and its connection taken from the listen
+            # queue by the gateway (a stop closes that queue unanswered).
+            for _ in threads:
+                self.assertTrue(sent.acquire(timeout=10), "a request was not sent")
+            wait_for(lambda: listen_queue(s.port) == 0, 10, "the gateway to accept every connection")
             self.assertEqual(s.gateway.stop(signal.SIGTERM, timeout=20), 0, s.gateway.tail())
         finally:
             s.cores[1].p.send_signal(signal.SIGCONT)
         for t in threads:
             t.join(30)
-        self.assertEqual(sorted(r.status for r in answers), [503] * 8)
+        self.assertEqual(sorted(answers), [503] * 8)
         self.assertNotIn("Fatal error", s.gateway.tail())
+
+    def test_sigterm_while_a_request_is_read_answers_it(self):
+        """A connection accepted before SIGTERM whose request is still
+        arriving is read and answered, not closed unanswered."""
+        s = self.stack
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n")
+            wait_for(lambda: listen_queue(s.port) == 0, 10, "the gateway to accept the connection")
+            time.sleep(0.05)
+            s.gateway.p.send_signal(signal.SIGTERM)
+            wait_for(lambda: "shutting down" in s.gateway.tail(), 10, "the gateway to begin its stop")
+            time.sleep(0.1)
+            c.sendall(b"Connection: close\r\n\r\n")
+            answer = b""
+            while chunk := c.recv(4096):
+                answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer)
+        self.assertEqual(s.gateway.stop(signal.SIGTERM, timeout=20), 0, s.gateway.tail())
 
 
 class RestoringGate(StackTest):
