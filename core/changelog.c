@@ -4,9 +4,11 @@
  * records, end-of-partition events) and hands records to the handler in
  * per-partition runs; the producer thread polls the producer so that delivery
  * reports arrive. librdkafka serves callbacks only from those polls, so every
- * handler callback runs on one of these two threads.
+ * handler callback runs on one of these two threads. The tracer (tracer.c)
+ * has a thread of its own.
  */
 #include "changelog.h"
+#include "changelog_impl.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -25,31 +27,6 @@
 #define WATERMARK_TIMEOUT_MS 5000
 #define IDLE_EVERY_MS 500 /* how often the handler's idle callback runs */
 
-struct changelog {
-	/* The producer, replaced after a fatal error (renew_producer): users
-	 * hold producer_rw for reading while they use it. */
-	rd_kafka_t *producer;
-	pthread_rwlock_t producer_rw;
-	rd_kafka_conf_t *producer_conf; /* to make another */
-	int producer_fatal;             /* atomic: the producer raised a fatal error */
-	rd_kafka_t *consumer; /* the group consumer */
-	rd_kafka_t *follower; /* replicated mode: reads every partition */
-	int replicated;
-	pthread_t group_thread;
-	changelog_handler h;
-	char *topic;
-	int32_t partitions;
-	int stopping; /* atomic */
-	pthread_t consumer_thread, producer_thread;
-	int threads_started;
-	/* Partitioned mode: the tracer reads partitions this node lost, from
-	 * where its store stopped, for the handler's traced callback. */
-	rd_kafka_t *tracer;
-	pthread_t tracer_thread;
-	pthread_mutex_t trace_mu;
-	int64_t *trace_from; /* per partition: next offset to read, -1 = none */
-	int trace_changed;
-};
 
 static void
 on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -72,8 +49,8 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	int status = kafka_status(m->err);
 
 	(void)rk;
-	(void)opaque;
 	if (m->err) {
+		__atomic_add_fetch(&((changelog *)opaque)->produce_errors, 1, __ATOMIC_RELAXED);
 		/* Not persisted for sure: the write did not happen and may be
 		 * retried. Otherwise the outcome is unknown. */
 		if (rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
@@ -100,6 +77,31 @@ producer_flush(changelog *cl, int timeout_ms)
 	return left;
 }
 
+/* librdkafka's statistics (statistics.interval.ms): the producer's
+ * request retries, summed over its brokers (their "txretries"). */
+static int
+on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	changelog *cl = opaque;
+	uint64_t sum = 0;
+
+	(void)rk;
+	(void)len;
+	for (const char *at = json; (at = strstr(at, "\"txretries\":")) != NULL;)
+		sum += strtoull(at += 12, NULL, 10);
+	__atomic_store_n(&cl->retries_now, sum, __ATOMIC_RELAXED);
+	return 0; /* librdkafka frees json */
+}
+
+void
+changelog_counters(changelog *cl, changelog_stats *out)
+{
+	out->produce_errors = __atomic_load_n(&cl->produce_errors, __ATOMIC_RELAXED);
+	out->produce_retries = __atomic_load_n(&cl->retries_base, __ATOMIC_RELAXED) +
+	                       __atomic_load_n(&cl->retries_now, __ATOMIC_RELAXED);
+	out->rebalances = __atomic_load_n(&cl->rebalances, __ATOMIC_RELAXED);
+}
+
 static void
 on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -107,6 +109,8 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	rd_kafka_error_t *error = NULL;
 	int lost = err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && rd_kafka_assignment_lost(rk);
+
+	__atomic_add_fetch(&cl->rebalances, 1, __ATOMIC_RELAXED);
 
 	/* An orderly revoke lets what this node produced land first, so that it
 	 * is in the log before the next owner's fence (changelog.h). */
@@ -205,8 +209,17 @@ deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *re
 		recs[i].fence = fence_token_of(msgs[i]);
 	}
 	to = cl->h.records(cl->h.arg, p, recs, n);
-	if (to != CHANGELOG_CONTINUE)
+	if (to != CHANGELOG_CONTINUE) {
 		seek(cl, p, to);
+	} else if (!cl->replicated) {
+		/* Applied: the group's committed offset follows (for monitoring;
+		 * the stores stay the truth). Not in replicated mode, whose
+		 * followers share one group id and no assignment. */
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset = msgs[n - 1]->offset + 1;
+		rd_kafka_offsets_store(cl->consumer, l);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
 }
 
 /* The consumer whose records feed the stores. */
@@ -298,68 +311,6 @@ group_main(void *arg)
 	return NULL;
 }
 
-/* ---- the tracer: partitions this node lost ------------------------------ */
-
-/* Assigns the tracer what is asked of it now, each partition from its next
- * offset. */
-static void
-trace_assign(changelog *cl)
-{
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-
-	pthread_mutex_lock(&cl->trace_mu);
-	cl->trace_changed = 0;
-	for (int32_t p = 0; p < cl->partitions; p++)
-		if (cl->trace_from[p] >= 0)
-			rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset = cl->trace_from[p];
-	pthread_mutex_unlock(&cl->trace_mu);
-	rd_kafka_assign(cl->tracer, l->cnt ? l : NULL);
-	rd_kafka_topic_partition_list_destroy(l);
-}
-
-static void *
-tracer_main(void *arg)
-{
-	changelog *cl = arg;
-
-	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
-		rd_kafka_message_t *m;
-
-		if (__atomic_load_n(&cl->trace_changed, __ATOMIC_ACQUIRE))
-			trace_assign(cl);
-		if ((m = rd_kafka_consumer_poll(cl->tracer, 100)) == NULL)
-			continue;
-		if (m->err == 0 && m->partition >= 0 && m->partition < cl->partitions) {
-			store_record r = {m->offset,  m->key, m->key_len,
-			                  m->payload, m->len, fence_token_of(m)};
-			int more = cl->h.traced(cl->h.arg, m->partition, &r, 1);
-
-			pthread_mutex_lock(&cl->trace_mu);
-			if (cl->trace_from[m->partition] >= 0) {
-				cl->trace_from[m->partition] = more ? m->offset + 1 : -1;
-				if (!more)
-					__atomic_store_n(&cl->trace_changed, 1, __ATOMIC_RELEASE);
-			}
-			pthread_mutex_unlock(&cl->trace_mu);
-		}
-		rd_kafka_message_destroy(m);
-	}
-	return NULL;
-}
-
-void
-changelog_trace(changelog *cl, int32_t p, int64_t from)
-{
-	if (cl->tracer == NULL || p < 0 || p >= cl->partitions)
-		return;
-	pthread_mutex_lock(&cl->trace_mu);
-	if (cl->trace_from[p] < 0 || from < cl->trace_from[p]) {
-		cl->trace_from[p] = from;
-		__atomic_store_n(&cl->trace_changed, 1, __ATOMIC_RELEASE);
-	}
-	pthread_mutex_unlock(&cl->trace_mu);
-}
-
 /* After a fatal error (an idempotent producer out of step with the broker:
  * nothing it sends is accepted any more): a new producer takes over, and the
  * old one's records are purged, each answered by its delivery report as
@@ -381,6 +332,8 @@ renew_producer(changelog *cl)
 	pthread_rwlock_wrlock(&cl->producer_rw);
 	old = cl->producer;
 	cl->producer = fresh;
+	__atomic_add_fetch(&cl->retries_base, __atomic_exchange_n(&cl->retries_now, 0, __ATOMIC_RELAXED),
+	                   __ATOMIC_RELAXED);
 	__atomic_store_n(&cl->producer_fatal, 0, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&cl->producer_rw);
 	left = rd_kafka_outq_len(old);
@@ -474,7 +427,10 @@ changelog_open(changelog **out, const changelog_config *cfg)
 {
 	static const char *const producer_defaults[] = {
 	    "enable.idempotence=true",    "acks=all", "linger.ms=1", "message.timeout.ms=10000",
-	    "partitioner=murmur2_random", NULL};
+	    "partitioner=murmur2_random", "statistics.interval.ms=5000", NULL};
+	/* The group consumer commits what its stores applied (deliver_run). */
+	static const char *const commit_applied[] = {"enable.auto.commit=true", "enable.auto.offset.store=false",
+	                                             NULL};
 	static const char *const consumer_defaults[] = {
 	    "enable.auto.commit=false", "auto.offset.reset=earliest", "enable.partition.eof=true",
 	    "partition.assignment.strategy=cooperative-sticky", NULL};
@@ -493,10 +449,12 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	    kafka_conf_apply(pconf, cfg->producer_opts) != PROFILE_OK)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
+	rd_kafka_conf_set_stats_cb(pconf, on_stats);
 	if ((cl->producer_conf = rd_kafka_conf_dup(pconf)) == NULL)
 		goto fail;
 	pthread_rwlock_init(&cl->producer_rw, NULL);
 	if ((cconf = conf_new(cfg, consumer_defaults, cl)) == NULL ||
+	    (!cl->replicated && kafka_conf_apply(cconf, commit_applied) != PROFILE_OK) ||
 	    kafka_conf_apply(cconf, cfg->consumer_opts) != PROFILE_OK ||
 	    rd_kafka_conf_set(cconf, "group.id", cfg->group, err, sizeof err) != RD_KAFKA_CONF_OK)
 		goto fail;

@@ -116,6 +116,15 @@ int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len,
  * partition is followed anyway). */
 void changelog_trace(changelog *cl, int32_t p, int64_t from);
 
+/* What the changelog counted since it opened, for the status. */
+typedef struct changelog_stats {
+	uint64_t produce_errors;  /* records whose delivery failed */
+	uint64_t produce_retries; /* produce requests librdkafka sent again */
+	uint64_t rebalances;      /* assignment changes of the group consumer */
+} changelog_stats;
+
+void changelog_counters(changelog *cl, changelog_stats *out);
+
 /* The log end offset of p last seen by the consumer, or -1. */
 int64_t changelog_high_watermark(changelog *cl, int32_t p);
 

@@ -23,6 +23,7 @@ typedef struct status_buf {
 	Profile__V1__PartitionState *ps;
 	Profile__V1__PartitionState **pps;
 	int32_t *owned;
+	metrics_buf metrics;
 } status_buf;
 
 static void
@@ -71,6 +72,8 @@ status_build(service *svc, status_buf *b)
 		b->ps[served].lag = b->info[p].lag;
 		b->ps[served].applied_offset = b->info[p].applied;
 		b->ps[served].replayed = b->info[p].replayed;
+		b->ps[served].store_bytes = b->info[p].store_bytes;
+		b->ps[served].store_records = b->info[p].store_records;
 		b->pps[served] = &b->ps[served];
 		served++;
 	}
@@ -85,6 +88,15 @@ status_build(service *svc, status_buf *b)
 	b->reply.requests = __atomic_load_n(&svc->requests, __ATOMIC_RELAXED);
 	b->reply.forwards = __atomic_load_n(&svc->forwards, __ATOMIC_RELAXED);
 	b->reply.in_group = __atomic_load_n(&svc->in_group, __ATOMIC_RELAXED);
+	metrics_fill(&svc->metrics, &b->metrics, &b->reply);
+	b->reply.restores = partitions_restores(svc->t);
+	if (svc->cl) {
+		changelog_stats cs;
+		changelog_counters(svc->cl, &cs);
+		b->reply.rebalances = cs.rebalances;
+		b->reply.produce_errors = cs.produce_errors;
+		b->reply.produce_retries = cs.produce_retries;
+	}
 	return PROFILE_OK;
 }
 
@@ -113,6 +125,7 @@ typedef struct cluster_ctx {
 	reply_fn done;
 	void *arg;
 	uint64_t id;
+	int with_status; /* each node's whole status in the view */
 	member_node *nodes; /* from the members table */
 	size_t n_nodes;
 	int *owner;    /* per partition: index into nodes, or -1 */
@@ -171,6 +184,8 @@ cluster_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *
 		cn[k].reachable = st[k] != NULL;
 		cn[k].requests = st[k] ? st[k]->requests : 0;
 		cn[k].forwards = st[k] ? st[k]->forwards : 0;
+		if (c->with_status)
+			cn[k].status = (Profile__V1__StatusReply *)st[k];
 		cn[k].partitions = owned + at;
 		for (int32_t p = 0; p < count; p++)
 			if (c->owner[p] == (int)k)
@@ -271,6 +286,7 @@ cluster_view(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn
 	int64_t left = deadline - wire_mono_ms();
 	uint64_t id = req->request_id;
 	uint32_t hops = req->hops;
+	int with_status = req->cluster->with_status;
 	size_t nr;
 	int rc;
 
@@ -293,6 +309,7 @@ cluster_view(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn
 	c->done = done;
 	c->arg = arg;
 	c->id = id;
+	c->with_status = with_status;
 	c->self_index = -1;
 	if ((rc = cluster_members(svc, c, count)) != PROFILE_OK) {
 		reply_status(done, arg, id, rc,

@@ -209,6 +209,8 @@ maybe_activate(part *pt, int32_t p)
 		return;
 	store_works(pt, p); /* also when it had nothing to apply */
 	pt->active = 1;
+	if (pt->replayed > 0)
+		__atomic_add_fetch(&pt->restores, 1, __ATOMIC_RELAXED);
 	log_info("partition %d active: replayed %llu records, applied up to offset %lld", (int)p,
 	         (unsigned long long)pt->replayed, (long long)pt->applied);
 	if (pt->rebuild_start > 0) {
@@ -660,6 +662,16 @@ partitions_owned(partitions *t, int32_t p)
 	return owned;
 }
 
+uint64_t
+partitions_restores(partitions *t)
+{
+	uint64_t n = 0;
+
+	for (int32_t p = 0; p < t->count; p++)
+		n += __atomic_load_n(&t->parts[p].restores, __ATOMIC_RELAXED);
+	return n;
+}
+
 void
 partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
 {
@@ -677,6 +689,9 @@ partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
 		info[p].replayed = pt->replayed;
 		info[p].lag = hi >= 0 && hi - 1 > pt->applied ? hi - 1 - pt->applied : 0;
 		info[p].failed = pt->owned && pt->failed;
+		info[p].store_bytes = info[p].store_records = 0;
+		if (pt->st)
+			store_size(pt->st, &info[p].store_bytes, &info[p].store_records);
 		snprintf(info[p].problem, sizeof info[p].problem, "%s", info[p].failed ? pt->problem : "");
 		pthread_mutex_unlock(&pt->mu);
 	}

@@ -75,7 +75,12 @@ typedef struct partition_info {
 	uint64_t replayed; /* records applied while restoring, since assignment */
 	int failed;        /* owned, but its store cannot be opened or written */
 	char problem[200]; /* why, when failed */
+	uint64_t store_bytes, store_records; /* store_size, 0 without a store */
 } partition_info;
+
+/* Partitions that replayed records from the log to become active, since
+ * the table was made. */
+uint64_t partitions_restores(partitions *t);
 
 /* A table for `count` partitions whose stores live under dir (created if
  * needed) with Kyoto Cabinet tuning `tune`. PROFILE_OK and *out, or

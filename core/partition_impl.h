@@ -62,6 +62,7 @@ typedef struct part {
 	partition_waiter *orphans;
 	int64_t trace_from;  /* where reading resumes; -1 while owned or never revoked */
 	int64_t trace_fence; /* the fence there */
+	uint64_t restores;   /* atomic: times it replayed records to become active */
 } part;
 
 struct partitions {

@@ -9,6 +9,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #include "bounded.h"
 #include "cluster.h"
 #include "log.h"
+#include "metrics.h"
 #include "profiles.h"
 #include "search.h"
 
@@ -26,6 +28,8 @@ typedef struct worker {
 	nng_ctx ctx;
 	nng_aio *aio;
 	int state;
+	rpc_call call;      /* the request in service */
+	int64_t arrived_us; /* monotonic, when it arrived */
 } worker;
 
 struct rpc_server {
@@ -101,7 +105,7 @@ static const struct method {
 	Profile__V1__Request__BodyCase body;
 	int (*check)(const Profile__V1__Request *req, const char **why);
 	service_run_fn run;
-} methods[] = {
+} methods[METRICS_METHODS - 1] = { /* in metrics_method_names' order */
     {PROFILE__V1__REQUEST__BODY_CREATE, check_create, profiles_create},
     {PROFILE__V1__REQUEST__BODY_GET, check_get, profiles_get},
     {PROFILE__V1__REQUEST__BODY_UPDATE, check_update, profiles_change},
@@ -111,25 +115,29 @@ static const struct method {
     {PROFILE__V1__REQUEST__BODY_CLUSTER, check_nothing, cluster_view},
 };
 
-static const struct method *
+/* The index of req's method, METRICS_METHODS - 1 when it has none. */
+static int
 method_for(const Profile__V1__Request *req)
 {
-	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-		if (methods[i].body == req->body_case)
-			return &methods[i];
-	return NULL;
+	int i = 0;
+
+	while (i < METRICS_METHODS - 1 && methods[i].body != req->body_case)
+		i++;
+	return i;
 }
 
 /* Checks req (owned) and hands it to its method, or answers why not. */
 static void
-dispatch(service *svc, Profile__V1__Request *req, reply_fn done, void *arg)
+dispatch(service *svc, Profile__V1__Request *req, int method, reply_fn done, void *arg)
 {
-	const struct method *m = method_for(req);
+	const struct method *m = method < METRICS_METHODS - 1 ? &methods[method] : NULL;
 	const char *why = NULL;
 	int rc;
 
 	if (m == NULL)
 		service_reject(svc, req, PROFILE_UNIMPLEMENTED, "request has no known method", done, arg);
+	else if (req->log_id[0] != '\0' && wire_check_log_id(req->log_id, &why) != PROFILE_OK)
+		service_reject(svc, req, PROFILE_INVALID_ARGUMENT, why, done, arg);
 	else if ((rc = m->check(req, &why)) != PROFILE_OK)
 		service_reject(svc, req, rc, why, done, arg);
 	else
@@ -137,10 +145,14 @@ dispatch(service *svc, Profile__V1__Request *req, reply_fn done, void *arg)
 }
 
 void
-rpc_handle(service *svc, int draining, const void *buf, size_t len, reply_fn done, void *arg)
+rpc_handle(service *svc, int draining, const void *buf, size_t len, rpc_call *call, reply_fn done,
+           void *arg)
 {
 	Profile__V1__Request *req;
+	const char *why;
 
+	call->method = METRICS_METHODS - 1;
+	snprintf(call->log_id, sizeof call->log_id, "-");
 	if (len > WIRE_MESSAGE_MAX) {
 		reply_status(done, arg, 0, PROFILE_INVALID_ARGUMENT, "request too large");
 		return;
@@ -149,15 +161,27 @@ rpc_handle(service *svc, int draining, const void *buf, size_t len, reply_fn don
 		reply_status(done, arg, 0, PROFILE_INVALID_ARGUMENT, "malformed request");
 		return;
 	}
+	call->method = method_for(req);
+	if (wire_check_log_id(req->log_id, &why) == PROFILE_OK)
+		snprintf(call->log_id, sizeof call->log_id, "%s", req->log_id);
 	if (draining) {
 		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE, "node is shutting down");
 		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
-	dispatch(svc, req, done, arg);
+	dispatch(svc, req, call->method, done, arg);
 }
 
 /* ---- the server -------------------------------------------------------- */
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* nng's codes, mapped once. */
 static int
@@ -192,12 +216,17 @@ worker_reply(void *arg, const Profile__V1__Response *given)
 {
 	worker *w = arg;
 	Profile__V1__Response resp = *given;
+	int64_t took;
 	size_t len;
 	nng_msg *msg;
 
 	/* While shutting down, every answer tells the caller to go elsewhere. */
 	resp.draining = __atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED);
 	len = profile__v1__response__get_packed_size(&resp);
+	took = mono_us() - w->arrived_us;
+	metrics_answered(service_metrics(w->srv->svc), w->call.method, (int)resp.status, took);
+	log_debug("rpc %s %s %.3f ms id=%s", metrics_method_names[w->call.method],
+	          profile_status_name((int)resp.status), (double)took / 1000.0, w->call.log_id);
 
 	if (nng_msg_alloc(&msg, len) != 0) {
 		/* Nothing can be sent: the caller's deadline will tell it. */
@@ -229,8 +258,9 @@ worker_cb(void *arg)
 		msg = nng_aio_get_msg(w->aio);
 		__atomic_store_n(&w->srv->last_request, wire_mono_ms(), __ATOMIC_RELAXED);
 		w->state = W_SERVE;
+		w->arrived_us = mono_us();
 		rpc_handle(w->srv->svc, __atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED), nng_msg_body(msg),
-		           nng_msg_len(msg), worker_reply, w);
+		           nng_msg_len(msg), &w->call, worker_reply, w);
 		nng_msg_free(msg);
 		return;
 	case W_SEND:

@@ -11,14 +11,24 @@
 #define PROFILE_RPC_H
 
 #include "service.h"
+#include "wire.h"
 
 typedef struct rpc_server rpc_server;
 
+/* What the server keeps of a request while it is served, to count and log
+ * its answer. */
+typedef struct rpc_call {
+	int method; /* index into metrics_method_names */
+	char log_id[WIRE_LOG_ID_MAX + 1]; /* the request's log id, or "-" */
+} rpc_call;
+
 /* One request as it came off the network: decodes buf (len bytes; the
- * caller keeps it), checks it and hands it to its method, or answers why
- * not (INVALID_ARGUMENT for one too large or malformed, UNAVAILABLE when
- * draining). done runs once, now or later on another thread. */
-void rpc_handle(service *svc, int draining, const void *buf, size_t len, reply_fn done, void *arg);
+ * caller keeps it), fills *call, checks it and hands it to its method, or
+ * answers why not (INVALID_ARGUMENT for one too large or malformed or with a
+ * bad log id, UNAVAILABLE when draining). done runs once, now or later on
+ * another thread; *call is filled before. */
+void rpc_handle(service *svc, int draining, const void *buf, size_t len, rpc_call *call, reply_fn done,
+                void *arg);
 
 /* Listens on url with `contexts` contexts serving svc. PROFILE_OK and *out,
  * PROFILE_INVALID_ARGUMENT (bad URL), PROFILE_UNAVAILABLE (address in use or

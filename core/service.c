@@ -321,3 +321,9 @@ read_drop(pending_call *c)
 }
 
 static const pending_ops read_ops = {read_expire, read_finish, read_drop};
+
+struct node_metrics *
+service_metrics(service *svc)
+{
+	return &svc->metrics;
+}

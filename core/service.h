@@ -84,4 +84,8 @@ void service_call(service *svc, service_run_fn run, Profile__V1__Request *req, r
 void service_reject(service *svc, Profile__V1__Request *req, int status, const char *why, reply_fn done,
                     void *arg);
 
+/* The node's per-method answer counts (metrics.h), which the RPC server
+ * keeps; lives as long as svc. */
+struct node_metrics *service_metrics(service *svc);
+
 #endif

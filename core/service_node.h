@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "changelog.h"
+#include "metrics.h"
 #include "partition.h"
 #include "peers.h"
 #include "pending.h"
@@ -23,6 +24,7 @@ struct service {
 	int in_group;   /* atomic: the group has assigned this node at least once */
 	uint64_t requests, forwards; /* atomics, for the status */
 	uint32_t writes;             /* atomic: write operations alive (write.c) */
+	node_metrics metrics;        /* answers by method (rpc.c) */
 };
 
 /* Whether the group assigned p to this node (it takes p's writes). */

@@ -254,6 +254,15 @@ store_position(store *s, int64_t *offset, uint64_t *fingerprint)
 	*fingerprint = s->fingerprint;
 }
 
+void
+store_size(store *s, uint64_t *bytes, uint64_t *records)
+{
+	int64_t b = kcdbsize(s->db), n = kcdbcount(s->db);
+
+	*bytes = b > 0 ? (uint64_t)b : 0;
+	*records = n > 0 ? (uint64_t)n : 0;
+}
+
 static size_t
 make_key(char *buf, char prefix, const char *s, size_t len)
 {

@@ -53,6 +53,10 @@ void store_close(store *s);
  * fingerprint (store_fingerprint of its key and value). */
 void store_position(store *s, int64_t *offset, uint64_t *fingerprint);
 
+/* The store file's size in bytes and how many records it holds (profiles,
+ * their email and key indexes, its position). */
+void store_size(store *s, uint64_t *bytes, uint64_t *records);
+
 /* Fingerprint of a record, stored with the position to recognise the log it
  * came from. */
 uint64_t store_fingerprint(const void *key, size_t key_len, const void *value, size_t value_len);

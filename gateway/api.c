@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "assets.h"
 
 /* /readyz and /api/cluster answer within this, whatever a node does: a
  * probe that waits is worse than one that says "not ready". */
@@ -18,22 +21,51 @@ typedef enum {
 	R_HEALTH,
 	R_READY,
 	R_CLUSTER,
+	R_METRICS,
+	R_OPENAPI,
+	R_PAGE,
 } route_id;
 
-/* Paths: "/api/profile/{uid}" matches one path segment after the prefix. */
+/* Paths: "/api/profile/{uid}" matches one path segment after the prefix;
+ * label is the path as metrics name it. In route_id's order. */
 static const struct route {
 	const char *method;
 	const char *path;
 	int has_uid;
 	route_id id;
 	int ok_status;
+	const char *label;
 } routes[] = {
-    {"POST", "/api/profile", 0, R_CREATE, 201}, {"GET", "/api/profile/", 1, R_GET, 200},
-    {"PUT", "/api/profile/", 1, R_UPDATE, 200}, {"DELETE", "/api/profile/", 1, R_DELETE, 204},
-    {"GET", "/api/search", 0, R_SEARCH, 200},   {"GET", "/healthz", 0, R_HEALTH, 200},
-    {"GET", "/readyz", 0, R_READY, 200},        {"GET", "/api/cluster", 0, R_CLUSTER, 200},
+    {"POST", "/api/profile", 0, R_CREATE, 201, "/api/profile"},
+    {"GET", "/api/profile/", 1, R_GET, 200, "/api/profile/{uid}"},
+    {"PUT", "/api/profile/", 1, R_UPDATE, 200, "/api/profile/{uid}"},
+    {"DELETE", "/api/profile/", 1, R_DELETE, 204, "/api/profile/{uid}"},
+    {"GET", "/api/search", 0, R_SEARCH, 200, "/api/search"},
+    {"GET", "/healthz", 0, R_HEALTH, 200, "/healthz"},
+    {"GET", "/readyz", 0, R_READY, 200, "/readyz"},
+    {"GET", "/api/cluster", 0, R_CLUSTER, 200, "/api/cluster"},
+    {"GET", "/metrics", 0, R_METRICS, 200, "/metrics"},
+    {"GET", "/openapi.json", 0, R_OPENAPI, 200, "/openapi.json"},
+    {"GET", "/", 0, R_PAGE, 200, "/"},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
+_Static_assert(NROUTES == GM_ROUTES - 1, "metrics count every route");
+
+/* Content types of the non-JSON answers. */
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define PAGE_TYPE "text/html; charset=utf-8"
+
+void
+api_route_label(int r, const char **method, const char **path)
+{
+	if (r < 0 || (size_t)r >= NROUTES) {
+		*method = "other";
+		*path = "other";
+		return;
+	}
+	*method = routes[r].method;
+	*path = routes[r].label;
+}
 
 static const struct {
 	int status;
@@ -124,8 +156,12 @@ bad:
 static int
 route_find(const char *method, const char *path, const char **uid, const char **allow)
 {
-	static const char allow_profile[] = "POST", allow_uid[] = "GET, PUT, DELETE", allow_get[] = "GET";
+	static const char allow_profile[] = "POST", allow_uid[] = "GET, HEAD, PUT, DELETE",
+	                  allow_get[] = "GET, HEAD";
 	int path_matched = -1;
+
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET"; /* without the body */
 
 	for (size_t i = 0; i < NROUTES; i++) {
 		const struct route *r = &routes[i];
@@ -158,6 +194,29 @@ lower_uid(char *dst, const char *src)
 {
 	for (int i = 0; i <= WIRE_UID_LEN; i++)
 		dst[i] = (src[i] >= 'A' && src[i] <= 'F') ? (char)(src[i] - 'A' + 'a') : src[i];
+}
+
+/* 1 when a body sent with this Content-Type is read as JSON: none, JSON
+ * (application/json, any +json), and what clients send by default for a
+ * JSON body (curl -d: form-urlencoded; fetch with a string: text/plain). */
+static int
+json_content_type(const char *ct)
+{
+	static const char *const taken[] = {"application/json", "application/x-www-form-urlencoded",
+	                                     "text/plain"};
+	size_t n;
+
+	if (ct == NULL)
+		return 1;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = strcspn(ct, "; \t");
+	if (n == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+		if (strlen(taken[i]) == n && strncasecmp(ct, taken[i], n) == 0)
+			return 1;
+	return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
 /* A create or update: its JSON body, checked, into the request. */
@@ -273,6 +332,9 @@ api_prepare(api_request *ar, const api_context *ctx, const api_input *in)
 	memset(ar, 0, sizeof *ar);
 	profile__v1__request__init(&ar->req);
 	ar->ctx = ctx;
+	ar->route = -1;
+	snprintf(ar->log_id, sizeof ar->log_id, "%s", in->log_id ? in->log_id : "");
+	ar->req.log_id = ar->log_id;
 	r = route_find(method, path, &uid, &allow);
 	if (r == -404) {
 		answer(ar, 404, "NOT_FOUND", "no such resource");
@@ -286,6 +348,15 @@ api_prepare(api_request *ar, const api_context *ctx, const api_input *in)
 	ar->route = r;
 	if (too_large) {
 		answer(ar, 413, "PAYLOAD_TOO_LARGE", "request body is over 64 KiB");
+		return;
+	}
+	if ((routes[r].id == R_CREATE || routes[r].id == R_UPDATE) && !json_content_type(in->content_type)) {
+		answer(ar, 415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)");
+		return;
+	}
+	if (in->if_none_match != NULL && (routes[r].id == R_GET || routes[r].id == R_SEARCH) &&
+	    (ar->if_none_match = strdup(in->if_none_match)) == NULL) {
+		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	if (uid != NULL) {
@@ -339,20 +410,57 @@ api_prepare(api_request *ar, const api_context *ctx, const api_input *in)
 		return;
 	case R_READY:
 	case R_CLUSTER:
+	case R_METRICS:
 		ar->deadline_ms = VIEW_DEADLINE_MS;
 		profile__v1__cluster_request__init(&ar->body.cluster);
+		ar->body.cluster.with_status = routes[r].id == R_METRICS;
 		ar->req.body_case = PROFILE__V1__REQUEST__BODY_CLUSTER;
 		ar->req.cluster = &ar->body.cluster;
 		return;
+	case R_OPENAPI:
+	case R_PAGE:
+		ar->kind = API_ANSWER;
+		ar->resp.http = 200;
+		ar->resp.fixed = routes[r].id == R_PAGE ? gateway_page : gateway_openapi;
+		ar->resp.fixed_len = routes[r].id == R_PAGE ? gateway_page_len : gateway_openapi_len;
+		ar->resp.content_type = routes[r].id == R_PAGE ? PAGE_TYPE : NULL;
+		return;
 	}
+}
+
+/* 1 when an If-None-Match list names etag (or is "*"); weak tags compare
+ * as strong ones (RFC 9110's weak comparison, as GET uses). */
+static int
+etag_matches(const char *list, const char *etag)
+{
+	size_t elen = strlen(etag);
+
+	for (const char *p = list; *p;) {
+		size_t n;
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		n = strcspn(p, ", \t");
+		if ((n == 1 && *p == '*') || (n == elen && n > 0 && strncmp(p, etag, n) == 0))
+			return 1;
+		p += n;
+	}
+	return 0;
 }
 
 static void
 answer_profile(api_request *ar, const Profile__V1__Profile *p, int http)
 {
 	ar->resp.http = http;
-	ar->resp.body = body_render_profile(p);
 	snprintf(ar->resp.etag, sizeof ar->resp.etag, "\"%llu\"", (unsigned long long)p->version);
+	if (ar->if_none_match && etag_matches(ar->if_none_match, ar->resp.etag)) {
+		ar->resp.http = 304; /* the client's copy is current */
+		return;
+	}
+	if (http == 201)
+		snprintf(ar->resp.location, sizeof ar->resp.location, "/api/profile/%.36s", p->uid);
+	ar->resp.body = body_render_profile(p);
 	if (ar->resp.body == NULL) {
 		ar->resp.etag[0] = '\0';
 		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
@@ -408,6 +516,21 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 	ar->kind = API_ANSWER;
 	if (call_status == PROFILE_OK && resp == NULL)
 		call_status = PROFILE_INTERNAL;
+	if (r->id == R_METRICS) {
+		/* The gateway's own counters also when no core answers. */
+		int ok = call_status == PROFILE_OK && resp->status == PROFILE__V1__STATUS__OK &&
+		         resp->body_case == PROFILE__V1__RESPONSE__BODY_CLUSTER;
+		static const int no_waiting[2];
+		static const gateway_metrics no_counts;
+		ar->resp.http = 200;
+		ar->resp.content_type = METRICS_TYPE;
+		ar->resp.body = gateway_metrics_render(ar->ctx && ar->ctx->metrics ? ar->ctx->metrics : &no_counts,
+		                                       ar->ctx && ar->ctx->waiting ? ar->ctx->waiting : no_waiting,
+		                                       ok ? resp->cluster : NULL);
+		if (ar->resp.body == NULL)
+			answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
 	if (call_status != PROFILE_OK) {
 		answer_status(ar, call_status,
 		              call_status == PROFILE_UNAVAILABLE ? "no core node could take the request"
@@ -458,6 +581,9 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 			answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	case R_HEALTH:
+	case R_METRICS:
+	case R_OPENAPI:
+	case R_PAGE:
 		break;
 	}
 	answer_status(ar, PROFILE_INTERNAL, "unexpected answer from the core");
@@ -471,4 +597,6 @@ api_request_fini(api_request *ar)
 	body_fields_fini(&ar->fields);
 	free(ar->email);
 	ar->email = NULL;
+	free(ar->if_none_match);
+	ar->if_none_match = NULL;
 }

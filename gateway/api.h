@@ -1,9 +1,10 @@
 /* api.h: the REST API, independent of the HTTP library.
  *
  * api_prepare turns one HTTP request (method, path, the email query
- * argument, If-Match, body) into either an immediate answer (bad input,
- * unknown path, /healthz) or one RPC to the core; api_finish turns the RPC's
- * outcome into the HTTP answer. The route table, the If-Match rules and the
+ * argument, its headers, body) into either an immediate answer (bad input,
+ * unknown path, /healthz, the OpenAPI description, the cluster page) or one
+ * RPC to the core; api_finish turns the RPC's outcome into the HTTP answer.
+ * HEAD is GET without the body (libmicrohttpd leaves it out). The route table, the If-Match rules and the
  * status -> HTTP table are here, in one place each.
  */
 #ifndef PROFILE_GATEWAY_API_H
@@ -13,16 +14,21 @@
 
 #include "body.h"
 #include "client_internal.h"
+#include "metrics.h"
 #include "wire.h"
 
 #define API_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
 
 typedef struct api_response {
-	int http;          /* HTTP status */
-	char *body;        /* malloc'd JSON text, or NULL for no body */
-	char etag[32];     /* "" when none */
-	int retry_after;   /* seconds; 0 when none */
-	const char *allow; /* Allow header for 405, else NULL */
+	int http;                 /* HTTP status */
+	char *body;               /* malloc'd text, or NULL for no body (or a fixed one) */
+	const char *fixed;        /* a static body (fixed_len bytes) when body is NULL */
+	size_t fixed_len;
+	const char *content_type; /* of the body; NULL: application/json */
+	char etag[32];            /* "" when none */
+	char location[64];        /* Location of a created profile, "" when none */
+	int retry_after;          /* seconds; 0 when none */
+	const char *allow;        /* Allow header for 405, else NULL */
 } api_response;
 
 typedef enum { API_ANSWER, API_CALL } api_kind;
@@ -32,6 +38,8 @@ typedef enum { API_ANSWER, API_CALL } api_kind;
 typedef struct api_context {
 	const char *const *cores;
 	size_t n_cores;
+	const gateway_metrics *metrics; /* the gateway's counters, for /metrics */
+	const int *waiting;             /* requests waiting now: reads [0], writes [1] */
 } api_context;
 
 typedef struct api_request {
@@ -57,6 +65,8 @@ typedef struct api_request {
 	char uid[WIRE_UID_LEN + 1];
 	char *email;
 	char idem[WIRE_IDEM_KEY_MAX + 1]; /* the create's Idempotency-Key, or "" */
+	char *if_none_match;             /* a GET's If-None-Match, or NULL */
+	char log_id[WIRE_LOG_ID_MAX + 1]; /* names the request in log lines */
 } api_request;
 
 /* One HTTP request, as api_prepare reads it. */
@@ -65,10 +75,17 @@ typedef struct api_input {
 	const char *email;    /* the decoded `email` query argument, or NULL */
 	const char *if_match; /* the If-Match header, or NULL */
 	const char *idem_key; /* the Idempotency-Key header, or NULL */
+	const char *if_none_match; /* the If-None-Match header, or NULL */
+	const char *content_type;  /* the Content-Type header, or NULL */
+	const char *log_id;   /* the request's id (X-Request-Id, checked), carried to the core */
 	const char *body;
 	size_t body_len;
 	int body_too_large; /* over API_BODY_MAX (body is then ignored) */
 } api_input;
+
+/* The labels of route r (an index as in api_request.route; -1: none
+ * matched) for metrics: its method and its path template. */
+void api_route_label(int r, const char **method, const char **path);
 
 /* Prepares ar for one HTTP request (in and what it points to are borrowed
  * until api_prepare returns). Always fills ar; free with api_request_fini. */

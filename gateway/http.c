@@ -19,7 +19,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "log.h"
@@ -40,6 +42,9 @@ typedef struct exchange {
 	size_t len;
 	int too_large;
 	int suspended; /* was suspended: counted in srv->suspended until completed */
+	int head;      /* a HEAD request */
+	int64_t arrived_us;
+	char id[WIRE_LOG_ID_MAX + 1]; /* X-Request-Id: the client's, or one made here */
 	api_request ar;
 } exchange;
 
@@ -50,25 +55,42 @@ struct http_server {
 	api_context api;
 	int suspended;  /* atomic: exchanges suspended and not yet completed */
 	int waiting[2]; /* atomic: reads [0] and writes [1] waiting for a core */
+	gateway_metrics metrics;
+	uint32_t boot;     /* random, names this process in the request ids it makes */
+	uint64_t next_id;  /* atomic: request ids made so far */
 };
 
-/* Queues r. The body (malloc'd) is handed to libmicrohttpd, which frees it
- * once sent: no copy. */
-static enum MHD_Result
-queue(struct MHD_Connection *conn, api_response *r)
+static int64_t
+mono_us(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Queues x's answer. A malloc'd body is handed to libmicrohttpd, which
+ * frees it once sent: no copy. */
+static enum MHD_Result
+queue(exchange *x)
+{
+	api_response *r = &x->ar.resp;
 	struct MHD_Response *resp =
-	    r->body ? MHD_create_response_from_buffer(strlen(r->body), r->body, MHD_RESPMEM_MUST_FREE)
-	            : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	    r->body    ? MHD_create_response_from_buffer(strlen(r->body), r->body, MHD_RESPMEM_MUST_FREE)
+	    : r->fixed ? MHD_create_response_from_buffer(r->fixed_len, (void *)r->fixed, MHD_RESPMEM_PERSISTENT)
+	               : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ok;
 	char retry[16];
 
 	if (resp == NULL)
 		return MHD_NO; /* r->body is still ours: api_request_fini frees it */
-	if (r->body) {
-		r->body = NULL;
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	}
+	if (r->body || r->fixed)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        r->content_type ? r->content_type : "application/json");
+	r->body = NULL;
+	MHD_add_response_header(resp, "X-Request-Id", x->id);
+	if (r->location[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
 	if (r->etag[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
 	if (r->allow)
@@ -77,9 +99,24 @@ queue(struct MHD_Connection *conn, api_response *r)
 		snprintf(retry, sizeof retry, "%d", r->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
 	}
-	ok = MHD_queue_response(conn, (unsigned)r->http, resp);
+	ok = MHD_queue_response(x->conn, (unsigned)r->http, resp);
 	MHD_destroy_response(resp);
 	return ok;
+}
+
+/* The request's id: the client's X-Request-Id when it is one (visible
+ * ASCII, up to 128), else one made here. */
+static void
+name_request(http_server *srv, exchange *x)
+{
+	const char *given = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "X-Request-Id");
+	const char *why;
+
+	if (given != NULL && wire_check_log_id(given, &why) == PROFILE_OK)
+		snprintf(x->id, sizeof x->id, "%s", given);
+	else
+		snprintf(x->id, sizeof x->id, "%08x-%llx", (unsigned)srv->boot,
+		         (unsigned long long)__atomic_add_fetch(&srv->next_id, 1, __ATOMIC_RELAXED));
 }
 
 /* client_raw_fn: runs on an nng thread. */
@@ -111,11 +148,13 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 			return MHD_NO;
 		x->srv = srv;
 		x->conn = conn;
+		x->arrived_us = mono_us();
+		x->head = strcmp(method, "HEAD") == 0;
 		*con_cls = x;
 		return MHD_YES;
 	}
 	if (x->state == X_READY)
-		return queue(conn, &x->ar.resp);
+		return queue(x);
 	if (x->state == X_WAITING)
 		return MHD_YES; /* spurious call while suspended */
 	if (*upload_size > 0) {
@@ -134,18 +173,24 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 		return MHD_YES;
 	}
 
-	in = (api_input){method,
-	                 url,
-	                 MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "email"),
-	                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH),
-	                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
-	                 x->body,
-	                 x->len,
-	                 x->too_large};
+	name_request(srv, x);
+	in = (api_input){.method = method,
+	                 .path = url,
+	                 .email = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "email"),
+	                 .if_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH),
+	                 .idem_key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key"),
+	                 .if_none_match =
+	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
+	                 .content_type =
+	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+	                 .log_id = x->id,
+	                 .body = x->body,
+	                 .body_len = x->len,
+	                 .body_too_large = x->too_large};
 	api_prepare(&x->ar, &srv->api, &in);
 	if (x->ar.kind == API_ANSWER) {
 		x->state = X_READY;
-		return queue(conn, &x->ar.resp);
+		return queue(x);
 	}
 	/* At the bound a 503 now, not a wait in a queue. Reads and writes are
 	 * bounded apart, so that a flood of one leaves room for the other. */
@@ -153,9 +198,10 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 	if (__atomic_add_fetch(&srv->waiting[kind], 1, __ATOMIC_ACQ_REL) > (int)srv->cfg.max_waiting &&
 	    srv->cfg.max_waiting > 0) {
 		__atomic_sub_fetch(&srv->waiting[kind], 1, __ATOMIC_ACQ_REL);
+		gateway_metrics_refused(&srv->metrics);
 		api_refuse(&x->ar, "gateway overloaded: too many requests waiting for a core; retry later");
 		x->state = X_READY;
-		return queue(conn, &x->ar.resp);
+		return queue(x);
 	}
 	x->state = X_WAITING;
 	x->suspended = 1;
@@ -183,9 +229,17 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 
 	(void)cls;
 	(void)conn;
-	(void)toe;
 	if (x == NULL)
 		return;
+	if (x->state == X_READY) {
+		int64_t took = mono_us() - x->arrived_us;
+		const char *method, *path;
+
+		gateway_metrics_count(&x->srv->metrics, x->ar.route, x->head, x->ar.resp.http, took);
+		api_route_label(x->ar.route, &method, &path);
+		log_debug("http %s %s %d %.3f ms id=%s%s", x->head ? "HEAD" : method, path, x->ar.resp.http,
+		          (double)took / 1000.0, x->id, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not sent)");
+	}
 	if (x->suspended)
 		__atomic_sub_fetch(&x->srv->suspended, 1, __ATOMIC_ACQ_REL);
 	api_request_fini(&x->ar);
@@ -222,6 +276,10 @@ http_server_open(http_server **out, const http_config *cfg, profile_client *clie
 	srv->cfg = *cfg;
 	srv->api.cores = cfg->cores;
 	srv->api.n_cores = cfg->n_cores;
+	srv->api.metrics = &srv->metrics;
+	srv->api.waiting = srv->waiting;
+	if (getrandom(&srv->boot, sizeof srv->boot, 0) != sizeof srv->boot)
+		srv->boot = (uint32_t)wire_now_ms() ^ (uint32_t)getpid();
 	srv->d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 	    cfg->port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

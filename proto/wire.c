@@ -271,6 +271,23 @@ wire_check_idem_key(const char *s, const char **why)
 	return PROFILE_OK;
 }
 
+int
+wire_check_log_id(const char *s, const char **why)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > WIRE_LOG_ID_MAX) {
+		*why = "a request id must be 1 to 128 characters";
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] > 0x7e) {
+			*why = "a request id must be visible ASCII (no spaces)";
+			return PROFILE_INVALID_ARGUMENT;
+		}
+	return PROFILE_OK;
+}
+
 uint64_t
 wire_request_hash(const char *username, const char *email)
 {

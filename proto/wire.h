@@ -19,6 +19,7 @@
 #define WIRE_EMAIL_MAX 254         /* bytes (RFC 5321 path limit) */
 #define WIRE_MESSAGE_MAX (1 << 20) /* largest RPC message accepted */
 #define WIRE_IDEM_KEY_MAX 255      /* Idempotency-Key, characters */
+#define WIRE_LOG_ID_MAX 128        /* a request's log id (X-Request-Id), characters */
 
 /* Field numbers of Response (profile.proto) read or written on encoded
  * answers, which a forwarding node relays without decoding them. */
@@ -40,6 +41,9 @@ int wire_check_email(const char *s, const char **why);
 /* An Idempotency-Key: 1 to WIRE_IDEM_KEY_MAX printable ASCII characters
  * (space to tilde). */
 int wire_check_idem_key(const char *s, const char **why);
+/* A request's log id: 1 to WIRE_LOG_ID_MAX visible ASCII characters (no
+ * space, so that a log line stays one word per field). */
+int wire_check_log_id(const char *s, const char **why);
 
 /* The hash a keyed create is recognised by: FNV-1a (64 bits) of username,
  * a NUL, and email, as given. */

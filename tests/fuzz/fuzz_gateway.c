@@ -31,10 +31,10 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const cores[] = {"tcp://127.0.0.1:7001"};
-	static const api_context ctx = {cores, 1};
+	static const api_context ctx = {.cores = cores, .n_cores = 1};
 	Profile__V1__Response *resp;
 	api_request ar;
-	char *path, *email, *if_match, *body, *idem;
+	char *path, *email, *if_match, *body, *idem, *inm, *ctype;
 	api_input in;
 	int method, status;
 
@@ -49,14 +49,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if_match = field(&data, &size);
 	body = field(&data, &size);
 	idem = field(&data, &size);
-	in = (api_input){methods[method],
-	                 path,
-	                 email[0] ? email : NULL,
-	                 if_match[0] ? if_match : NULL,
-	                 idem[0] ? idem : NULL,
-	                 body,
-	                 strlen(body),
-	                 0};
+	inm = field(&data, &size);
+	ctype = field(&data, &size);
+	in = (api_input){.method = methods[method],
+	                 .path = path,
+	                 .email = email[0] ? email : NULL,
+	                 .if_match = if_match[0] ? if_match : NULL,
+	                 .idem_key = idem[0] ? idem : NULL,
+	                 .if_none_match = inm[0] ? inm : NULL,
+	                 .content_type = ctype[0] ? ctype : NULL,
+	                 .log_id = "fuzz",
+	                 .body = body,
+	                 .body_len = strlen(body)};
 	api_prepare(&ar, &ctx, &in);
 	if (ar.kind == API_CALL) {
 		/* Whatever comes back (the rest of the input as a reply). */

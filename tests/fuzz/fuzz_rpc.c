@@ -40,6 +40,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static service *svc;
 	static partitions *t;
+	rpc_call call;
 	/* Short deadlines: a request that waits is answered by the sweeper
 	 * within milliseconds, so nothing piles up across inputs. */
 	static const service_config cfg = {
@@ -51,6 +52,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    service_new(&svc, &cfg, t) != PROFILE_OK)
 			abort();
 	}
-	rpc_handle(svc, size > 0 && data[0] == 0xff, data, size, answered, NULL);
+	rpc_handle(svc, size > 0 && data[0] == 0xff, data, size, &call, answered, NULL);
 	return 0;
 }

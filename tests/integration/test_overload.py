@@ -77,7 +77,9 @@ async def flood(port, tally):
 
 class Overload(StackTest):
     partitions = 4
-    core_args = {1: ("--max-writes", "200")}
+    # Small enough that the flood passes it on any host: one Python process
+    # keeps only some dozens of writes in flight when the node is fast.
+    core_args = {1: ("--max-writes", "8")}
     gateway_args = ("--max-waiting", "1000")
 
     def test_a_write_flood_gets_fast_refusals_and_leaves_reads_and_memory_alone(self):

@@ -5,7 +5,7 @@
 #include "check.h"
 
 static const char *uid = "74292b21-0fbb-4f1d-a18f-fa80f947fa5d";
-static const api_context no_cores = {NULL, 0};
+static const api_context no_cores = {.cores = NULL};
 
 /* Prepares a request and returns its HTTP status when answered at once,
  * or 0 when it becomes an RPC. */
@@ -13,7 +13,12 @@ static int
 prep(api_request *ar, const char *method, const char *path, const char *email, const char *if_match,
      const char *body)
 {
-	api_input in = {method, path, email, if_match, NULL, body, body ? strlen(body) : 0, 0};
+	api_input in = {.method = method,
+	                .path = path,
+	                .email = email,
+	                .if_match = if_match,
+	                .body = body,
+	                .body_len = body ? strlen(body) : 0};
 
 	api_prepare(ar, &no_cores, &in);
 	return ar->kind == API_ANSWER ? ar->resp.http : 0;
@@ -43,7 +48,7 @@ test_routes(void)
 	CHECK_INT(status_of("GET", "/readyz", NULL), 0);
 	CHECK_INT(status_of("GET", "/api/cluster", NULL), 0);
 	/* unknown paths */
-	CHECK_INT(status_of("GET", "/", NULL), 404);
+	CHECK_INT(status_of("GET", "/index.html", NULL), 404);
 	CHECK_INT(status_of("GET", "/api/profiles", NULL), 404);
 	CHECK_INT(status_of("GET", "/api/profile/", NULL), 404);
 	CHECK_INT(status_of("GET", "/api/profile/a/b", NULL), 404);
@@ -55,7 +60,7 @@ test_routes(void)
 		CHECK(strstr(ar.resp.body, "METHOD_NOT_ALLOWED") != NULL);
 		api_request_fini(&ar);
 		CHECK_INT(prep(&ar, "POST", path, NULL, NULL, "{}"), 405);
-		CHECK_STR(ar.resp.allow, "GET, PUT, DELETE");
+		CHECK_STR(ar.resp.allow, "GET, HEAD, PUT, DELETE");
 		api_request_fini(&ar);
 	}
 	CHECK_INT(status_of("DELETE", "/api/search", NULL), 405);
@@ -123,7 +128,7 @@ static void
 test_body_too_large_is_413(void)
 {
 	api_request ar;
-	api_input big = {"POST", "/api/profile", NULL, NULL, NULL, NULL, 0, 1};
+	api_input big = {.method = "POST", .path = "/api/profile", .body_too_large = 1};
 
 	api_prepare(&ar, &no_cores, &big);
 	CHECK_INT(ar.resp.http, 413);
@@ -215,6 +220,7 @@ test_finish(void)
 	api_finish(&ar, PROFILE_OK, &r);
 	CHECK_INT(ar.resp.http, 201);
 	CHECK_STR(ar.resp.etag, "\"3\"");
+	CHECK_STR(ar.resp.location, "/api/profile/74292b21-0fbb-4f1d-a18f-fa80f947fa5d");
 	CHECK_STR(ar.resp.body,
 	          "{\"uid\":\"74292b21-0fbb-4f1d-a18f-fa80f947fa5d\",\"username\":\"bob\","
 	          "\"email\":\"bob1@mail.com\",\"version\":3,\"created_at\":1,\"updated_at\":2}");
@@ -304,14 +310,10 @@ test_idempotency_key_forms(void)
 	char key[WIRE_IDEM_KEY_MAX + 1], long_key[300];
 	const char *why = NULL;
 	api_request ar;
-	api_input in = {"POST",
-	                "/api/profile",
-	                NULL,
-	                NULL,
-	                "\"a\\\"b\"",
-	                "{\"username\":\"u\",\"email\":\"u@mail.com\"}",
-	                0,
-	                0};
+	api_input in = {.method = "POST",
+	                .path = "/api/profile",
+	                .idem_key = "\"a\\\"b\"",
+	                .body = "{\"username\":\"u\",\"email\":\"u@mail.com\"}"};
 
 	CHECK_INT(api_parse_idem_key("abc-1", key, &why), PROFILE_OK);
 	CHECK_STR(key, "abc-1");
@@ -347,6 +349,108 @@ test_idempotency_key_forms(void)
 	api_request_fini(&ar);
 }
 
+/* HEAD is GET without the body; the fixed answers and /metrics route. */
+static void
+test_head_and_fixed_routes(void)
+{
+	char path[96];
+	api_request ar;
+
+	snprintf(path, sizeof path, "/api/profile/%s", uid);
+	CHECK_INT(status_of("HEAD", path, NULL), 0);
+	CHECK_INT(status_of("HEAD", "/healthz", NULL), 200);
+	CHECK_INT(status_of("HEAD", "/api/profile", NULL), 405);
+	CHECK_INT(prep(&ar, "GET", "/", NULL, NULL, NULL), 200);
+	CHECK(ar.resp.fixed != NULL && strstr(ar.resp.fixed, "<html") != NULL);
+	CHECK(strncmp(ar.resp.content_type, "text/html", 9) == 0);
+	api_request_fini(&ar);
+	CHECK_INT(prep(&ar, "GET", "/openapi.json", NULL, NULL, NULL), 200);
+	CHECK(ar.resp.fixed != NULL && strstr(ar.resp.fixed, "\"openapi\"") != NULL);
+	CHECK(ar.resp.content_type == NULL); /* JSON */
+	api_request_fini(&ar);
+	/* /metrics asks for each node's status; with no core it still
+	 * answers the gateway's own counters. */
+	CHECK_INT(prep(&ar, "GET", "/metrics", NULL, NULL, NULL), 0);
+	CHECK(ar.req.cluster->with_status);
+	api_finish(&ar, PROFILE_UNAVAILABLE, NULL);
+	CHECK_INT(ar.resp.http, 200);
+	CHECK(strstr(ar.resp.body, "profile_cluster_view_up 0\n") != NULL);
+	CHECK(strstr(ar.resp.body, "# TYPE profile_gateway_http_requests_total counter\n") != NULL);
+	api_request_fini(&ar);
+}
+
+static int
+with_content_type(const char *type)
+{
+	api_request ar;
+	api_input in = {.method = "POST",
+	                .path = "/api/profile",
+	                .content_type = type,
+	                .body = "{\"username\":\"u\",\"email\":\"u@mail.com\"}"};
+	int http;
+
+	in.body_len = strlen(in.body);
+	api_prepare(&ar, &no_cores, &in);
+	http = ar.kind == API_ANSWER ? ar.resp.http : 0;
+	api_request_fini(&ar);
+	return http;
+}
+
+/* JSON and what clients send by default pass; a type naming something
+ * else is 415. */
+static void
+test_content_types(void)
+{
+	CHECK_INT(with_content_type(NULL), 0);
+	CHECK_INT(with_content_type("application/json"), 0);
+	CHECK_INT(with_content_type("Application/JSON; charset=utf-8"), 0);
+	CHECK_INT(with_content_type("application/merge-patch+json"), 0);
+	CHECK_INT(with_content_type("application/x-www-form-urlencoded"), 0);
+	CHECK_INT(with_content_type("text/plain;charset=UTF-8"), 0);
+	CHECK_INT(with_content_type("application/xml"), 415);
+	CHECK_INT(with_content_type("multipart/form-data; boundary=x"), 415);
+	CHECK_INT(with_content_type("text/json-ish"), 415);
+}
+
+static int
+not_modified(const char *if_none_match)
+{
+	Profile__V1__Profile p = PROFILE__V1__PROFILE__INIT;
+	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+	char path[96];
+	api_request ar;
+	api_input in = {.method = "GET", .path = path, .if_none_match = if_none_match, .log_id = "t-1"};
+	int http;
+
+	snprintf(path, sizeof path, "/api/profile/%s", uid);
+	p.uid = (char *)uid;
+	p.version = 7;
+	r.body_case = PROFILE__V1__RESPONSE__BODY_PROFILE;
+	r.profile = &p;
+	api_prepare(&ar, &no_cores, &in);
+	CHECK_STR(ar.req.log_id, "t-1");
+	api_finish(&ar, PROFILE_OK, &r);
+	http = ar.resp.http;
+	CHECK_STR(ar.resp.etag, "\"7\"");
+	CHECK((http == 304) == (ar.resp.body == NULL));
+	api_request_fini(&ar);
+	return http;
+}
+
+/* If-None-Match: 304 when it names the current version. */
+static void
+test_if_none_match(void)
+{
+	CHECK_INT(not_modified(NULL), 200);
+	CHECK_INT(not_modified("\"7\""), 304);
+	CHECK_INT(not_modified("W/\"7\""), 304);
+	CHECK_INT(not_modified("\"5\", \"7\""), 304);
+	CHECK_INT(not_modified("*"), 304);
+	CHECK_INT(not_modified("\"6\""), 200);
+	CHECK_INT(not_modified("\"77\""), 200);
+	CHECK_INT(not_modified(""), 200);
+}
+
 int
 main(void)
 {
@@ -359,5 +463,8 @@ main(void)
 	test_idempotency_key_forms();
 	test_status_table();
 	test_finish();
+	test_head_and_fixed_routes();
+	test_content_types();
+	test_if_none_match();
 	return check_done("test_api");
 }

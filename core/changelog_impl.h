@@ -1,0 +1,46 @@
+/* changelog_impl.h: the changelog's state, shared by its files
+ * (changelog.c: the consumers and the producer; tracer.c: the reader of
+ * partitions this node lost). Nothing outside them includes it.
+ */
+#ifndef PROFILE_CHANGELOG_IMPL_H
+#define PROFILE_CHANGELOG_IMPL_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "changelog.h"
+
+struct changelog {
+	/* The producer, replaced after a fatal error (renew_producer): users
+	 * hold producer_rw for reading while they use it. */
+	rd_kafka_t *producer;
+	pthread_rwlock_t producer_rw;
+	rd_kafka_conf_t *producer_conf; /* to make another */
+	int producer_fatal;             /* atomic: the producer raised a fatal error */
+	rd_kafka_t *consumer; /* the group consumer */
+	rd_kafka_t *follower; /* replicated mode: reads every partition */
+	int replicated;
+	pthread_t group_thread;
+	changelog_handler h;
+	char *topic;
+	int32_t partitions;
+	int stopping; /* atomic */
+	pthread_t consumer_thread, producer_thread;
+	int threads_started;
+	/* Partitioned mode: the tracer reads partitions this node lost, from
+	 * where its store stopped, for the handler's traced callback. */
+	rd_kafka_t *tracer;
+	pthread_t tracer_thread;
+	pthread_mutex_t trace_mu;
+	int64_t *trace_from; /* per partition: next offset to read, -1 = none */
+	int trace_changed;
+	/* atomics, for the status */
+	uint64_t produce_errors, rebalances;
+	uint64_t retries_now, retries_base; /* this producer's, and those before it */
+};
+
+/* The tracer thread's body (tracer.c); arg is the changelog. */
+void *tracer_main(void *arg);
+
+#endif
