@@ -670,3 +670,59 @@ class StackTest(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---- the npm tools of tests/tools (make test installs them) ----------------
+
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
+OPENAPI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "gateway", "openapi.json")
+
+
+def npm_tool(name):
+    """The path of an npm tool installed under tests/tools, or a failure
+    that says how to install it."""
+    path = os.path.join(TOOLS, "node_modules", ".bin", name)
+    if not os.path.exists(path):
+        raise AssertionError("%s is not installed: run `make test` (or `npm ci --prefix tests/tools`)" % name)
+    return path
+
+
+class ContractProxy:
+    """Prism in proxy mode in front of a gateway: every request and response
+    that passes is checked against the OpenAPI description (spec), and one
+    that breaks it is answered with an error and an sl-violations header."""
+
+    def __init__(self, stack, spec=OPENAPI):
+        self.port = free_port()
+        self.proc = Proc("prism", [npm_tool("prism"), "proxy", spec, "http://127.0.0.1:%d" % stack.port,
+                                   "-h", "127.0.0.1", "-p", str(self.port), "--errors"], stack.data)
+        stack.extra.append(self)
+        wait_for(self._up, 60, "the contract proxy to listen")
+
+    def _up(self):
+        if not self.proc.alive():
+            raise AssertionError("prism exited: " + self.proc.tail())
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        """As Stack.request, through the proxy; fails on any violation."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode("utf-8")
+            h = {"Content-Type": "application/json"} if body is not None else {}
+            h.update(headers or {})
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            data = r.read().decode("utf-8", "replace")
+            resp = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            conn.close()
+        if "sl-violations" in resp.headers:
+            raise AssertionError("%s %s breaks the OpenAPI description: %s\n%s" %
+                                 (method, path, resp.headers["sl-violations"], data[:500]))
+        return resp
