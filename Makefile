@@ -14,7 +14,7 @@ RESTART    ?= always
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps configure build run test bench fuzz chaos chaos-control soak clean
+.PHONY: all deps test-deps configure build run test bench fuzz chaos chaos-control soak clean
 
 all: build
 
@@ -32,9 +32,17 @@ run: deps
 	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
 	  BUILD=$(BUILD) BROKERS=$(BROKERS) RESTART=$(RESTART) scripts/run.sh
 
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
+
+# What the tests need besides the build: Debian packages, then the npm tools
+# pinned by tests/tools/package-lock.json (again only when the lock changed).
+test-deps:
+	@scripts/deps.sh --test
+	@if [ ! -f tests/tools/node_modules/.package-lock.json ] || \
+	    [ tests/tools/package-lock.json -nt tests/tools/node_modules/.package-lock.json ]; then \
+	  SCARF_ANALYTICS=false npm ci --prefix tests/tools --ignore-scripts --no-audit --no-fund --loglevel=error; fi
 
 # Fuzzing: clang's libFuzzer over the gateway's inputs, the store's records
 # and a core's RPC requests, FUZZ_SECONDS each, from the seeds in

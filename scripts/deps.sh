@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, if any is missing.
 # Uses sudo when not root. Safe to run again: it does nothing when all are there.
+# --test: also what the tests use (a browser, promtool, Node.js and npm for
+# the tools in tests/tools, which `make test` then installs with npm ci).
 set -euo pipefail
 
 packages=(
@@ -10,6 +12,11 @@ packages=(
   protobuf-compiler python3 curl procps wrk
   clang libclang-rt-14-dev
 )
+if [ "${1:-}" = "--test" ]; then
+  packages+=(chromium prometheus)
+  # Node.js 20 where the machine has it; Debian's own otherwise.
+  command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
