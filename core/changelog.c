@@ -78,7 +78,9 @@ producer_flush(changelog *cl, int timeout_ms)
 }
 
 /* librdkafka's statistics (statistics.interval.ms): the producer's
- * request retries, summed over its brokers (their "txretries"). */
+ * request retries, summed over its brokers (their "txretries": requests
+ * sent again after a timeout or a lost connection; the idempotent
+ * producer's retries of messages a broker refused are not counted there). */
 static int
 on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
@@ -97,8 +99,9 @@ void
 changelog_counters(changelog *cl, changelog_stats *out)
 {
 	out->produce_errors = __atomic_load_n(&cl->produce_errors, __ATOMIC_RELAXED);
-	out->produce_retries = __atomic_load_n(&cl->retries_base, __ATOMIC_RELAXED) +
+	out->request_retries = __atomic_load_n(&cl->retries_base, __ATOMIC_RELAXED) +
 	                       __atomic_load_n(&cl->retries_now, __ATOMIC_RELAXED);
+	out->producer_restarts = __atomic_load_n(&cl->producer_restarts, __ATOMIC_RELAXED);
 	out->rebalances = __atomic_load_n(&cl->rebalances, __ATOMIC_RELAXED);
 }
 
@@ -332,6 +335,7 @@ renew_producer(changelog *cl)
 	pthread_rwlock_wrlock(&cl->producer_rw);
 	old = cl->producer;
 	cl->producer = fresh;
+	__atomic_add_fetch(&cl->producer_restarts, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&cl->retries_base, __atomic_exchange_n(&cl->retries_now, 0, __ATOMIC_RELAXED),
 	                   __ATOMIC_RELAXED);
 	__atomic_store_n(&cl->producer_fatal, 0, __ATOMIC_RELEASE);

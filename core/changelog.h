@@ -119,7 +119,8 @@ void changelog_trace(changelog *cl, int32_t p, int64_t from);
 /* What the changelog counted since it opened, for the status. */
 typedef struct changelog_stats {
 	uint64_t produce_errors;  /* records whose delivery failed */
-	uint64_t produce_retries; /* produce requests librdkafka sent again */
+	uint64_t request_retries;   /* requests the producer sent a broker again */
+	uint64_t producer_restarts; /* producers replaced after a fatal error */
 	uint64_t rebalances;      /* assignment changes of the group consumer */
 } changelog_stats;
 

@@ -36,7 +36,7 @@ struct changelog {
 	int64_t *trace_from; /* per partition: next offset to read, -1 = none */
 	int trace_changed;
 	/* atomics, for the status */
-	uint64_t produce_errors, rebalances;
+	uint64_t produce_errors, rebalances, producer_restarts;
 	uint64_t retries_now, retries_base; /* this producer's, and those before it */
 };
 

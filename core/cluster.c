@@ -95,7 +95,8 @@ status_build(service *svc, status_buf *b)
 		changelog_counters(svc->cl, &cs);
 		b->reply.rebalances = cs.rebalances;
 		b->reply.produce_errors = cs.produce_errors;
-		b->reply.produce_retries = cs.produce_retries;
+		b->reply.request_retries = cs.request_retries;
+		b->reply.producer_restarts = cs.producer_restarts;
 	}
 	return PROFILE_OK;
 }

@@ -184,7 +184,8 @@ static uint64_t v_owned(const Profile__V1__StatusReply *s) { return s->n_owned; 
 static uint64_t v_restores(const Profile__V1__StatusReply *s) { return s->restores; }
 static uint64_t v_rebalances(const Profile__V1__StatusReply *s) { return s->rebalances; }
 static uint64_t v_produce_errors(const Profile__V1__StatusReply *s) { return s->produce_errors; }
-static uint64_t v_produce_retries(const Profile__V1__StatusReply *s) { return s->produce_retries; }
+static uint64_t v_request_retries(const Profile__V1__StatusReply *s) { return s->request_retries; }
+static uint64_t v_producer_restarts(const Profile__V1__StatusReply *s) { return s->producer_restarts; }
 
 static void
 render_requests(out *o, const Profile__V1__ClusterReply *c)
@@ -302,8 +303,13 @@ render_nodes(out *o, const Profile__V1__ClusterReply *c)
 	         v_rebalances);
 	per_node(o, c, "profile_node_produce_errors_total", "counter",
 	         "Records whose delivery to Kafka failed (the write answered 503 or 504).", v_produce_errors);
-	per_node(o, c, "profile_node_produce_retries_total", "counter",
-	         "Produce requests librdkafka sent again (its statistics, every 5 s).", v_produce_retries);
+	per_node(o, c, "profile_node_kafka_request_retries_total", "counter",
+	         "Requests the producer sent a broker again after a timeout or a lost connection (librdkafka's "
+	         "statistics, every 5 s).",
+	         v_request_retries);
+	per_node(o, c, "profile_node_producer_restarts_total", "counter",
+	         "Producers replaced after a fatal error (their records in flight answered 503 or 504).",
+	         v_producer_restarts);
 	render_partitions(o, c);
 }
 

@@ -6,6 +6,7 @@ later; writes succeed again within seconds of recovery; a fatal error of the
 idempotent producer is recovered without losing or duplicating an
 acknowledged write."""
 import os
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +116,8 @@ class KafkaFaults(StackTest):
             log = f.read()
         self.assertIn("the producer hit a fatal error", log)
         self.assertIn("a new producer took over", log)
+        self.assertGreaterEqual(node_metric(s, "profile_node_produce_errors_total"), 1)
+        self.assertEqual(node_metric(s, "profile_node_producer_restarts_total"), 1)
         for p in load.acked:
             r = s.request("GET", "/api/profile/" + p["uid"])
             self.assertEqual((r.status, r.json), (200, p))
@@ -122,6 +125,13 @@ class KafkaFaults(StackTest):
         emails = [v for _, _, _, v in journal_records(s.data) if v is not None]
         for p in load.acked:
             self.assertEqual(sum(p["email"].encode() in v for v in emails), 1, p)
+
+
+def node_metric(stack, name):
+    """node1's value of one of its /metrics series."""
+    text = stack.request("GET", "/metrics").body
+    m = re.search(r'^%s\{node="node1"\} (\d+)$' % name, text, re.M)
+    return int(m.group(1)) if m else -1
 
 
 class LongOutage(StackTest):
