@@ -164,6 +164,8 @@ cluster_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *
 	Profile__V1__ClusterPartition *cp = calloc((size_t)count, sizeof *cp);
 	Profile__V1__ClusterPartition **cpp = calloc((size_t)count, sizeof *cpp);
 	int32_t *owned = calloc((size_t)count + 1, sizeof *owned);
+	size_t nrep = 0, at_rep = 0;
+	Profile__V1__ClusterReplica *rep = NULL, **reps = NULL;
 	Profile__V1__ClusterReply cr = PROFILE__V1__CLUSTER_REPLY__INIT;
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 	size_t at = 0;
@@ -178,6 +180,12 @@ cluster_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *
 		if (status[i] == PROFILE_OK && resp[i]->status == PROFILE__V1__STATUS__OK &&
 		    resp[i]->body_case == PROFILE__V1__RESPONSE__BODY_STATUS_REPLY)
 			st[c->asked[i]] = resp[i]->status_reply;
+	for (size_t k = 0; k < c->n_nodes; k++)
+		nrep += st[k] ? st[k]->n_partitions : 0;
+	if ((rep = calloc(nrep + 1, sizeof *rep)) == NULL || (reps = calloc(nrep + 1, sizeof *reps)) == NULL) {
+		reply_status(c->done, c->arg, c->id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
 	for (size_t k = 0; k < c->n_nodes; k++) {
 		profile__v1__cluster_node__init(&cn[k]);
 		cn[k].node_id = c->nodes[k].id;
@@ -209,6 +217,20 @@ cluster_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *
 				cp[p].replayed = o->partitions[i]->replayed;
 				cp[p].problem = o->partitions[i]->problem;
 			}
+		/* Every node serving p, owner or not. */
+		cp[p].replicas = reps + at_rep;
+		for (size_t k = 0; k < c->n_nodes; k++)
+			for (size_t i = 0; st[k] && i < st[k]->n_partitions; i++)
+				if (st[k]->partitions[i]->partition == p && at_rep < nrep) {
+					profile__v1__cluster_replica__init(&rep[at_rep]);
+					rep[at_rep].node_id = c->nodes[k].id;
+					rep[at_rep].state = st[k]->partitions[i]->state;
+					rep[at_rep].applied_offset = st[k]->partitions[i]->applied_offset;
+					rep[at_rep].lag = st[k]->partitions[i]->lag;
+					reps[at_rep] = &rep[at_rep];
+					at_rep++;
+				}
+		cp[p].n_replicas = (size_t)(reps + at_rep - cp[p].replicas);
 		cpp[p] = &cp[p];
 	}
 	cr.partition_count = count;
@@ -227,6 +249,8 @@ out:
 	free(cp);
 	free(cpp);
 	free(owned);
+	free(rep);
+	free(reps);
 	cluster_ctx_free(c);
 }
 

@@ -566,18 +566,19 @@ partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 }
 
 int
-partitions_read_begin(partitions *t, int32_t p, store **s)
+partitions_read_begin(partitions *t, int32_t p, int64_t min, store **s)
 {
 	part *pt = &t->parts[p];
 	int rc;
 
 	pthread_rwlock_rdlock(&pt->rw);
 	pthread_mutex_lock(&pt->mu);
-	rc = pt->held && !pt->owned && wire_mono_ms() < pt->held_until ? PROFILE_OK
-	     : !pt->owned               ? PROFILE_UNAVAILABLE
-	     : pt->failed || !pt->st    ? PROFILE_FAILED_PRECONDITION
-	     : !pt->active              ? PROFILE_ABORTED
-	                                : PROFILE_OK;
+	rc = pt->held && !pt->owned && wire_mono_ms() < pt->held_until
+	         ? (pt->applied >= min ? PROFILE_OK : PROFILE_UNAVAILABLE) /* it applies nothing more */
+	     : !pt->owned                              ? PROFILE_UNAVAILABLE
+	     : pt->failed || !pt->st                   ? PROFILE_FAILED_PRECONDITION
+	     : !pt->active || pt->applied < min        ? PROFILE_ABORTED
+	                                               : PROFILE_OK;
 	pthread_mutex_unlock(&pt->mu);
 	if (rc != PROFILE_OK) {
 		pthread_rwlock_unlock(&pt->rw);
@@ -585,6 +586,18 @@ partitions_read_begin(partitions *t, int32_t p, store **s)
 	}
 	*s = pt->st;
 	return PROFILE_OK;
+}
+
+int
+partitions_wait_read(partitions *t, int32_t p, int64_t min, partition_waiter *w, partition_wake_fn wake)
+{
+	part *pt = &t->parts[p];
+	int64_t offset;
+
+	pthread_mutex_lock(&pt->mu);
+	offset = pt->active && pt->applied < min ? min : PARTITION_ACTIVE;
+	pthread_mutex_unlock(&pt->mu);
+	return partitions_wait(t, p, offset, w, wake);
 }
 
 void
@@ -648,51 +661,4 @@ partitions_cancel(partitions *t, int32_t p, partition_waiter *w)
 	}
 	pthread_mutex_unlock(&pt->mu);
 	return removed;
-}
-
-int
-partitions_owned(partitions *t, int32_t p)
-{
-	part *pt = &t->parts[p];
-	int owned;
-
-	pthread_mutex_lock(&pt->mu);
-	owned = pt->owned || (pt->held && wire_mono_ms() < pt->held_until);
-	pthread_mutex_unlock(&pt->mu);
-	return owned;
-}
-
-uint64_t
-partitions_restores(partitions *t)
-{
-	uint64_t n = 0;
-
-	for (int32_t p = 0; p < t->count; p++)
-		n += __atomic_load_n(&t->parts[p].restores, __ATOMIC_RELAXED);
-	return n;
-}
-
-void
-partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
-{
-	for (int32_t p = 0; p < t->count; p++) {
-		part *pt = &t->parts[p];
-		int64_t hi = log_end ? log_end[p] : -1;
-
-		pthread_mutex_lock(&pt->mu);
-		if (hi < pt->hi)
-			hi = pt->hi;
-		info[p].partition = p;
-		info[p].owned = pt->owned;
-		info[p].active = pt->active;
-		info[p].applied = pt->applied;
-		info[p].replayed = pt->replayed;
-		info[p].lag = hi >= 0 && hi - 1 > pt->applied ? hi - 1 - pt->applied : 0;
-		info[p].failed = pt->owned && pt->failed;
-		info[p].store_bytes = info[p].store_records = 0;
-		if (pt->st)
-			store_size(pt->st, &info[p].store_bytes, &info[p].store_records);
-		snprintf(info[p].problem, sizeof info[p].problem, "%s", info[p].failed ? pt->problem : "");
-		pthread_mutex_unlock(&pt->mu);
-	}
 }

@@ -144,11 +144,18 @@ void partitions_on_caught_up(void *t, int32_t p, int64_t hi);
  * to consume p from, else CHANGELOG_CONTINUE. */
 int64_t partitions_on_idle(void *t, int32_t p);
 
-/* Starts a read of partition p. PROFILE_OK: *s is its store, valid until
- * partitions_read_end(t, p), which must follow. PROFILE_UNAVAILABLE: not
- * owned. PROFILE_ABORTED: owned but restoring (wait with partitions_wait). */
-int partitions_read_begin(partitions *t, int32_t p, store **s);
+/* Starts a read of partition p that must see at least offset min (-1: any).
+ * PROFILE_OK: *s is its store, valid until partitions_read_end(t, p), which
+ * must follow. PROFILE_UNAVAILABLE: not served here (or a store held after
+ * a loss that has not applied min). PROFILE_FAILED_PRECONDITION: its store
+ * is unavailable. PROFILE_ABORTED: served, but restoring or behind min
+ * (wait with partitions_wait_read). */
+int partitions_read_begin(partitions *t, int32_t p, int64_t min, store **s);
 void partitions_read_end(partitions *t, int32_t p);
+
+/* Waits as a read of p at min must: until p is active, and then until it
+ * has applied min. As partitions_wait. */
+int partitions_wait_read(partitions *t, int32_t p, int64_t min, partition_waiter *w, partition_wake_fn wake);
 
 /* Waits until p is active (offset PARTITION_ACTIVE), writable
  * (PARTITION_WRITABLE) or has applied offset. Returns PROFILE_OK when that

@@ -109,11 +109,12 @@ get_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_
 	int rc;
 
 	(void)deadline;
-	if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_ABORTED)
+	if ((rc = partitions_read_begin(svc->t, p, node_min_position(req, p), &st)) == PROFILE_ABORTED)
 		return rc; /* *part is the one to wait for */
 	if (rc != PROFILE_OK) {
 		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
 		             rc == PROFILE_FAILED_PRECONDITION ? "partition store unavailable on this node; retry later"
+		             : node_min_position(req, p) >= 0  ? "this node cannot reach the position asked for"
 		                                               : "partition is not served by this node");
 		return rc;
 	}

@@ -83,6 +83,12 @@ search_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *c
 
 	/* Never a silent partial result: one missing part fails the search. */
 	for (size_t i = 0; i < n; i++) {
+		if (status[i] == PROFILE_OK && resp[i]->status == PROFILE__V1__STATUS__UNAVAILABLE) {
+			/* The part's own reason (restoring, a position not reached). */
+			reply_status(c->done, c->arg, c->id, PROFILE_UNAVAILABLE, resp[i]->message);
+			search_ctx_free(c);
+			return;
+		}
 		if (status[i] != PROFILE_OK || resp[i]->status != PROFILE__V1__STATUS__OK ||
 		    resp[i]->body_case != PROFILE__V1__RESPONSE__BODY_SEARCH) {
 			reply_status(
@@ -180,6 +186,9 @@ search_scatter(service *svc, const Profile__V1__Request *req, reply_fn done, voi
 			profile__v1__request__init(&c->reqs[k]);
 			profile__v1__search_request__init(&c->sreqs[k]);
 			c->sreqs[k].email = req->search->email;
+			c->reqs[k].log_id = req->log_id;
+			c->reqs[k].n_min_positions = req->n_min_positions; /* borrowed: sent at once */
+			c->reqs[k].min_positions = req->min_positions;
 			c->reqs[k].body_case = PROFILE__V1__REQUEST__BODY_SEARCH;
 			c->reqs[k].search = &c->sreqs[k];
 			c->req_ptrs[k] = &c->reqs[k];
@@ -225,7 +234,7 @@ search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, rep
 
 		if (p < 0 || p >= count) {
 			rc = PROFILE_INVALID_ARGUMENT;
-		} else if ((rc = partitions_read_begin(svc->t, p, &st)) == PROFILE_OK) {
+		} else if ((rc = partitions_read_begin(svc->t, p, node_min_position(req, p), &st)) == PROFILE_OK) {
 			rc = store_search(st, key, &found, &n);
 			partitions_read_end(svc->t, p);
 		} else if (rc == PROFILE_ABORTED) {

@@ -199,6 +199,17 @@ node_forward(service *svc, int32_t p, Profile__V1__Request *req, int64_t deadlin
 
 /* ---- reads that wait for a restoring partition ------------------------- */
 
+int64_t
+node_min_position(const Profile__V1__Request *req, int32_t p)
+{
+	int64_t min = -1;
+
+	for (size_t i = 0; i < req->n_min_positions; i++)
+		if (req->min_positions[i]->partition == p && req->min_positions[i]->offset > min)
+			min = req->min_positions[i]->offset;
+	return min;
+}
+
 typedef struct read_op {
 	pending_call pc;
 	service *svc;
@@ -236,9 +247,10 @@ on_read_active(partition_waiter *w, int status)
 	if (status != PROFILE_OK) {
 		if (pending_claim_reply(o->svc->pd, &o->pc))
 			reply_status(o->done, o->arg, o->req->request_id, PROFILE_UNAVAILABLE,
-			             status == PROFILE_DEADLINE_EXCEEDED
-			                 ? "partition is restoring; retry later"
-			                 : "partition was revoked");
+			             status != PROFILE_DEADLINE_EXCEEDED ? "partition was revoked"
+			             : node_min_position(o->req, o->p) >= 0
+			                 ? "this replica has not applied the position asked for yet; retry later"
+			                 : "partition is restoring; retry later");
 	} else if (pending_claim_reply(o->svc->pd, &o->pc)) {
 		if (o->read(o->svc, o->req, o->pc.deadline, o->done, o->arg, &p) == PROFILE_ABORTED) {
 			/* Another partition (a search's next) is restoring. */
@@ -259,7 +271,7 @@ read_wait(read_op *o)
 	pending_lock(o->svc->pd);
 	o->waiting = 1;
 	pending_unlock(o->svc->pd);
-	switch (partitions_wait(o->svc->t, o->p, -1, &o->w, on_read_active)) {
+	switch (partitions_wait_read(o->svc->t, o->p, node_min_position(o->req, o->p), &o->w, on_read_active)) {
 	case PROFILE_ABORTED:
 		return;
 	case PROFILE_OK:

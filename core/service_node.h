@@ -41,6 +41,9 @@ void node_forward(service *svc, int32_t p, Profile__V1__Request *req, int64_t de
  * out as the partition that is restoring when the read returns
  * PROFILE_ABORTED (nothing was answered). Otherwise the read answered
  * through done, or will (a scattered search). req is borrowed. */
+/* The least offset of p a read of req must see (its min_positions), or -1. */
+int64_t node_min_position(const Profile__V1__Request *req, int32_t p);
+
 typedef int (*node_read_fn)(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_fn done,
                             void *arg, int32_t *part);
 

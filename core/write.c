@@ -47,6 +47,7 @@ typedef struct op {
 	int state;
 	int32_t p;     /* the partition of uid */
 	int64_t token; /* the fence the record carries */
+	int64_t at;    /* the offset its record landed at, -1 before */
 	partition_waiter w;
 	/* Set by write_expire for finish: why the sweeper took it. */
 	int expired_status;
@@ -83,6 +84,7 @@ op_new(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn done,
 	o->pc.ops = &write_ops;
 	o->pc.deadline = deadline;
 	o->dl.done = write_delivered;
+	o->at = -1;
 	profile__v1__profile__init(&o->state_after);
 	__atomic_add_fetch(&svc->writes, 1, __ATOMIC_RELAXED);
 	pending_add(svc->pd, &o->pc);
@@ -130,6 +132,7 @@ write_end(op *o, int status, const char *msg)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 	Profile__V1__DeleteReply del = PROFILE__V1__DELETE_REPLY__INIT;
+	Profile__V1__Position pos = PROFILE__V1__POSITION__INIT;
 	pending_call *next = NULL;
 
 	r.status = (Profile__V1__Status)status;
@@ -140,6 +143,11 @@ write_end(op *o, int status, const char *msg)
 	} else if (status == PROFILE_OK) {
 		r.body_case = PROFILE__V1__RESPONSE__BODY_PROFILE;
 		r.profile = &o->state_after;
+	}
+	if (status == PROFILE_OK && o->at >= 0) {
+		pos.partition = o->p;
+		pos.offset = o->at;
+		r.position = &pos;
 	}
 	op_reply(o, &r);
 	if (!o->left)
@@ -419,7 +427,7 @@ write_execute(op *o)
 	if (wire_mono_ms() >= o->pc.deadline)
 		return write_end(o, PROFILE_UNAVAILABLE,
 		                 "deadline passed before the write started; not executed");
-	if (partitions_read_begin(svc->t, o->p, &st) != PROFILE_OK)
+	if (partitions_read_begin(svc->t, o->p, -1, &st) != PROFILE_OK)
 		return write_end(o, PROFILE_UNAVAILABLE, "partition is not served by this node");
 	rc = write_read(o, st, &cur, &msg);
 	partitions_read_end(svc->t, o->p);
@@ -505,6 +513,7 @@ write_delivered(changelog_delivery *d, int status, int32_t p, int64_t offset)
 		return;
 	}
 	op_set_state(o, OP_WAIT_APPLIED);
+	o->at = offset;
 	if ((rc = partitions_wait_applied(o->svc->t, p, offset, o->token, &o->w, on_applied)) !=
 	    PROFILE_ABORTED)
 		write_drive(write_landed(o, rc));
@@ -648,7 +657,7 @@ write_restate(service *svc, int32_t p)
 	store *st;
 	int rc;
 
-	if (partitions_read_begin(svc->t, p, &st) != PROFILE_OK)
+	if (partitions_read_begin(svc->t, p, -1, &st) != PROFILE_OK)
 		return;
 	rc = store_fenced(st, &uids, &n);
 	partitions_read_end(svc->t, p);

@@ -151,6 +151,32 @@ bad:
 	return PROFILE_INVALID_ARGUMENT;
 }
 
+/* A read's minimum positions, into the request. */
+static int
+prepare_positions(api_request *ar, const char *value)
+{
+	const char *why = NULL;
+	size_t n = 0;
+
+	if ((ar->positions = calloc(API_POSITIONS_MAX, sizeof *ar->positions)) == NULL) {
+		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	if (wire_parse_positions(value, ar->positions, API_POSITIONS_MAX, &n, &why) != PROFILE_OK) {
+		answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	if ((ar->position_ptrs = calloc(n, sizeof *ar->position_ptrs)) == NULL) {
+		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	for (size_t i = 0; i < n; i++)
+		ar->position_ptrs[i] = &ar->positions[i];
+	ar->req.n_min_positions = n;
+	ar->req.min_positions = ar->position_ptrs;
+	return PROFILE_OK;
+}
+
 /* Finds the route for method + path: its index, or -404 / -405 with *allow
  * naming the methods of a matching path. */
 static int
@@ -359,6 +385,9 @@ api_prepare(api_request *ar, const api_context *ctx, const api_input *in)
 		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
+	if (in->min_position != NULL && (routes[r].id == R_GET || routes[r].id == R_SEARCH) &&
+	    prepare_positions(ar, in->min_position) != PROFILE_OK)
+		return;
 	if (uid != NULL) {
 		if (wire_check_uid(uid, &why) != PROFILE_OK) {
 			answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
@@ -548,6 +577,9 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 			ar->resp.http = 422;
 		return;
 	}
+	if (resp->position != NULL)
+		snprintf(ar->resp.position, sizeof ar->resp.position, "%d:%lld", (int)resp->position->partition,
+		         (long long)resp->position->offset);
 	switch (r->id) {
 	case R_CREATE:
 	case R_GET:
@@ -599,4 +631,8 @@ api_request_fini(api_request *ar)
 	ar->email = NULL;
 	free(ar->if_none_match);
 	ar->if_none_match = NULL;
+	free(ar->positions);
+	ar->positions = NULL;
+	free(ar->position_ptrs);
+	ar->position_ptrs = NULL;
 }

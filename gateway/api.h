@@ -27,6 +27,7 @@ typedef struct api_response {
 	const char *content_type; /* of the body; NULL: application/json */
 	char etag[32];            /* "" when none */
 	char location[64];        /* Location of a created profile, "" when none */
+	char position[48];        /* X-Profile-Position of a write, "" when none */
 	int retry_after;          /* seconds; 0 when none */
 	const char *allow;        /* Allow header for 405, else NULL */
 } api_response;
@@ -67,6 +68,8 @@ typedef struct api_request {
 	char idem[WIRE_IDEM_KEY_MAX + 1]; /* the create's Idempotency-Key, or "" */
 	char *if_none_match;             /* a GET's If-None-Match, or NULL */
 	char log_id[WIRE_LOG_ID_MAX + 1]; /* names the request in log lines */
+	Profile__V1__Position *positions; /* a read's X-Profile-Min-Position, malloc'd */
+	Profile__V1__Position **position_ptrs;
 } api_request;
 
 /* One HTTP request, as api_prepare reads it. */
@@ -77,6 +80,7 @@ typedef struct api_input {
 	const char *idem_key; /* the Idempotency-Key header, or NULL */
 	const char *if_none_match; /* the If-None-Match header, or NULL */
 	const char *content_type;  /* the Content-Type header, or NULL */
+	const char *min_position;  /* the X-Profile-Min-Position header, or NULL */
 	const char *log_id;   /* the request's id (X-Request-Id, checked), carried to the core */
 	const char *body;
 	size_t body_len;
@@ -109,6 +113,8 @@ void api_request_fini(api_request *ar);
 
 /* The HTTP status for a protocol status (the one mapping table). */
 int api_http_status(int status);
+
+#define API_POSITIONS_MAX 1024 /* positions one X-Profile-Min-Position may list */
 
 /* Parses an If-Match value into pre. PROFILE_OK, or PROFILE_INVALID_ARGUMENT
  * with *why set. */

@@ -114,6 +114,15 @@ body_render_error(const char *code, const char *message)
 	return dump(o);
 }
 
+static const char *
+state_name(Profile__V1__PartitionState__State s)
+{
+	return s == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE        ? "active"
+	       : s == PROFILE__V1__PARTITION_STATE__STATE__RESTORING   ? "restoring"
+	       : s == PROFILE__V1__PARTITION_STATE__STATE__UNAVAILABLE ? "unavailable"
+	                                                               : "unknown";
+}
+
 char *
 body_render_cluster(const Profile__V1__ClusterReply *c)
 {
@@ -136,17 +145,22 @@ body_render_cluster(const Profile__V1__ClusterReply *c)
 	}
 	for (size_t i = 0; i < c->n_partitions; i++) {
 		const Profile__V1__ClusterPartition *p = c->partitions[i];
-		const char *state = p->state == PROFILE__V1__PARTITION_STATE__STATE__ACTIVE        ? "active"
-		                    : p->state == PROFILE__V1__PARTITION_STATE__STATE__RESTORING   ? "restoring"
-		                    : p->state == PROFILE__V1__PARTITION_STATE__STATE__UNAVAILABLE ? "unavailable"
-		                                                                                   : "unknown";
+		const char *state = state_name(p->state);
 
+		json_t *replicas = json_array();
+
+		for (size_t k = 0; replicas && k < p->n_replicas; k++)
+			json_array_append_new(replicas,
+			                      json_pack("{s:s, s:s, s:I, s:I}", "node", p->replicas[k]->node_id, "state",
+			                                state_name(p->replicas[k]->state), "applied_offset",
+			                                (json_int_t)p->replicas[k]->applied_offset, "lag",
+			                                (json_int_t)p->replicas[k]->lag));
 		json_array_append_new(
-		    parts, json_pack("{s:i, s:s?, s:s, s:I, s:I, s:I, s:s*}", "partition", (int)p->partition,
+		    parts, json_pack("{s:i, s:s?, s:s, s:I, s:I, s:I, s:s*, s:o}", "partition", (int)p->partition,
 		                     "owner", p->owner[0] ? p->owner : NULL, "state", state, "lag",
 		                     (json_int_t)p->lag, "applied_offset", (json_int_t)p->applied_offset,
 		                     "replayed", (json_int_t)p->replayed, "problem",
-		                     p->problem[0] ? p->problem : NULL));
+		                     p->problem[0] ? p->problem : NULL, "replicas", replicas ? replicas : json_array()));
 	}
 	json_object_set_new(root, "partition_count", json_integer(c->partition_count));
 	json_object_set(root, "nodes", nodes);

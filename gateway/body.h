@@ -32,9 +32,11 @@ char *body_render_profile(const Profile__V1__Profile *p);
 /* New malloc'd JSON text of the cluster view:
  * {"partition_count":N,
  *  "nodes":[{"id","address","partitions":[...],"reachable","requests","forwards"}],
- *  "partitions":[{"partition","owner","state","lag","applied_offset","replayed"}]}
- * where state is "active", "restoring" or "unknown" (no owner, or its owner
- * did not answer); or NULL when out of memory. */
+ *  "partitions":[{"partition","owner","state","lag","applied_offset","replayed",
+ *                 "problem"?,"replicas":[{"node","state","applied_offset","lag"}]}]}
+ * where state is "active", "restoring", "unavailable" or "unknown" (no
+ * owner, or its owner did not answer), and replicas lists every node that
+ * serves the partition; or NULL when out of memory. */
 char *body_render_cluster(const Profile__V1__ClusterReply *c);
 
 /* New malloc'd {"error":{"code":code,"message":message}}, or NULL. */

@@ -91,6 +91,8 @@ queue(exchange *x)
 	MHD_add_response_header(resp, "X-Request-Id", x->id);
 	if (r->location[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+	if (r->position[0])
+		MHD_add_response_header(resp, "X-Profile-Position", r->position);
 	if (r->etag[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
 	if (r->allow)
@@ -183,6 +185,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH),
 	                 .content_type =
 	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+	                 .min_position = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Profile-Min-Position"),
 	                 .log_id = x->id,
 	                 .body = x->body,
 	                 .body_len = x->len,

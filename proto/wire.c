@@ -288,6 +288,46 @@ wire_check_log_id(const char *s, const char **why)
 	return PROFILE_OK;
 }
 
+int
+wire_parse_positions(const char *v, Profile__V1__Position *out, size_t max, size_t *n, const char **why)
+{
+	const char *p = v;
+
+	*n = 0;
+	for (;;) {
+		unsigned long long part = 0, off = 0;
+		int digits;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		for (digits = 0; *p >= '0' && *p <= '9' && digits < 10; digits++)
+			part = part * 10 + (unsigned)(*p++ - '0');
+		if (digits == 0 || part > INT32_MAX || *p++ != ':')
+			goto bad;
+		for (digits = 0; *p >= '0' && *p <= '9' && digits < 19; digits++)
+			off = off * 10 + (unsigned)(*p++ - '0');
+		if (digits == 0 || (*p >= '0' && *p <= '9'))
+			goto bad;
+		if (*n == max) {
+			*why = "too many positions";
+			return PROFILE_INVALID_ARGUMENT;
+		}
+		profile__v1__position__init(&out[*n]);
+		out[*n].partition = (int32_t)part;
+		out[*n].offset = (int64_t)off;
+		(*n)++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			return PROFILE_OK;
+		if (*p++ != ',')
+			goto bad;
+	}
+bad:
+	*why = "positions must be given as writes give them (partition:offset), comma-separated";
+	return PROFILE_INVALID_ARGUMENT;
+}
+
 uint64_t
 wire_request_hash(const char *username, const char *email)
 {

@@ -45,6 +45,11 @@ int wire_check_idem_key(const char *s, const char **why);
  * space, so that a log line stays one word per field). */
 int wire_check_log_id(const char *s, const char **why);
 
+/* Reads a list of positions as writes give them ("<partition>:<offset>",
+ * comma-separated, blanks around tokens allowed) into out[0..max): PROFILE_OK
+ * and *n, or PROFILE_INVALID_ARGUMENT with *why. */
+int wire_parse_positions(const char *s, Profile__V1__Position *out, size_t max, size_t *n, const char **why);
+
 /* The hash a keyed create is recognised by: FNV-1a (64 bits) of username,
  * a NUL, and email, as given. */
 uint64_t wire_request_hash(const char *username, const char *email);

@@ -34,7 +34,7 @@ jsonl_string(FILE *out, const char *s)
 
 int
 jsonl_profile_fields(FILE *out, const char *uid, const char *username, const char *email, uint64_t version,
-                     int64_t created_at, int64_t updated_at)
+                     int64_t created_at, int64_t updated_at, const char *position)
 {
 	const char *s[] = {uid, username, email};
 
@@ -47,7 +47,12 @@ jsonl_profile_fields(FILE *out, const char *uid, const char *username, const cha
 	jsonl_string(out, username);
 	fputs(",\"email\":", out);
 	jsonl_string(out, email);
-	fprintf(out, ",\"version\":%" PRIu64 ",\"created_at\":%" PRId64 ",\"updated_at\":%" PRId64 "}", version,
+	fprintf(out, ",\"version\":%" PRIu64 ",\"created_at\":%" PRId64 ",\"updated_at\":%" PRId64, version,
 	        created_at, updated_at);
+	if (position && position[0]) {
+		fputs(",\"position\":", out);
+		jsonl_string(out, position);
+	}
+	fputc('}', out);
 	return 0;
 }

@@ -52,12 +52,16 @@ static const struct {
 	const char *help;
 } command_help[] = {
     {"create", "usage: profilectl create [--idempotency-key K] USERNAME EMAIL\n\n"
-               "Creates a profile and prints it. USERNAME: 1-64 characters, no control\n"
-               "characters. EMAIL: local@domain with a dot in the domain.\n"
+               "Creates a profile and prints it, with the \"position\" its record landed\n"
+               "at (for --min-position). USERNAME: 1-64 characters, no control characters.\n"
+               "EMAIL: local@domain with a dot in the domain.\n"
                "--idempotency-key K (1-255 printable ASCII characters): repeating the\n"
                "command with the same K, USERNAME and EMAIL prints the profile the first\n"
                "one made instead of making another (and a lost answer is retried).\n"},
-    {"get", "usage: profilectl get UID\n\nPrints the profile with this uid.\n"},
+    {"get", "usage: profilectl get [--min-position P[,P...]] UID\n\nPrints the profile with this uid.\n"
+            "--min-position: answered only by a replica that has applied these positions (the\n"
+            "\"position\" a create or update printed), waiting for them within the timeout:\n"
+            "a write made through any node is then seen.\n"},
     {"update", "usage: profilectl update UID [--username U] [--email E] [--if-version N]\n\n"
                "Changes the username and/or email (at least one) and prints the whole\n"
                "profile. --if-version N: only if the profile's version is N\n"
@@ -65,9 +69,10 @@ static const struct {
     {"delete", "usage: profilectl delete UID [--if-version N]\n\n"
                "Deletes the profile and prints {\"uid\":...,\"deleted\":true}.\n"
                "--if-version N: only if the profile's version is N.\n"},
-    {"search", "usage: profilectl search EMAIL\n\n"
+    {"search", "usage: profilectl search [--min-position P[,P...]] EMAIL\n\n"
                "Prints every profile with this email (compared case-insensitively), most\n"
-               "recently updated first; nothing when there is none.\n"},
+               "recently updated first; nothing when there is none.\n"
+               "--min-position: as for get.\n"},
     {"watch", "usage: profilectl watch --brokers LIST [--from-beginning] [--topic NAME]\n"
               "                        [-X KEY=VALUE]...\n\n"
               "Follows the profiles topic in Kafka and prints every change as one JSON line,\n"
@@ -116,7 +121,7 @@ int
 print_profile(const profile_info *p)
 {
 	if (jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at,
-	                         p->updated_at) != 0)
+	                         p->updated_at, p->position) != 0)
 		return -1;
 	fputc('\n', stdout);
 	fflush(stdout);
@@ -142,12 +147,13 @@ parse_version(const char *s, uint64_t *out)
  * -1 after printing help, -2 on a usage error. */
 static int
 command_options(int argc, char **argv, const char **username, const char **email, uint64_t *version,
-                const char **idem)
+                const char **idem, const char **minpos)
 {
 	static const struct option opts[] = {{"username", required_argument, NULL, 'u'},
 	                                     {"email", required_argument, NULL, 'e'},
 	                                     {"if-version", required_argument, NULL, 'v'},
 	                                     {"idempotency-key", required_argument, NULL, 'k'},
+	                                     {"min-position", required_argument, NULL, 'm'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int c;
@@ -169,6 +175,11 @@ command_options(int argc, char **argv, const char **username, const char **email
 			if (!idem)
 				goto bad;
 			*idem = optarg;
+			break;
+		case 'm':
+			if (!minpos)
+				goto bad;
+			*minpos = optarg;
 			break;
 		case 'v':
 			if (!version || parse_version(optarg, version) != 0) {
@@ -203,7 +214,7 @@ want_operands(int argc, int first, int n, const char *cmd)
 static int
 run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 {
-	const char *cmd = argv[0], *username = NULL, *email = NULL, *idem = NULL;
+	const char *cmd = argv[0], *username = NULL, *email = NULL, *idem = NULL, *minpos = NULL;
 	uint64_t version = PROFILE_ANY_VERSION;
 	profile_info *p = NULL;
 	profile_list *l = NULL;
@@ -212,13 +223,15 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	if (strcmp(cmd, "bench") == 0)
 		return bench_main(c, argc, argv);
 	if (strcmp(cmd, "update") == 0)
-		first = command_options(argc, argv, &username, &email, &version, NULL);
+		first = command_options(argc, argv, &username, &email, &version, NULL, NULL);
 	else if (strcmp(cmd, "delete") == 0)
-		first = command_options(argc, argv, NULL, NULL, &version, NULL);
+		first = command_options(argc, argv, NULL, NULL, &version, NULL, NULL);
 	else if (strcmp(cmd, "create") == 0)
-		first = command_options(argc, argv, NULL, NULL, NULL, &idem);
+		first = command_options(argc, argv, NULL, NULL, NULL, &idem, NULL);
+	else if (strcmp(cmd, "get") == 0 || strcmp(cmd, "search") == 0)
+		first = command_options(argc, argv, NULL, NULL, NULL, NULL, &minpos);
 	else
-		first = command_options(argc, argv, NULL, NULL, NULL, NULL);
+		first = command_options(argc, argv, NULL, NULL, NULL, NULL, NULL);
 	if (first < 0)
 		return first == -1 ? 0 : 2;
 
@@ -229,7 +242,7 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	} else if (strcmp(cmd, "get") == 0) {
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
-		rc = profile_get(c, argv[first], deadline_ms, &p);
+		rc = profile_get_at(c, argv[first], minpos, deadline_ms, &p);
 	} else if (strcmp(cmd, "update") == 0) {
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
@@ -249,7 +262,7 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	} else if (strcmp(cmd, "search") == 0) {
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
-		if ((rc = profile_search(c, argv[first], deadline_ms, &l)) == PROFILE_OK) {
+		if ((rc = profile_search_at(c, argv[first], minpos, deadline_ms, &l)) == PROFILE_OK) {
 			for (size_t i = 0; i < l->count; i++)
 				print_profile(l->items[i]);
 			profile_list_free(l);

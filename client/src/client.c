@@ -489,13 +489,20 @@ typedef struct op {
 	Profile__V1__Precondition pre;
 	char uid[WIRE_UID_LEN + 1];
 	char *username, *email, *idem;
+	Profile__V1__Position *positions; /* a read's min_positions */
+	Profile__V1__Position **position_ptrs;
 	profile_done_fn done;
 	void *arg;
 } op;
 
+/* The most positions one read may name. */
+#define POSITIONS_MAX 1024
+
 static void
 op_free(op *o)
 {
+	free(o->positions);
+	free(o->position_ptrs);
 	free(o->username);
 	free(o->email);
 	free(o->idem);
@@ -535,6 +542,9 @@ result_of(const op *o, const Profile__V1__Response *resp, void **result)
 			return PROFILE_INTERNAL;
 		if ((*result = client_profile_from(resp->profile)) == NULL)
 			return PROFILE_RESOURCE_EXHAUSTED;
+		if (resp->position)
+			snprintf(((profile_info *)*result)->position, PROFILE_POSITION_SIZE, "%d:%lld",
+			         (int)resp->position->partition, (long long)resp->position->offset);
 		return PROFILE_OK;
 	}
 }
@@ -685,14 +695,47 @@ profile_create_async(profile_client *c, const char *username, const char *email,
 	return profile_create_idempotent_async(c, username, email, NULL, deadline_ms, done, arg);
 }
 
+/* A read's min_positions (NULL or "": none) into o's request. */
+static int
+set_positions(op *o, const char *min_positions)
+{
+	const char *why = NULL;
+	size_t n = 0;
+
+	if (min_positions == NULL || min_positions[0] == '\0')
+		return PROFILE_OK;
+	if ((o->positions = calloc(POSITIONS_MAX, sizeof *o->positions)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	if (wire_parse_positions(min_positions, o->positions, POSITIONS_MAX, &n, &why) != PROFILE_OK)
+		return check(PROFILE_INVALID_ARGUMENT, why);
+	if ((o->position_ptrs = calloc(n, sizeof *o->position_ptrs)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < n; i++)
+		o->position_ptrs[i] = &o->positions[i];
+	o->req.n_min_positions = n;
+	o->req.min_positions = o->position_ptrs;
+	return PROFILE_OK;
+}
+
 int
 profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms, profile_done_fn done, void *arg)
+{
+	return profile_get_at_async(c, uid, NULL, deadline_ms, done, arg);
+}
+
+int
+profile_get_at_async(profile_client *c, const char *uid, const char *min_positions, uint32_t deadline_ms,
+                     profile_done_fn done, void *arg)
 {
 	int rc;
 	op *o = op_for_uid(c, uid, done, arg, &rc);
 
 	if (o == NULL)
 		return rc;
+	if ((rc = set_positions(o, min_positions)) != PROFILE_OK) {
+		op_free(o);
+		return rc;
+	}
 	profile__v1__get_request__init(&o->body.get);
 	o->body.get.uid = o->uid;
 	o->req.body_case = PROFILE__V1__REQUEST__BODY_GET;
@@ -759,7 +802,15 @@ int
 profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms, profile_done_fn done,
                      void *arg)
 {
+	return profile_search_at_async(c, email, NULL, deadline_ms, done, arg);
+}
+
+int
+profile_search_at_async(profile_client *c, const char *email, const char *min_positions, uint32_t deadline_ms,
+                        profile_done_fn done, void *arg)
+{
 	op *o;
+	int rc;
 
 	set_message("");
 	if (c == NULL || done == NULL)
@@ -770,6 +821,10 @@ profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms,
 		if (o)
 			op_free(o);
 		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	if ((rc = set_positions(o, min_positions)) != PROFILE_OK) {
+		op_free(o);
+		return rc;
 	}
 	profile__v1__search_request__init(&o->body.search);
 	o->body.search.email = o->email;
@@ -879,6 +934,16 @@ profile_get(profile_client *c, const char *uid, uint32_t deadline_ms, profile_in
 }
 
 int
+profile_get_at(profile_client *c, const char *uid, const char *min_positions, uint32_t deadline_ms,
+               profile_info **out)
+{
+	waiter w;
+
+	waiter_init(&w);
+	return finish_profile(&w, profile_get_at_async(c, uid, min_positions, deadline_ms, wake, &w), out);
+}
+
+int
 profile_update(profile_client *c, const char *uid, const char *username, const char *email,
                uint64_t expected_version, uint32_t deadline_ms, profile_info **out)
 {
@@ -902,12 +967,19 @@ profile_delete(profile_client *c, const char *uid, uint64_t expected_version, ui
 int
 profile_search(profile_client *c, const char *email, uint32_t deadline_ms, profile_list **out)
 {
+	return profile_search_at(c, email, NULL, deadline_ms, out);
+}
+
+int
+profile_search_at(profile_client *c, const char *email, const char *min_positions, uint32_t deadline_ms,
+                  profile_list **out)
+{
 	waiter w;
 	void *r = NULL;
 	int rc;
 
 	waiter_init(&w);
-	rc = wait_for(&w, profile_search_async(c, email, deadline_ms, wake, &w), &r);
+	rc = wait_for(&w, profile_search_at_async(c, email, min_positions, deadline_ms, wake, &w), &r);
 	if (rc == PROFILE_OK) {
 		if (out)
 			*out = r;

@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const api_context ctx = {.cores = cores, .n_cores = 1};
 	Profile__V1__Response *resp;
 	api_request ar;
-	char *path, *email, *if_match, *body, *idem, *inm, *ctype;
+	char *path, *email, *if_match, *body, *idem, *inm, *ctype, *minpos;
 	api_input in;
 	int method, status;
 
@@ -51,6 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	idem = field(&data, &size);
 	inm = field(&data, &size);
 	ctype = field(&data, &size);
+	minpos = field(&data, &size);
 	in = (api_input){.method = methods[method],
 	                 .path = path,
 	                 .email = email[0] ? email : NULL,
@@ -58,6 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                 .idem_key = idem[0] ? idem : NULL,
 	                 .if_none_match = inm[0] ? inm : NULL,
 	                 .content_type = ctype[0] ? ctype : NULL,
+	                 .min_position = minpos[0] ? minpos : NULL,
 	                 .log_id = "fuzz",
 	                 .body = body,
 	                 .body_len = strlen(body)};
@@ -77,5 +79,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(if_match);
 	free(body);
 	free(idem);
+	free(inm);
+	free(ctype);
+	free(minpos);
 	return 0;
 }

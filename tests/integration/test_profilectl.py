@@ -40,10 +40,17 @@ class Profilectl(StackTest):
     def test_commands(self):
         [p] = self.ok("create", "bob", "Bob@Mail.com")
         self.assertEqual((p["username"], p["email"], p["version"]), ("bob", "Bob@Mail.com", 1))
+        self.assertRegex(p.pop("position"), r"^\d+:\d+$")
         uid = p["uid"]
         self.assertEqual(self.ok("get", uid), [p])
         [u] = self.ok("update", uid, "--email", "bob2@mail.com", "--if-version", "1")
         self.assertEqual((u["version"], u["username"], u["email"]), (2, "bob", "bob2@mail.com"))
+        # A read at the update's position; a malformed one is a usage of the API, not of the CLI.
+        self.assertEqual(self.ok("get", "--min-position", u["position"], uid)[0]["version"], 2)
+        self.assertEqual(len(self.ok("search", "--min-position", u["position"] + ",0:0", "bob2@mail.com")), 1)
+        self.fails(1, "INVALID_ARGUMENT", *self.core(), "get", "--min-position", "x", uid)
+        far = u["position"].split(":")[0] + ":999999999"  # the uid's partition, never reached
+        self.fails(1, "UNAVAILABLE", *self.core(), "--timeout", "0.5", "get", "--min-position", far, uid)
         msg = self.fails(1, "FAILED_PRECONDITION", *self.core(), "update", uid, "--username", "x", "--if-version", "1")
         self.assertIn("version is 2", msg)
         self.ok("create", "other", "BOB2@mail.com")
@@ -61,6 +68,7 @@ class Profilectl(StackTest):
 
     def test_create_with_an_idempotency_key(self):
         [p] = self.ok("create", "--idempotency-key", "ctl-1", "kay", "kay@mail.com")
+        p.pop("position")  # the repeat makes no record: no position
         self.assertEqual(self.ok("create", "--idempotency-key", "ctl-1", "kay", "kay@mail.com"), [p])
         msg = self.fails(1, "INVALID_ARGUMENT", *self.core(), "create", "--idempotency-key", "ctl-1", "kay",
                          "other@mail.com")

@@ -451,6 +451,40 @@ test_if_none_match(void)
 	CHECK_INT(not_modified(""), 200);
 }
 
+/* X-Profile-Min-Position: tokens as X-Profile-Position gives them. */
+static void
+test_positions(void)
+{
+	Profile__V1__Position pos[API_POSITIONS_MAX];
+	const char *why = NULL;
+	size_t n = 0;
+	api_request ar;
+	api_input in = {.method = "GET", .path = "/api/search", .email = "a@mail.com", .min_position = "2:9, 0:14"};
+
+	CHECK_INT(wire_parse_positions("3:1456", pos, API_POSITIONS_MAX, &n, &why), PROFILE_OK);
+	CHECK_INT((int)n, 1);
+	CHECK_INT(pos[0].partition, 3);
+	CHECK(pos[0].offset == 1456);
+	CHECK_INT(wire_parse_positions(" 0:0 ,11:9223372036854775807", pos, API_POSITIONS_MAX, &n, &why), PROFILE_OK);
+	CHECK_INT((int)n, 2);
+	CHECK(pos[1].offset == INT64_MAX);
+	{
+		static const char *const bads[] = {"", "x", "1:", ":1", "1:2,", "1;2", "-1:2", "1:-2", "1:2:3",
+		                                   "2147483648:1", "1:99999999999999999999", "1 :2"};
+		for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++)
+			CHECK_INT(wire_parse_positions(bads[i], pos, API_POSITIONS_MAX, &n, &why), PROFILE_INVALID_ARGUMENT);
+	}
+	api_prepare(&ar, &no_cores, &in);
+	CHECK_INT(ar.kind, API_CALL);
+	CHECK_INT((int)ar.req.n_min_positions, 2);
+	CHECK(ar.req.min_positions[1]->partition == 0 && ar.req.min_positions[1]->offset == 14);
+	api_request_fini(&ar);
+	in.min_position = "nope";
+	api_prepare(&ar, &no_cores, &in);
+	CHECK_INT(ar.resp.http, 400);
+	api_request_fini(&ar);
+}
+
 int
 main(void)
 {
@@ -466,5 +500,6 @@ main(void)
 	test_head_and_fixed_routes();
 	test_content_types();
 	test_if_none_match();
+	test_positions();
 	return check_done("test_api");
 }

@@ -48,7 +48,7 @@ static int
 readable(partitions *t, int32_t p)
 {
 	store *s;
-	int rc = partitions_read_begin(t, p, &s);
+	int rc = partitions_read_begin(t, p, -1, &s);
 
 	if (rc == PROFILE_OK)
 		partitions_read_end(t, p);

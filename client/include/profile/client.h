@@ -46,6 +46,9 @@ typedef struct profile_client profile_client;
 /* Room for a uid: 36 characters of a canonical UUID and the NUL. */
 #define PROFILE_UID_SIZE 37
 
+/* Room for a position ("<partition>:<offset>") and the NUL. */
+#define PROFILE_POSITION_SIZE 32
+
 /* A profile as the service holds it. All strings are NUL-terminated UTF-8
  * owned by the struct (freed with it by profile_free). */
 typedef struct profile_info {
@@ -55,6 +58,10 @@ typedef struct profile_info {
 	uint64_t version;   /* 1 on create, +1 per change */
 	int64_t created_at; /* Unix milliseconds */
 	int64_t updated_at; /* Unix milliseconds */
+	/* From a create or update that wrote a record: where it landed, for
+	 * profile_get_at and profile_search_at (read-your-writes on any
+	 * replica). "" otherwise. */
+	char position[PROFILE_POSITION_SIZE];
 } profile_info;
 
 /* Search results, most recently updated first. The list owns its items
@@ -149,6 +156,17 @@ PROFILE_API int profile_delete(profile_client *c, const char *uid, uint64_t expe
 PROFILE_API int profile_search(profile_client *c, const char *email, uint32_t deadline_ms,
                                profile_list **out);
 
+/* profile_get and profile_search answered only by a replica that has
+ * applied every position in min_positions (profile_info.position values,
+ * comma-separated; NULL or "": none), which waits for them within the
+ * deadline: a write made through any node is then seen, in both state
+ * modes. PROFILE_INVALID_ARGUMENT for a malformed list; PROFILE_UNAVAILABLE
+ * when no replica reached them in time. */
+PROFILE_API int profile_get_at(profile_client *c, const char *uid, const char *min_positions,
+                               uint32_t deadline_ms, profile_info **out);
+PROFILE_API int profile_search_at(profile_client *c, const char *email, const char *min_positions,
+                                  uint32_t deadline_ms, profile_list **out);
+
 /* ---- calls (asynchronous) ---------------------------------------------- */
 
 /* Completion of an asynchronous call, run exactly once on one of the
@@ -179,6 +197,10 @@ PROFILE_API int profile_update_async(profile_client *c, const char *uid, const c
                                      profile_done_fn done, void *arg);
 PROFILE_API int profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version,
                                      uint32_t deadline_ms, profile_done_fn done, void *arg);
+PROFILE_API int profile_get_at_async(profile_client *c, const char *uid, const char *min_positions,
+                                     uint32_t deadline_ms, profile_done_fn done, void *arg);
+PROFILE_API int profile_search_at_async(profile_client *c, const char *email, const char *min_positions,
+                                        uint32_t deadline_ms, profile_done_fn done, void *arg);
 PROFILE_API int profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms,
                                      profile_done_fn done, void *arg);
 

@@ -1,0 +1,54 @@
+/* partition_view.c: what the partition table says about itself
+ * (partition.h): who serves what, restore counts, the status snapshot.
+ */
+#include <stdio.h>
+
+#include "partition.h"
+#include "partition_impl.h"
+
+int
+partitions_owned(partitions *t, int32_t p)
+{
+	part *pt = &t->parts[p];
+	int owned;
+
+	pthread_mutex_lock(&pt->mu);
+	owned = pt->owned || (pt->held && wire_mono_ms() < pt->held_until);
+	pthread_mutex_unlock(&pt->mu);
+	return owned;
+}
+
+uint64_t
+partitions_restores(partitions *t)
+{
+	uint64_t n = 0;
+
+	for (int32_t p = 0; p < t->count; p++)
+		n += __atomic_load_n(&t->parts[p].restores, __ATOMIC_RELAXED);
+	return n;
+}
+
+void
+partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
+{
+	for (int32_t p = 0; p < t->count; p++) {
+		part *pt = &t->parts[p];
+		int64_t hi = log_end ? log_end[p] : -1;
+
+		pthread_mutex_lock(&pt->mu);
+		if (hi < pt->hi)
+			hi = pt->hi;
+		info[p].partition = p;
+		info[p].owned = pt->owned;
+		info[p].active = pt->active;
+		info[p].applied = pt->applied;
+		info[p].replayed = pt->replayed;
+		info[p].lag = hi >= 0 && hi - 1 > pt->applied ? hi - 1 - pt->applied : 0;
+		info[p].failed = pt->owned && pt->failed;
+		info[p].store_bytes = info[p].store_records = 0;
+		if (pt->st)
+			store_size(pt->st, &info[p].store_bytes, &info[p].store_records);
+		snprintf(info[p].problem, sizeof info[p].problem, "%s", info[p].failed ? pt->problem : "");
+		pthread_mutex_unlock(&pt->mu);
+	}
+}
