@@ -98,6 +98,7 @@ for i in $(seq 1 $((NODES + 1))); do start "$i"; done
 
 echo "Kafka bootstrap: $BROKERS"
 echo "Gateway:         http://localhost:$PORT/   (Ctrl-C stops everything)"
+echo "Cluster page:    http://localhost:$PORT/   metrics: /metrics   API description: /openapi.json"
 
 # A part that exits is started again (RESTART=always) or left down; the
 # broker's exit stops everything. Signals are served between checks.
