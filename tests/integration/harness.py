@@ -646,6 +646,9 @@ class StackTest(unittest.TestCase):
     state = "partitioned"
     gateway_args = ()  # more flags for the main gateway
     core_args = {}  # node -> more flags for that core node
+    # Every request of stack.request (HEAD aside) through a proxy that checks
+    # it and its answer against the OpenAPI description (ContractProxy).
+    contract = False
 
     def setUp(self):
         self.stack = Stack(nodes=self.nodes, partitions=self.partitions)
@@ -654,6 +657,10 @@ class StackTest(unittest.TestCase):
         self.stack.core_args = dict(self.core_args)
         try:
             self.stack.start()
+            if self.contract:
+                checked, direct = ContractProxy(self.stack).request, self.stack.request
+                self.stack.request = lambda method, *a, **kw: (direct if method == "HEAD" else checked)(
+                    method, *a, **kw)
         except BaseException:
             sys.stderr.write(self.stack.logs())
             self.stack.destroy()

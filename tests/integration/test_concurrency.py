@@ -5,6 +5,7 @@ from harness import StackTest, main
 
 
 class Concurrency(StackTest):
+    contract = True  # every request and answer checked against gateway/openapi.json
     def test_concurrent_if_match_updates_exactly_one_wins(self):
         s = self.stack
         p = s.create("race", "race@mail.com")

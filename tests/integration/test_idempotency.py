@@ -22,6 +22,7 @@ def created_with(data, email):
 
 
 class OneNode(StackTest):
+    contract = True  # every request and answer checked against gateway/openapi.json
     def test_same_key_same_body_is_the_same_profile(self):
         s = self.stack
         first = post(s, "order-1")

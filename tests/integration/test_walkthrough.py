@@ -10,6 +10,7 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 
 
 class Walkthrough(StackTest):
+    contract = True  # every request and answer checked against gateway/openapi.json
     def test_seed_walkthrough(self):
         s = self.stack
         r = s.request("POST", "/api/profile", {"username": "bob", "email": "bob1@mail.com"})
