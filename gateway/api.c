@@ -158,20 +158,12 @@ prepare_positions(api_request *ar, const char *value)
 	const char *why = NULL;
 	size_t n = 0;
 
-	if ((ar->positions = calloc(API_POSITIONS_MAX, sizeof *ar->positions)) == NULL) {
-		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
-		return PROFILE_RESOURCE_EXHAUSTED;
+	int rc = wire_positions_new(value, API_POSITIONS_MAX, &ar->positions, &ar->position_ptrs, &n, &why);
+
+	if (rc != PROFILE_OK) {
+		answer_status(ar, rc, rc == PROFILE_INVALID_ARGUMENT ? why : "out of memory");
+		return rc;
 	}
-	if (wire_parse_positions(value, ar->positions, API_POSITIONS_MAX, &n, &why) != PROFILE_OK) {
-		answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
-		return PROFILE_INVALID_ARGUMENT;
-	}
-	if ((ar->position_ptrs = calloc(n, sizeof *ar->position_ptrs)) == NULL) {
-		answer_status(ar, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
-		return PROFILE_RESOURCE_EXHAUSTED;
-	}
-	for (size_t i = 0; i < n; i++)
-		ar->position_ptrs[i] = &ar->positions[i];
 	ar->req.n_min_positions = n;
 	ar->req.min_positions = ar->position_ptrs;
 	return PROFILE_OK;

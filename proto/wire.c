@@ -1,6 +1,7 @@
 /* wire.c: shared rules about the wire formats (see wire.h). */
 #include "wire.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -326,6 +327,33 @@ wire_parse_positions(const char *v, Profile__V1__Position *out, size_t max, size
 bad:
 	*why = "positions must be given as writes give them (partition:offset), comma-separated";
 	return PROFILE_INVALID_ARGUMENT;
+}
+
+int
+wire_positions_new(const char *s, size_t max, Profile__V1__Position **items, Profile__V1__Position ***ptrs,
+                   size_t *n, const char **why)
+{
+	Profile__V1__Position *all;
+	size_t tokens = 1;
+	int rc;
+
+	*items = NULL;
+	*ptrs = NULL;
+	for (const char *c = s; *c; c++)
+		tokens += *c == ',';
+	if (tokens < max)
+		max = tokens; /* room for as many as there can be */
+	if ((all = calloc(max, sizeof *all)) == NULL)
+		return PROFILE_RESOURCE_EXHAUSTED;
+	if ((rc = wire_parse_positions(s, all, max, n, why)) != PROFILE_OK ||
+	    (*ptrs = calloc(*n + 1, sizeof **ptrs)) == NULL) {
+		free(all);
+		return rc != PROFILE_OK ? rc : PROFILE_RESOURCE_EXHAUSTED;
+	}
+	for (size_t i = 0; i < *n; i++)
+		(*ptrs)[i] = &all[i];
+	*items = all;
+	return PROFILE_OK;
 }
 
 uint64_t

@@ -50,6 +50,13 @@ int wire_check_log_id(const char *s, const char **why);
  * and *n, or PROFILE_INVALID_ARGUMENT with *why. */
 int wire_parse_positions(const char *s, Profile__V1__Position *out, size_t max, size_t *n, const char **why);
 
+/* wire_parse_positions into new arrays, as a Request's min_positions wants
+ * them: *items (the positions) and *ptrs (pointers to each), both the
+ * caller's to free, *n of them. PROFILE_OK, PROFILE_INVALID_ARGUMENT with
+ * *why (nothing left allocated), or PROFILE_RESOURCE_EXHAUSTED. */
+int wire_positions_new(const char *s, size_t max, Profile__V1__Position **items, Profile__V1__Position ***ptrs,
+                       size_t *n, const char **why);
+
 /* The hash a keyed create is recognised by: FNV-1a (64 bits) of username,
  * a NUL, and email, as given. */
 uint64_t wire_request_hash(const char *username, const char *email);

@@ -701,17 +701,13 @@ set_positions(op *o, const char *min_positions)
 {
 	const char *why = NULL;
 	size_t n = 0;
+	int rc;
 
 	if (min_positions == NULL || min_positions[0] == '\0')
 		return PROFILE_OK;
-	if ((o->positions = calloc(POSITIONS_MAX, sizeof *o->positions)) == NULL)
-		return PROFILE_RESOURCE_EXHAUSTED;
-	if (wire_parse_positions(min_positions, o->positions, POSITIONS_MAX, &n, &why) != PROFILE_OK)
-		return check(PROFILE_INVALID_ARGUMENT, why);
-	if ((o->position_ptrs = calloc(n, sizeof *o->position_ptrs)) == NULL)
-		return PROFILE_RESOURCE_EXHAUSTED;
-	for (size_t i = 0; i < n; i++)
-		o->position_ptrs[i] = &o->positions[i];
+	rc = wire_positions_new(min_positions, POSITIONS_MAX, &o->positions, &o->position_ptrs, &n, &why);
+	if (rc != PROFILE_OK)
+		return rc == PROFILE_INVALID_ARGUMENT ? check(rc, why) : rc;
 	o->req.n_min_positions = n;
 	o->req.min_positions = o->position_ptrs;
 	return PROFILE_OK;

@@ -241,6 +241,26 @@ def terminate(named, bound):
     return problems
 
 
+def http_request(port, method, path, body=None, headers=None, timeout=10):
+    """One HTTP request to 127.0.0.1:port on a new connection. A dict or
+    list body is sent as JSON (Content-Type: application/json unless
+    headers say otherwise)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        h = {"Content-Type": "application/json"} if body is not None else {}
+        h.update(headers or {})
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read().decode("utf-8", "replace")
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -423,20 +443,7 @@ class Stack:
             return False
 
     def request(self, method, path, body=None, headers=None, timeout=10):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            if isinstance(body, (dict, list)):
-                body = json.dumps(body)
-            if isinstance(body, str):
-                body = body.encode("utf-8")
-            h = {"Content-Type": "application/json"} if body is not None else {}
-            h.update(headers or {})
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            data = r.read().decode("utf-8", "replace")
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
-        finally:
-            conn.close()
+        return http_request(self.port, method, path, body, headers, timeout)
 
     def create(self, username, email):
         r = self.request("POST", "/api/profile", {"username": username, "email": email})
@@ -717,18 +724,7 @@ class ContractProxy:
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         """As Stack.request, through the proxy; fails on any violation."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            if isinstance(body, (dict, list)):
-                body = json.dumps(body).encode("utf-8")
-            h = {"Content-Type": "application/json"} if body is not None else {}
-            h.update(headers or {})
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            data = r.read().decode("utf-8", "replace")
-            resp = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
-        finally:
-            conn.close()
+        resp = http_request(self.port, method, path, body, headers, timeout)
         if "sl-violations" in resp.headers:
             raise AssertionError("%s %s breaks the OpenAPI description: %s\n%s" %
                                  (method, path, resp.headers["sl-violations"], data[:500]))
