@@ -1,11 +1,12 @@
-/* changelog.c: owns the librdkafka producer and group consumer (changelog.h).
+/* changelog.c: makes and closes the librdkafka producer and consumers
+ * (changelog.h), and runs the consumers.
  *
  * Two threads: the consumer thread polls the group consumer (rebalances,
  * records, end-of-partition events) and hands records to the handler in
- * per-partition runs; the producer thread polls the producer so that delivery
- * reports arrive. librdkafka serves callbacks only from those polls, so every
- * handler callback runs on one of these two threads. The tracer (tracer.c)
- * has a thread of its own.
+ * per-partition runs; the producer thread (producer.c) polls the producer so
+ * that delivery reports arrive. librdkafka serves callbacks only from those
+ * polls, so every handler callback runs on one of these two threads. The
+ * tracer (tracer.c) has a thread of its own.
  */
 #include "changelog.h"
 #include "changelog_impl.h"
@@ -41,68 +42,6 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		return;
 	}
 	log_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
-}
-
-static void
-on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	int status = kafka_status(m->err);
-
-	(void)rk;
-	if (m->err) {
-		__atomic_add_fetch(&((changelog *)opaque)->produce_errors, 1, __ATOMIC_RELAXED);
-		/* Not persisted for sure: the write did not happen and may be
-		 * retried. Otherwise the outcome is unknown. */
-		if (rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
-			status = PROFILE_UNAVAILABLE;
-		else if (status != PROFILE_DEADLINE_EXCEEDED)
-			status = PROFILE_DEADLINE_EXCEEDED;
-		log_warn("kafka: delivery to partition %d failed: %s", (int)m->partition,
-		         rd_kafka_err2str(m->err));
-	}
-	((changelog_delivery *)m->_private)->done(m->_private, status, m->partition, m->offset);
-}
-
-/* Waits up to timeout_ms for every record in flight; 0 when none is left. */
-static int
-producer_flush(changelog *cl, int timeout_ms)
-{
-	int left;
-
-	pthread_rwlock_rdlock(&cl->producer_rw);
-	left = rd_kafka_flush(cl->producer, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR
-	           ? 0
-	           : rd_kafka_outq_len(cl->producer);
-	pthread_rwlock_unlock(&cl->producer_rw);
-	return left;
-}
-
-/* librdkafka's statistics (statistics.interval.ms): the producer's
- * request retries, summed over its brokers (their "txretries": requests
- * sent again after a timeout or a lost connection; the idempotent
- * producer's retries of messages a broker refused are not counted there). */
-static int
-on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
-{
-	changelog *cl = opaque;
-	uint64_t sum = 0;
-
-	(void)rk;
-	(void)len;
-	for (const char *at = json; (at = strstr(at, "\"txretries\":")) != NULL;)
-		sum += strtoull(at += 12, NULL, 10);
-	__atomic_store_n(&cl->retries_now, sum, __ATOMIC_RELAXED);
-	return 0; /* librdkafka frees json */
-}
-
-void
-changelog_counters(changelog *cl, changelog_stats *out)
-{
-	out->produce_errors = __atomic_load_n(&cl->produce_errors, __ATOMIC_RELAXED);
-	out->request_retries = __atomic_load_n(&cl->retries_base, __ATOMIC_RELAXED) +
-	                       __atomic_load_n(&cl->retries_now, __ATOMIC_RELAXED);
-	out->producer_restarts = __atomic_load_n(&cl->producer_restarts, __ATOMIC_RELAXED);
-	out->rebalances = __atomic_load_n(&cl->rebalances, __ATOMIC_RELAXED);
 }
 
 static void
@@ -314,58 +253,6 @@ group_main(void *arg)
 	return NULL;
 }
 
-/* After a fatal error (an idempotent producer out of step with the broker:
- * nothing it sends is accepted any more): a new producer takes over, and the
- * old one's records are purged, each answered by its delivery report as
- * surely not written (UNAVAILABLE) or possibly written (DEADLINE_EXCEEDED).
- * Fencing is unaffected: tokens belong to the node, not to a producer. */
-static void
-renew_producer(changelog *cl)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_dup(cl->producer_conf);
-	rd_kafka_t *fresh, *old;
-	char err[512];
-	int left;
-
-	if ((fresh = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL) {
-		log_error("kafka: cannot make a new producer (%s); trying again", err);
-		rd_kafka_conf_destroy(conf);
-		return;
-	}
-	pthread_rwlock_wrlock(&cl->producer_rw);
-	old = cl->producer;
-	cl->producer = fresh;
-	__atomic_add_fetch(&cl->producer_restarts, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&cl->retries_base, __atomic_exchange_n(&cl->retries_now, 0, __ATOMIC_RELAXED),
-	                   __ATOMIC_RELAXED);
-	__atomic_store_n(&cl->producer_fatal, 0, __ATOMIC_RELEASE);
-	pthread_rwlock_unlock(&cl->producer_rw);
-	left = rd_kafka_outq_len(old);
-	rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-	for (int i = 0; i < 100 && rd_kafka_outq_len(old) > 0; i++)
-		rd_kafka_poll(old, 50);
-	rd_kafka_destroy(old);
-	log_info("kafka: a new producer took over; %d record(s) in flight were answered", left);
-}
-
-static void *
-producer_main(void *arg)
-{
-	changelog *cl = arg;
-	int64_t renew_at = 0;
-
-	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
-		pthread_rwlock_rdlock(&cl->producer_rw);
-		rd_kafka_poll(cl->producer, 50);
-		pthread_rwlock_unlock(&cl->producer_rw);
-		if (__atomic_load_n(&cl->producer_fatal, __ATOMIC_ACQUIRE) && wire_mono_ms() >= renew_at) {
-			renew_at = wire_mono_ms() + 1000; /* at most once a second */
-			renew_producer(cl);
-		}
-	}
-	return NULL;
-}
-
 static rd_kafka_conf_t *
 conf_new(const changelog_config *cfg, const char *const *own, changelog *cl)
 {
@@ -452,8 +339,7 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	if ((pconf = conf_new(cfg, producer_defaults, cl)) == NULL ||
 	    kafka_conf_apply(pconf, cfg->producer_opts) != PROFILE_OK)
 		goto fail;
-	rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
-	rd_kafka_conf_set_stats_cb(pconf, on_stats);
+	producer_conf_callbacks(pconf);
 	if ((cl->producer_conf = rd_kafka_conf_dup(pconf)) == NULL)
 		goto fail;
 	pthread_rwlock_init(&cl->producer_rw, NULL);
@@ -609,45 +495,6 @@ int32_t
 changelog_partition_count(const changelog *cl)
 {
 	return cl->partitions;
-}
-
-int
-changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value, size_t value_len,
-                  int64_t fence, changelog_delivery *d)
-{
-	uint8_t token[8];
-	rd_kafka_vu_t vu[7];
-	size_t n = 0;
-	rd_kafka_error_t *error;
-
-	/* The value is handed over (F_FREE); the key and the header are
-	 * copied. */
-	vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
-	vu[n++].u.cstr = cl->topic;
-	vu[n].vtype = RD_KAFKA_VTYPE_PARTITION;
-	vu[n++].u.i32 = p;
-	vu[n].vtype = RD_KAFKA_VTYPE_KEY;
-	vu[n++].u.mem = (typeof(vu[0].u.mem)){(void *)key, key_len};
-	vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
-	vu[n++].u.mem = (typeof(vu[0].u.mem)){value, value_len};
-	vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-	vu[n++].u.i = RD_KAFKA_MSG_F_FREE;
-	vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
-	vu[n++].u.ptr = d;
-	if (fence >= 0) {
-		fence_token_put(token, fence);
-		vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
-		vu[n++].u.header = (typeof(vu[0].u.header)){FENCE_HEADER, token, sizeof token};
-	}
-	pthread_rwlock_rdlock(&cl->producer_rw);
-	error = rd_kafka_produceva(cl->producer, vu, n);
-	pthread_rwlock_unlock(&cl->producer_rw);
-	if (error != NULL) {
-		log_warn("kafka: produce to partition %d: %s", (int)p, rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-		return PROFILE_UNAVAILABLE;
-	}
-	return PROFILE_OK;
 }
 
 int64_t

@@ -1,6 +1,6 @@
 /* changelog_impl.h: the changelog's state, shared by its files
- * (changelog.c: the consumers and the producer; tracer.c: the reader of
- * partitions this node lost). Nothing outside them includes it.
+ * (changelog.c: the consumers and making everything; producer.c: the
+ * producer; tracer.c: the reader of partitions this node lost). Nothing outside them includes it.
  */
 #ifndef PROFILE_CHANGELOG_IMPL_H
 #define PROFILE_CHANGELOG_IMPL_H
@@ -42,5 +42,13 @@ struct changelog {
 
 /* The tracer thread's body (tracer.c); arg is the changelog. */
 void *tracer_main(void *arg);
+
+/* producer.c: the producer thread's body (arg: the changelog), which also
+ * renews a producer after a fatal error; the callbacks a producer's
+ * configuration needs; and a flush: waits up to timeout_ms for every record
+ * in flight, 0 when none is left. */
+void *producer_main(void *arg);
+void producer_conf_callbacks(rd_kafka_conf_t *conf);
+int producer_flush(changelog *cl, int timeout_ms);
 
 #endif
