@@ -243,6 +243,12 @@ class Shutdown(StackTest):
         self.assertLess(handover, 12)
 
 
+def stopped(pid):
+    """True once the process is stopped (state T in /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
 class GatewayStop(StackTest):
     def test_sigterm_with_requests_in_flight_answers_them_and_exits_0(self):
         """SIGTERM to the gateway while requests wait on a core that does
@@ -250,6 +256,7 @@ class GatewayStop(StackTest):
         (libmicrohttpd aborts a stop that finds a connection suspended)."""
         s = self.stack
         s.cores[1].p.send_signal(signal.SIGSTOP)
+        wait_for(lambda: stopped(s.cores[1].p.pid), 10, "the core to stop")
         answers, sent = [], threading.Semaphore(0)
 
         def get():
