@@ -7,6 +7,7 @@ PORT       ?= 8080
 RPC_PORT   ?= 7001
 NODES      ?= 3
 STATE      ?= partitioned
+STANDBYS   ?= 0
 DATA       ?= ./var
 PARTITIONS ?= 12
 BROKERS    ?=
@@ -29,7 +30,7 @@ build: configure
 
 run: deps
 	@$(MAKE) --no-print-directory build
-	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
+	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) STANDBYS=$(STANDBYS) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
 	  BUILD=$(BUILD) BROKERS=$(BROKERS) RESTART=$(RESTART) scripts/run.sh
 
 test: test-deps

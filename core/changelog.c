@@ -171,6 +171,46 @@ data_consumer(const changelog *cl)
 	return cl->replicated ? cl->follower : cl->consumer;
 }
 
+#define FOLLOW_EVERY_MS 200 /* how often the follow set is asked for */
+
+/* Replicated mode with a follow set: the follower takes up the partitions
+ * the handler wants now, each from where its store stands, and lets go of
+ * the others. Consumer thread. */
+static void
+follow_update(changelog *cl)
+{
+	for (int32_t p = 0; p < cl->partitions; p++) {
+		int want = cl->h.follows(cl->h.follows_arg, p) != 0;
+		rd_kafka_topic_partition_list_t *l;
+		rd_kafka_error_t *error;
+		int64_t lo = -1, hi = -1, from;
+
+		if (want == cl->following[p])
+			continue;
+		l = rd_kafka_topic_partition_list_new(1);
+		if (want) {
+			if (rd_kafka_query_watermark_offsets(cl->follower, cl->topic, p, &lo, &hi,
+			                                     WATERMARK_TIMEOUT_MS) != 0)
+				lo = hi = -1;
+			from = cl->h.assigned(cl->h.arg, p, lo, hi);
+			rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset =
+			    from == CHANGELOG_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING : from;
+			error = rd_kafka_incremental_assign(cl->follower, l);
+		} else {
+			rd_kafka_topic_partition_list_add(l, cl->topic, p);
+			error = rd_kafka_incremental_unassign(cl->follower, l);
+			cl->h.revoked(cl->h.arg, p, 0);
+		}
+		rd_kafka_topic_partition_list_destroy(l);
+		if (error) {
+			log_error("kafka: follow partition %d: %s", (int)p, rd_kafka_error_string(error));
+			rd_kafka_error_destroy(error);
+			continue;
+		}
+		cl->following[p] = (uint8_t)want;
+	}
+}
+
 static void *
 consumer_main(void *arg)
 {
@@ -179,11 +219,17 @@ consumer_main(void *arg)
 	rd_kafka_message_t **batch = calloc(BATCH_MAX, sizeof *batch);
 	store_record *recs = calloc(BATCH_MAX, sizeof *recs);
 
-	int64_t idle_at = 0;
+	int64_t idle_at = 0, follow_at = 0;
 
 	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
 		size_t n = 0, start = 0;
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		rd_kafka_message_t *m;
+
+		if (cl->following && wire_mono_ms() >= follow_at) {
+			follow_at = wire_mono_ms() + FOLLOW_EVERY_MS;
+			follow_update(cl);
+		}
+		m = rd_kafka_consumer_poll(rk, 100);
 
 		if (cl->h.idle && wire_mono_ms() >= idle_at) {
 			idle_at = wire_mono_ms() + IDLE_EVERY_MS;
@@ -226,7 +272,8 @@ consumer_main(void *arg)
 	if (cl->replicated) {
 		/* The follower leaves no group: revoke its partitions here. */
 		for (int32_t p = 0; p < cl->partitions; p++)
-			cl->h.revoked(cl->h.arg, p, 0);
+			if (cl->following == NULL || cl->following[p])
+				cl->h.revoked(cl->h.arg, p, 0);
 		rd_kafka_consumer_close(cl->follower);
 	} else {
 		/* Leaving the group serves the revoke through on_rebalance, here. */
@@ -434,6 +481,7 @@ changelog_close(changelog *cl, int timeout_ms)
 		pthread_mutex_destroy(&cl->trace_mu);
 	}
 	free(cl->trace_from);
+	free(cl->following);
 	rd_kafka_destroy(cl->consumer);
 	rd_kafka_destroy(cl->producer);
 	rd_kafka_conf_destroy(cl->producer_conf);
@@ -449,6 +497,10 @@ changelog_start(changelog *cl, const changelog_handler *h)
 	rd_kafka_resp_err_t err;
 
 	cl->h = *h;
+	if (cl->replicated && h->follows && (cl->following = calloc((size_t)cl->partitions, 1)) == NULL) {
+		rd_kafka_topic_partition_list_destroy(sub);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
 	rd_kafka_topic_partition_list_add(sub, cl->topic, RD_KAFKA_PARTITION_UA);
 	err = rd_kafka_subscribe(cl->consumer, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
@@ -456,7 +508,7 @@ changelog_start(changelog *cl, const changelog_handler *h)
 		log_error("kafka: subscribe: %s", rd_kafka_err2str(err));
 		return PROFILE_UNAVAILABLE;
 	}
-	if (cl->replicated) {
+	if (cl->replicated && !cl->following) {
 		/* Follow every partition from where its store stands. */
 		rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(cl->partitions);
 

@@ -62,6 +62,13 @@ typedef struct changelog_handler {
 	/* After each rebalance: the whole assignment now (consumer thread). */
 	void (*rebalanced)(void *arg, const int32_t *parts, size_t n);
 	void *rebalanced_arg;
+	/* Replicated mode with a follow set (NULL: every partition is
+	 * followed): 1 when p is to be followed now. Asked for every partition
+	 * on the consumer thread a few times a second; a partition that turns
+	 * wanted is assigned from where `assigned` says, one that turns
+	 * unwanted is revoked (not lost). */
+	int (*follows)(void *arg, int32_t p);
+	void *follows_arg;
 } changelog_handler;
 
 typedef struct changelog_config {

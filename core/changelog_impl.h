@@ -34,6 +34,7 @@ struct changelog {
 	pthread_t tracer_thread;
 	pthread_mutex_t trace_mu;
 	int64_t *trace_from; /* per partition: next offset to read, -1 = none */
+	uint8_t *following;  /* replicated mode with a follow set: per partition, followed now */
 	int trace_changed;
 	/* atomics, for the status */
 	uint64_t produce_errors, rebalances, producer_restarts;

@@ -32,7 +32,7 @@ static const char *opt_listen, *opt_advertise, *opt_brokers, *opt_brokers_file, 
     *opt_group, *opt_topic, *opt_members_topic, *opt_state, *opt_store_tune, *opt_log_level;
 static const char *opt_fault_fence;
 static long opt_partitions, opt_contexts, opt_deadline_ms, opt_max_writes, opt_keep_damaged, opt_lost_read_ms,
-    opt_fault_write_delay_ms;
+    opt_standbys, opt_fault_write_delay_ms;
 static const char **opt_kafka, **opt_producer, **opt_consumer;
 
 static cli_option options[] = {
@@ -57,6 +57,11 @@ static cli_option options[] = {
      "partitioned (hold the partitions this node owns) or replicated (also follow all others, "
      "read-only, so every read is local)",
      &opt_state},
+    {"standbys", 0, "PROFILED_STANDBYS", CLI_INT, "0", "N",
+     "partitioned mode: each partition is also followed, read-only, by the N members after its owner "
+     "(in node id order); they answer reads that accept a stale copy (Cache-Control: max-stale) while "
+     "the owner cannot, and take over with only the log's tail to apply",
+     &opt_standbys},
     {"partitions", 'p', "PROFILED_PARTITIONS", CLI_INT, "12", "N",
      "partitions to create the topic with when it does not exist", &opt_partitions},
     {"contexts", 0, "PROFILED_CONTEXTS", CLI_INT, "64", "N", "RPC requests served at once", &opt_contexts},
@@ -210,6 +215,11 @@ options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *rep
 		return 2;
 	}
 	*replicated = strcmp(opt_state, "replicated") == 0;
+	if (opt_standbys < 0 || opt_standbys > 100 || (opt_standbys > 0 && *replicated)) {
+		fprintf(stderr, "profiled: --standbys must be 0..100, and 0 in replicated mode (every node follows "
+		                "everything there)\n");
+		return 2;
+	}
 	if (opt_advertise == NULL)
 		opt_advertise = opt_listen;
 	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
@@ -264,12 +274,14 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	                       .kafka_opts = opt_kafka,
 	                       .producer_opts = opt_producer,
 	                       .consumer_opts = opt_consumer,
-	                       .replicated = replicated};
+	                       /* Standbys: the replicated layout, following a set. */
+	                       .replicated = replicated || opt_standbys > 0};
 	service_config sc = {.node_id = opt_node_id,
 	                     .address = opt_advertise,
 	                     .default_deadline_ms = (uint32_t)opt_deadline_ms,
 	                     .max_deadline_ms = 60000,
 	                     .replicated = replicated,
+	                     .standbys = (int)opt_standbys,
 	                     .max_writes = (uint32_t)opt_max_writes,
 	                     .fault_no_fence = strcmp(opt_fault_fence, "off") == 0,
 	                     .fault_write_delay_ms = (uint32_t)opt_fault_write_delay_ms};
@@ -315,6 +327,10 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	n->ctx.svc = n->svc;
 	n->ctx.m = n->mem;
 	h.arg = n->table;
+	if (opt_standbys > 0) {
+		h.follows = service_follows;
+		h.follows_arg = n->svc;
+	}
 	return changelog_start(n->cl, &h) == PROFILE_OK ? 0 : 1;
 }
 

@@ -538,6 +538,8 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 	store_works(pt, p);
 	pt_note_fence_steps(pt, recs, n);
 	pt->applied = recs[n - 1].offset;
+	if (pt->applied >= pt->hi - 1)
+		pt->fresh_at = wire_mono_ms();
 	for (size_t i = 0; i < n && !pt->active; i++)
 		pt->replayed += !record_is_fence(&recs[i]); /* profile records only */
 	maybe_activate(pt, p);
@@ -556,6 +558,8 @@ partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 	pt = &t->parts[p];
 	pthread_mutex_lock(&pt->mu);
 	pt->hi = hi;
+	if (pt->applied >= hi - 1)
+		pt->fresh_at = wire_mono_ms();
 	if (pt->owned && !pt->active && pt->applied >= hi - 1 && !pt->verify) {
 		/* Reached the end: also covers a target we could not read. */
 		pt->target = pt->applied;

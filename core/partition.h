@@ -78,6 +78,11 @@ typedef struct partition_info {
 	uint64_t store_bytes, store_records; /* store_size, 0 without a store */
 } partition_info;
 
+/* How stale this node's copy of p is: *lag records behind the log end it
+ * knows, and *age_ms since it was last at that end (0 while it is there).
+ * 1 when p is followed here and readable (active, its store working). */
+int partitions_staleness(partitions *t, int32_t p, int64_t *age_ms, int64_t *lag);
+
 /* Partitions that replayed records from the log to become active, since
  * the table was made. */
 uint64_t partitions_restores(partitions *t);

@@ -30,6 +30,7 @@ typedef struct part {
 	int64_t target;   /* restoring until applied >= target */
 	int target_known; /* else: until the consumer reports the end */
 	int64_t hi;       /* log end last seen, -1 = unknown */
+	int64_t fresh_at; /* monotonic ms: last seen at the log end (applied >= hi - 1) */
 	uint64_t replayed;
 	int verify; /* first record must be the one at `applied` */
 	uint64_t fingerprint;

@@ -18,6 +18,20 @@ partitions_owned(partitions *t, int32_t p)
 	return owned;
 }
 
+int
+partitions_staleness(partitions *t, int32_t p, int64_t *age_ms, int64_t *lag)
+{
+	part *pt = &t->parts[p];
+	int ok;
+
+	pthread_mutex_lock(&pt->mu);
+	ok = pt->owned && pt->active && !pt->failed && pt->st != NULL;
+	*lag = pt->hi >= 0 && pt->hi - 1 > pt->applied ? pt->hi - 1 - pt->applied : 0;
+	*age_ms = *lag == 0 ? 0 : pt->fresh_at > 0 ? wire_mono_ms() - pt->fresh_at : INT64_MAX;
+	pthread_mutex_unlock(&pt->mu);
+	return ok;
+}
+
 uint64_t
 partitions_restores(partitions *t)
 {

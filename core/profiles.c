@@ -102,6 +102,7 @@ get_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_
          int32_t *part)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
+	Profile__V1__Staleness stale;
 	const char *uid = req->get->uid;
 	int32_t p = *part; /* routed by this uid */
 	Profile__V1__Profile *prof = NULL;
@@ -122,6 +123,7 @@ get_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_
 	partitions_read_end(svc->t, p);
 	r.request_id = req->request_id;
 	r.status = (Profile__V1__Status)rc;
+	r.staleness = node_staleness(svc, req, p, &stale);
 	if (rc == PROFILE_OK) {
 		r.body_case = PROFILE__V1__RESPONSE__BODY_PROFILE;
 		r.profile = prof;
@@ -141,7 +143,7 @@ profiles_get(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn
 
 	lowercase(req->get->uid);
 	p = wire_partition(req->get->uid, WIRE_UID_LEN, partitions_count(svc->t));
-	if (!partitions_owned(svc->t, p))
+	if (!node_reads_here(svc, req, p))
 		node_forward(svc, p, req, deadline, 0, done, arg);
 	else
 		node_read(svc, get_read, req, p, deadline, done, arg);

@@ -57,12 +57,16 @@ search_ctx_free(search_ctx *c)
 	free(c);
 }
 
-/* Answers a search with the profiles of every part, most recent first. */
+/* Answers a search with the profiles of every part, most recent first
+ * (stale: how stale the copies read were, or NULL). */
 static void
-search_reply(reply_fn done, void *arg, uint64_t id, Profile__V1__Profile **found, size_t n)
+search_reply(reply_fn done, void *arg, uint64_t id, Profile__V1__Profile **found, size_t n,
+             Profile__V1__Staleness *stale)
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 	Profile__V1__SearchReply sr = PROFILE__V1__SEARCH_REPLY__INIT;
+
+	r.staleness = stale;
 
 	if (n > 1)
 		qsort(found, n, sizeof *found, cmp_recent);
@@ -110,7 +114,7 @@ search_gathered(void *arg, size_t n, const int *status, Profile__V1__Response *c
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < resp[i]->search->n_profiles; k++)
 			all[total++] = resp[i]->search->profiles[k];
-	search_reply(c->done, c->arg, c->id, all, total);
+	search_reply(c->done, c->arg, c->id, all, total, NULL);
 	free(all);
 	search_ctx_free(c);
 }
@@ -220,6 +224,7 @@ search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, rep
 	size_t np = sq->n_partitions ? sq->n_partitions : (size_t)count, nr = 0, n = 0;
 	int32_t *remote = calloc(np, sizeof *remote);
 	Profile__V1__Profile **found = NULL;
+	Profile__V1__Staleness stale, worst, *worst_p = NULL;
 	char key[WIRE_EMAIL_MAX + 1];
 	int rc = PROFILE_OK;
 	store *st;
@@ -234,10 +239,20 @@ search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, rep
 
 		if (p < 0 || p >= count) {
 			rc = PROFILE_INVALID_ARGUMENT;
+		} else if (!node_reads_here(svc, req, p)) {
+			rc = PROFILE_UNAVAILABLE; /* its owner answers for it */
 		} else if ((rc = partitions_read_begin(svc->t, p, node_min_position(req, p), &st)) == PROFILE_OK) {
 			rc = store_search(st, key, &found, &n);
 			partitions_read_end(svc->t, p);
-		} else if (rc == PROFILE_ABORTED) {
+			if (node_staleness(svc, req, p, &stale)) { /* the stalest copy read */
+				if (worst_p == NULL)
+					worst = stale;
+				worst.age_s = stale.age_s > worst.age_s ? stale.age_s : worst.age_s;
+				worst.lag = stale.lag > worst.lag ? stale.lag : worst.lag;
+				worst_p = &worst;
+			}
+		}
+		if (rc == PROFILE_ABORTED) {
 			*part = p;
 		} else if (rc == PROFILE_UNAVAILABLE && req->hops == 0 && svc->peers) {
 			remote[nr++] = p; /* not served here: ask its owner */
@@ -251,7 +266,7 @@ search_read(service *svc, const Profile__V1__Request *req, int64_t deadline, rep
 	}
 	free(remote);
 	if (rc == PROFILE_OK)
-		search_reply(done, arg, req->request_id, found, n);
+		search_reply(done, arg, req->request_id, found, n, worst_p);
 	else if (rc == PROFILE_INVALID_ARGUMENT || rc == PROFILE_INTERNAL)
 		reply_status(done, arg, req->request_id, rc,
 		             rc == PROFILE_INTERNAL ? "store read failed" : "no such partition");

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -29,8 +30,12 @@ service_new(service **out, const service_config *cfg, partitions *t)
 	svc->cfg = *cfg;
 	svc->t = t;
 	if ((svc->owned = calloc((size_t)partitions_count(t), 1)) == NULL ||
+	    (cfg->standbys > 0 && ((svc->standby = calloc((size_t)partitions_count(t), 1)) == NULL ||
+	                           (svc->follow_until = calloc((size_t)partitions_count(t), sizeof(int64_t))) == NULL)) ||
 	    pending_new(&svc->pd) != PROFILE_OK) {
 		free(svc->owned);
+		free(svc->standby);
+		free(svc->follow_until);
 		free(svc);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
@@ -124,6 +129,8 @@ service_free(service *svc)
 	 * answered, and no callback will come for it any more. */
 	pending_free(svc->pd);
 	free(svc->owned);
+	free(svc->standby);
+	free(svc->follow_until);
 	free(svc);
 }
 
@@ -333,6 +340,97 @@ read_drop(pending_call *c)
 }
 
 static const pending_ops read_ops = {read_expire, read_finish, read_drop};
+
+/* ---- standbys: the partitions this node follows without owning --------- */
+
+/* A partition no longer owned nor stood by is followed this much longer:
+ * past the longest deadline, so writes in flight to it finish first. */
+#define FOLLOW_GRACE_MS 65000
+#define STANDBY_EVERY_MS 200
+
+static int
+cmp_node_id(const void *a, const void *b)
+{
+	return strcmp(((const member_node *)a)->id, ((const member_node *)b)->id);
+}
+
+/* standby[p]: this node is one of the cfg.standbys members after p's owner
+ * in the members table, in node id order (every node works out the same). */
+static void
+standbys_refresh(service *svc)
+{
+	int32_t count = partitions_count(svc->t);
+	int *owner = calloc((size_t)count, sizeof *owner);
+	member_node *nodes = NULL, *live = NULL;
+	size_t n = 0, m = 0;
+
+	memset(svc->standby, 0, (size_t)count);
+	if (owner == NULL || svc->peers == NULL || peers_snapshot(svc->peers, &nodes, &n, owner) != PROFILE_OK ||
+	    (live = calloc(n + 1, sizeof *live)) == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (!nodes[i].leaving)
+			live[m++] = nodes[i];
+	qsort(live, m, sizeof *live, cmp_node_id);
+	for (int32_t p = 0; p < count; p++) {
+		size_t at = 0;
+		if (owner[p] < 0)
+			continue;
+		while (at < m && strcmp(live[at].id, nodes[owner[p]].id) != 0)
+			at++;
+		for (int k = 1; at < m && k <= svc->cfg.standbys && (size_t)k < m; k++)
+			if (strcmp(live[(at + (size_t)k) % m].id, svc->cfg.node_id) == 0)
+				svc->standby[p] = 1;
+	}
+out:
+	free(owner);
+	free(nodes);
+	free(live);
+}
+
+int
+service_follows(void *arg, int32_t p)
+{
+	service *svc = arg;
+	int64_t now = wire_mono_ms();
+
+	if (svc->standby == NULL)
+		return 1;
+	if (p == 0 && now >= svc->standby_at) {
+		svc->standby_at = now + STANDBY_EVERY_MS;
+		standbys_refresh(svc);
+	}
+	if (node_owns(svc, p) || svc->standby[p])
+		svc->follow_until[p] = now + FOLLOW_GRACE_MS;
+	return now < svc->follow_until[p];
+}
+
+int
+node_reads_here(service *svc, const Profile__V1__Request *req, int32_t p)
+{
+	int64_t age_ms, lag;
+
+	if (!partitions_owned(svc->t, p))
+		return 0;
+	if (svc->cfg.standbys == 0 || node_owns(svc, p))
+		return 1;
+	return req->stale_set_case == PROFILE__V1__REQUEST__STALE_SET_MAX_STALE_S &&
+	       partitions_staleness(svc->t, p, &age_ms, &lag) && age_ms <= (int64_t)req->max_stale_s * 1000;
+}
+
+Profile__V1__Staleness *
+node_staleness(service *svc, const Profile__V1__Request *req, int32_t p, Profile__V1__Staleness *st)
+{
+	int64_t age_ms, lag;
+
+	if (req->stale_set_case != PROFILE__V1__REQUEST__STALE_SET_MAX_STALE_S || node_owns(svc, p))
+		return NULL;
+	(void)partitions_staleness(svc->t, p, &age_ms, &lag);
+	profile__v1__staleness__init(st);
+	st->age_s = age_ms <= 0 ? 0 : age_ms >= (int64_t)UINT32_MAX * 1000 ? UINT32_MAX : (uint32_t)((age_ms + 999) / 1000);
+	st->lag = lag;
+	return st;
+}
 
 struct node_metrics *
 service_metrics(service *svc)

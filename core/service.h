@@ -27,6 +27,7 @@ typedef struct service_config {
 	uint32_t default_deadline_ms; /* for requests that carry none */
 	uint32_t max_deadline_ms;
 	int replicated;      /* state mode: every partition followed here */
+	int standbys;        /* partitioned mode: each partition also followed by this many other nodes */
 	uint32_t max_writes; /* writes in progress at once; past it a new one is refused at once (0: no cap) */
 	/* Fault injection, for the fencing tests only: no fence records and no
 	 * tokens (the behaviour without fencing), and a delay between a write's

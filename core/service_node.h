@@ -25,10 +25,33 @@ struct service {
 	uint64_t requests, forwards; /* atomics, for the status */
 	uint32_t writes;             /* atomic: write operations alive (write.c) */
 	node_metrics metrics;        /* answers by method (rpc.c) */
+	/* Standbys (cfg.standbys > 0), consumer thread only: the partitions
+	 * this node is a standby of, and until when each is still followed. */
+	uint8_t *standby;
+	int64_t *follow_until;
+	int64_t standby_at; /* monotonic ms: when standby[] was last worked out */
 };
 
 /* Whether the group assigned p to this node (it takes p's writes). */
 int node_owns(service *svc, int32_t p);
+
+/* 1 when a read of p (req: get or search) is answered from this node's copy
+ * rather than by p's owner: p is served here and either this node owns it,
+ * every copy answers (partitioned without standbys: only the owner holds
+ * it; replicated mode: every node), or req accepts a copy as stale as this
+ * standby's (max_stale_s). */
+int node_reads_here(service *svc, const Profile__V1__Request *req, int32_t p);
+
+/* When a read of p was answered from a copy this node does not own and
+ * req accepted a stale copy: fills *st with that copy's staleness and
+ * returns st, else NULL. */
+Profile__V1__Staleness *node_staleness(service *svc, const Profile__V1__Request *req, int32_t p,
+                                       Profile__V1__Staleness *st);
+
+/* The changelog handler's follows callback (arg: the service): a standby
+ * follows what it owns, what it is a standby of, and either for a while
+ * after (FOLLOW_GRACE_MS), so that writes in flight finish. */
+int service_follows(void *arg, int32_t p);
 
 /* Hands req (owned) to the owner of p, once: or answers UNAVAILABLE when
  * it was forwarded already, or this node is alone (a node must not answer

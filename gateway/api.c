@@ -151,6 +151,46 @@ bad:
 	return PROFILE_INVALID_ARGUMENT;
 }
 
+int
+api_parse_max_stale(const char *v, uint32_t *seconds)
+{
+	for (const char *p = v; *p;) {
+		size_t n;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		n = strcspn(p, ",");
+		if (n >= 9 && strncasecmp(p, "max-stale", 9) == 0 && (n == 9 || p[9] == '=' || p[9] == ' ')) {
+			const char *q = p + 9;
+			unsigned long long s = 0;
+			int digits = 0;
+
+			while (*q == ' ')
+				q++;
+			if (*q != '=') {
+				*seconds = UINT32_MAX;
+				return 1;
+			}
+			for (q++; *q == ' '; q++)
+				;
+			if (*q == '"')
+				q++;
+			for (; *q >= '0' && *q <= '9' && digits < 10; q++, digits++)
+				s = s * 10 + (unsigned)(*q - '0');
+			if (*q == '"')
+				q++;
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (digits == 0 || (*q != ',' && *q != '\0'))
+				return -1;
+			*seconds = s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+			return 1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
 /* A read's minimum positions, into the request. */
 static int
 prepare_positions(api_request *ar, const char *value)
@@ -380,6 +420,16 @@ api_prepare(api_request *ar, const api_context *ctx, const api_input *in)
 	if (in->min_position != NULL && (routes[r].id == R_GET || routes[r].id == R_SEARCH) &&
 	    prepare_positions(ar, in->min_position) != PROFILE_OK)
 		return;
+	if (in->cache_control != NULL && (routes[r].id == R_GET || routes[r].id == R_SEARCH)) {
+		switch (api_parse_max_stale(in->cache_control, &ar->req.max_stale_s)) {
+		case 1:
+			ar->req.stale_set_case = PROFILE__V1__REQUEST__STALE_SET_MAX_STALE_S;
+			break;
+		case -1:
+			answer_status(ar, PROFILE_INVALID_ARGUMENT, "Cache-Control: max-stale wants a number of seconds");
+			return;
+		}
+	}
 	if (uid != NULL) {
 		if (wire_check_uid(uid, &why) != PROFILE_OK) {
 			answer_status(ar, PROFILE_INVALID_ARGUMENT, why);
@@ -568,6 +618,11 @@ api_finish(api_request *ar, int call_status, const Profile__V1__Response *resp)
 		    resp->status == PROFILE__V1__STATUS__INVALID_ARGUMENT)
 			ar->resp.http = 422;
 		return;
+	}
+	if (resp->staleness != NULL) {
+		ar->resp.stale = 1;
+		ar->resp.age_s = resp->staleness->age_s;
+		ar->resp.lag = resp->staleness->lag;
 	}
 	if (resp->position != NULL)
 		snprintf(ar->resp.position, sizeof ar->resp.position, "%d:%lld", (int)resp->position->partition,

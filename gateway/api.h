@@ -28,6 +28,9 @@ typedef struct api_response {
 	char etag[32];            /* "" when none */
 	char location[64];        /* Location of a created profile, "" when none */
 	char position[48];        /* X-Profile-Position of a write, "" when none */
+	int stale;                /* a copy that may be stale answered: Age and X-Profile-Lag */
+	uint32_t age_s;
+	int64_t lag;
 	int retry_after;          /* seconds; 0 when none */
 	const char *allow;        /* Allow header for 405, else NULL */
 } api_response;
@@ -81,6 +84,7 @@ typedef struct api_input {
 	const char *if_none_match; /* the If-None-Match header, or NULL */
 	const char *content_type;  /* the Content-Type header, or NULL */
 	const char *min_position;  /* the X-Profile-Min-Position header, or NULL */
+	const char *cache_control; /* the Cache-Control header, or NULL */
 	const char *log_id;   /* the request's id (X-Request-Id, checked), carried to the core */
 	const char *body;
 	size_t body_len;
@@ -115,6 +119,11 @@ void api_request_fini(api_request *ar);
 int api_http_status(int status);
 
 #define API_POSITIONS_MAX 1024 /* positions one X-Profile-Min-Position may list */
+
+/* Reads max-stale from a Cache-Control value: 1 and *seconds when it is
+ * there (bare max-stale: any staleness, UINT32_MAX), 0 when not, -1 when
+ * its value is not a number of seconds. */
+int api_parse_max_stale(const char *cache_control, uint32_t *seconds);
 
 /* Parses an If-Match value into pre. PROFILE_OK, or PROFILE_INVALID_ARGUMENT
  * with *why set. */

@@ -93,6 +93,13 @@ queue(exchange *x)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
 	if (r->position[0])
 		MHD_add_response_header(resp, "X-Profile-Position", r->position);
+	if (r->stale) {
+		char n[24];
+		snprintf(n, sizeof n, "%u", (unsigned)r->age_s);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_AGE, n);
+		snprintf(n, sizeof n, "%lld", (long long)r->lag);
+		MHD_add_response_header(resp, "X-Profile-Lag", n);
+	}
 	if (r->etag[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
 	if (r->allow)
@@ -186,6 +193,8 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 	                 .content_type =
 	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
 	                 .min_position = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Profile-Min-Position"),
+	                 .cache_control =
+	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CACHE_CONTROL),
 	                 .log_id = x->id,
 	                 .body = x->body,
 	                 .body_len = x->len,

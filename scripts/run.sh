@@ -5,6 +5,7 @@
 #
 # Variables: PORT (gateway, 8080), RPC_PORT (first core node, 7001; node i
 # listens on RPC_PORT+i-1), NODES (3), STATE (partitioned or replicated),
+# STANDBYS (0: in partitioned mode, how many other nodes follow each partition),
 # DATA (all state, ./var), BUILD (build), PARTITIONS (12, fixed once the
 # broker's journal exists), BROKERS (use this Kafka instead of starting the
 # local broker), SESSION_MS (4000) and HEARTBEAT_MS (300): the group session
@@ -20,6 +21,7 @@ PORT=${PORT:-8080}
 RPC_PORT=${RPC_PORT:-7001}
 NODES=${NODES:-3}
 STATE=${STATE:-partitioned}
+STANDBYS=${STANDBYS:-0}
 SESSION_MS=${SESSION_MS:-4000}
 HEARTBEAT_MS=${HEARTBEAT_MS:-300}
 DATA=${DATA:-./var}
@@ -87,7 +89,7 @@ start() {
   if [ "$i" -le "$NODES" ]; then
     local addr="tcp://127.0.0.1:$((RPC_PORT + i - 1))"
     "$BUILD/profiled" --listen "$addr" --brokers "$BROKERS" --data "$DATA/core$i" \
-      --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" "${kafka_opts[@]}" &
+      --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" --standbys "$STANDBYS" "${kafka_opts[@]}" &
   else
     "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" &
   fi

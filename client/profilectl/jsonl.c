@@ -53,6 +53,5 @@ jsonl_profile_fields(FILE *out, const char *uid, const char *username, const cha
 		fputs(",\"position\":", out);
 		jsonl_string(out, position);
 	}
-	fputc('}', out);
 	return 0;
 }

@@ -58,10 +58,13 @@ static const struct {
                "--idempotency-key K (1-255 printable ASCII characters): repeating the\n"
                "command with the same K, USERNAME and EMAIL prints the profile the first\n"
                "one made instead of making another (and a lost answer is retried).\n"},
-    {"get", "usage: profilectl get [--min-position P[,P...]] UID\n\nPrints the profile with this uid.\n"
+    {"get", "usage: profilectl get [--min-position P[,P...]] [--max-stale SECONDS] UID\n\n"
+            "Prints the profile with this uid.\n"
             "--min-position: answered only by a replica that has applied these positions (the\n"
             "\"position\" a create or update printed), waiting for them within the timeout:\n"
-            "a write made through any node is then seen.\n"},
+            "a write made through any node is then seen.\n"
+            "--max-stale: when the owner cannot answer, a standby whose copy trails the log by\n"
+            "at most SECONDS may; the profile then carries \"age\" and \"lag\".\n"},
     {"update", "usage: profilectl update UID [--username U] [--email E] [--if-version N]\n\n"
                "Changes the username and/or email (at least one) and prints the whole\n"
                "profile. --if-version N: only if the profile's version is N\n"
@@ -69,10 +72,10 @@ static const struct {
     {"delete", "usage: profilectl delete UID [--if-version N]\n\n"
                "Deletes the profile and prints {\"uid\":...,\"deleted\":true}.\n"
                "--if-version N: only if the profile's version is N.\n"},
-    {"search", "usage: profilectl search [--min-position P[,P...]] EMAIL\n\n"
+    {"search", "usage: profilectl search [--min-position P[,P...]] [--max-stale SECONDS] EMAIL\n\n"
                "Prints every profile with this email (compared case-insensitively), most\n"
                "recently updated first; nothing when there is none.\n"
-               "--min-position: as for get.\n"},
+               "--min-position, --max-stale: as for get.\n"}, 
     {"watch", "usage: profilectl watch --brokers LIST [--from-beginning] [--topic NAME]\n"
               "                        [-X KEY=VALUE]...\n\n"
               "Follows the profiles topic in Kafka and prints every change as one JSON line,\n"
@@ -123,7 +126,9 @@ print_profile(const profile_info *p)
 	if (jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at,
 	                         p->updated_at, p->position) != 0)
 		return -1;
-	fputc('\n', stdout);
+	if (p->stale)
+		printf(",\"age\":%u,\"lag\":%lld", (unsigned)p->age_s, (long long)p->lag);
+	fputs("}\n", stdout);
 	fflush(stdout);
 	return 0;
 }
@@ -147,16 +152,18 @@ parse_version(const char *s, uint64_t *out)
  * -1 after printing help, -2 on a usage error. */
 static int
 command_options(int argc, char **argv, const char **username, const char **email, uint64_t *version,
-                const char **idem, const char **minpos)
+                const char **idem, profile_read_options *ro)
 {
 	static const struct option opts[] = {{"username", required_argument, NULL, 'u'},
 	                                     {"email", required_argument, NULL, 'e'},
 	                                     {"if-version", required_argument, NULL, 'v'},
 	                                     {"idempotency-key", required_argument, NULL, 'k'},
 	                                     {"min-position", required_argument, NULL, 'm'},
+	                                     {"max-stale", required_argument, NULL, 's'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int c;
+	uint64_t stale = 0;
 
 	optind = 0; /* full reset: the global options were parsed with "+" */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -177,9 +184,21 @@ command_options(int argc, char **argv, const char **username, const char **email
 			*idem = optarg;
 			break;
 		case 'm':
-			if (!minpos)
+			if (!ro)
 				goto bad;
-			*minpos = optarg;
+			ro->min_positions = optarg;
+			break;
+		case 's':
+			if (!ro || parse_version(optarg, &stale) != 0 || stale > UINT32_MAX) {
+				if (ro && strcmp(optarg, "0") == 0) {
+					stale = 0; /* only a copy at the log end */
+				} else {
+					usage_error("--max-stale wants a number of seconds, not '%s'", optarg);
+					return -2;
+				}
+			}
+			ro->allow_stale = 1;
+			ro->max_stale_s = (uint32_t)stale;
 			break;
 		case 'v':
 			if (!version || parse_version(optarg, version) != 0) {
@@ -214,7 +233,8 @@ want_operands(int argc, int first, int n, const char *cmd)
 static int
 run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 {
-	const char *cmd = argv[0], *username = NULL, *email = NULL, *idem = NULL, *minpos = NULL;
+	const char *cmd = argv[0], *username = NULL, *email = NULL, *idem = NULL;
+	profile_read_options ro = {0};
 	uint64_t version = PROFILE_ANY_VERSION;
 	profile_info *p = NULL;
 	profile_list *l = NULL;
@@ -229,7 +249,7 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	else if (strcmp(cmd, "create") == 0)
 		first = command_options(argc, argv, NULL, NULL, NULL, &idem, NULL);
 	else if (strcmp(cmd, "get") == 0 || strcmp(cmd, "search") == 0)
-		first = command_options(argc, argv, NULL, NULL, NULL, NULL, &minpos);
+		first = command_options(argc, argv, NULL, NULL, NULL, NULL, &ro);
 	else
 		first = command_options(argc, argv, NULL, NULL, NULL, NULL, NULL);
 	if (first < 0)
@@ -242,7 +262,7 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	} else if (strcmp(cmd, "get") == 0) {
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
-		rc = profile_get_at(c, argv[first], minpos, deadline_ms, &p);
+		rc = profile_get_with(c, argv[first], &ro, deadline_ms, &p);
 	} else if (strcmp(cmd, "update") == 0) {
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
@@ -262,7 +282,7 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	} else if (strcmp(cmd, "search") == 0) {
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
-		if ((rc = profile_search_at(c, argv[first], minpos, deadline_ms, &l)) == PROFILE_OK) {
+		if ((rc = profile_search_with(c, argv[first], &ro, deadline_ms, &l)) == PROFILE_OK) {
 			for (size_t i = 0; i < l->count; i++)
 				print_profile(l->items[i]);
 			profile_list_free(l);

@@ -18,9 +18,10 @@ int print_profile(const profile_info *p);
 /* jsonl.c: writes s as a JSON string; -1 (nothing written) when s is not
  * valid UTF-8. */
 int jsonl_string(FILE *out, const char *s);
-/* Writes a profile's fields as one JSON object (no newline), with
- * "position" when position is neither NULL nor ""; -1 (nothing written)
- * when a string is not valid UTF-8. */
+/* Writes a profile's fields as the start of a JSON object (the caller
+ * adds what else it wants and the closing brace), with "position" when
+ * position is neither NULL nor ""; -1 (nothing written) when a string is
+ * not valid UTF-8. */
 int jsonl_profile_fields(FILE *out, const char *uid, const char *username, const char *email, uint64_t version,
                          int64_t created_at, int64_t updated_at, const char *position);
 

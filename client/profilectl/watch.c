@@ -85,6 +85,7 @@ print_change(const rd_kafka_message_t *m)
 		fputs(",\"profile\":", stdout);
 		jsonl_profile_fields(stdout, p->uid, p->username, p->email, p->version, p->created_at,
 		                     p->updated_at, NULL);
+		fputc('}', stdout);
 		profile__v1__profile_event__free_unpacked(ev, NULL);
 	}
 	fprintf(stdout, ",\"partition\":%d,\"offset\":%lld}\n", (int)m->partition, (long long)m->offset);

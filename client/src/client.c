@@ -509,6 +509,17 @@ op_free(op *o)
 	free(o);
 }
 
+/* What a Response says about how stale the copy read was, into p. */
+static void
+note_staleness(profile_info *p, const Profile__V1__Response *resp)
+{
+	if (resp->staleness == NULL)
+		return;
+	p->stale = 1;
+	p->age_s = resp->staleness->age_s;
+	p->lag = resp->staleness->lag;
+}
+
 /* Turns a Response into the public result of the op's method. */
 static int
 result_of(const op *o, const Profile__V1__Response *resp, void **result)
@@ -533,6 +544,7 @@ result_of(const op *o, const Profile__V1__Response *resp, void **result)
 				profile_list_free(l);
 				return PROFILE_RESOURCE_EXHAUSTED;
 			}
+			note_staleness(l->items[i], resp);
 			l->count = i + 1;
 		}
 		*result = l;
@@ -542,6 +554,7 @@ result_of(const op *o, const Profile__V1__Response *resp, void **result)
 			return PROFILE_INTERNAL;
 		if ((*result = client_profile_from(resp->profile)) == NULL)
 			return PROFILE_RESOURCE_EXHAUSTED;
+		note_staleness(*result, resp);
 		if (resp->position)
 			snprintf(((profile_info *)*result)->position, PROFILE_POSITION_SIZE, "%d:%lld",
 			         (int)resp->position->partition, (long long)resp->position->offset);
@@ -695,14 +708,19 @@ profile_create_async(profile_client *c, const char *username, const char *email,
 	return profile_create_idempotent_async(c, username, email, NULL, deadline_ms, done, arg);
 }
 
-/* A read's min_positions (NULL or "": none) into o's request. */
+/* A read's options (NULL: none) into o's request. */
 static int
-set_positions(op *o, const char *min_positions)
+set_read_options(op *o, const profile_read_options *ro)
 {
 	const char *why = NULL;
+	const char *min_positions = ro ? ro->min_positions : NULL;
 	size_t n = 0;
 	int rc;
 
+	if (ro && ro->allow_stale) {
+		o->req.stale_set_case = PROFILE__V1__REQUEST__STALE_SET_MAX_STALE_S;
+		o->req.max_stale_s = ro->max_stale_s;
+	}
 	if (min_positions == NULL || min_positions[0] == '\0')
 		return PROFILE_OK;
 	rc = wire_positions_new(min_positions, POSITIONS_MAX, &o->positions, &o->position_ptrs, &n, &why);
@@ -716,19 +734,19 @@ set_positions(op *o, const char *min_positions)
 int
 profile_get_async(profile_client *c, const char *uid, uint32_t deadline_ms, profile_done_fn done, void *arg)
 {
-	return profile_get_at_async(c, uid, NULL, deadline_ms, done, arg);
+	return profile_get_with_async(c, uid, NULL, deadline_ms, done, arg);
 }
 
 int
-profile_get_at_async(profile_client *c, const char *uid, const char *min_positions, uint32_t deadline_ms,
-                     profile_done_fn done, void *arg)
+profile_get_with_async(profile_client *c, const char *uid, const profile_read_options *ro, uint32_t deadline_ms,
+                       profile_done_fn done, void *arg)
 {
 	int rc;
 	op *o = op_for_uid(c, uid, done, arg, &rc);
 
 	if (o == NULL)
 		return rc;
-	if ((rc = set_positions(o, min_positions)) != PROFILE_OK) {
+	if ((rc = set_read_options(o, ro)) != PROFILE_OK) {
 		op_free(o);
 		return rc;
 	}
@@ -798,12 +816,12 @@ int
 profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms, profile_done_fn done,
                      void *arg)
 {
-	return profile_search_at_async(c, email, NULL, deadline_ms, done, arg);
+	return profile_search_with_async(c, email, NULL, deadline_ms, done, arg);
 }
 
 int
-profile_search_at_async(profile_client *c, const char *email, const char *min_positions, uint32_t deadline_ms,
-                        profile_done_fn done, void *arg)
+profile_search_with_async(profile_client *c, const char *email, const profile_read_options *ro,
+                          uint32_t deadline_ms, profile_done_fn done, void *arg)
 {
 	op *o;
 	int rc;
@@ -818,7 +836,7 @@ profile_search_at_async(profile_client *c, const char *email, const char *min_po
 			op_free(o);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
-	if ((rc = set_positions(o, min_positions)) != PROFILE_OK) {
+	if ((rc = set_read_options(o, ro)) != PROFILE_OK) {
 		op_free(o);
 		return rc;
 	}
@@ -930,13 +948,13 @@ profile_get(profile_client *c, const char *uid, uint32_t deadline_ms, profile_in
 }
 
 int
-profile_get_at(profile_client *c, const char *uid, const char *min_positions, uint32_t deadline_ms,
-               profile_info **out)
+profile_get_with(profile_client *c, const char *uid, const profile_read_options *ro, uint32_t deadline_ms,
+                 profile_info **out)
 {
 	waiter w;
 
 	waiter_init(&w);
-	return finish_profile(&w, profile_get_at_async(c, uid, min_positions, deadline_ms, wake, &w), out);
+	return finish_profile(&w, profile_get_with_async(c, uid, ro, deadline_ms, wake, &w), out);
 }
 
 int
@@ -963,19 +981,19 @@ profile_delete(profile_client *c, const char *uid, uint64_t expected_version, ui
 int
 profile_search(profile_client *c, const char *email, uint32_t deadline_ms, profile_list **out)
 {
-	return profile_search_at(c, email, NULL, deadline_ms, out);
+	return profile_search_with(c, email, NULL, deadline_ms, out);
 }
 
 int
-profile_search_at(profile_client *c, const char *email, const char *min_positions, uint32_t deadline_ms,
-                  profile_list **out)
+profile_search_with(profile_client *c, const char *email, const profile_read_options *ro, uint32_t deadline_ms,
+                    profile_list **out)
 {
 	waiter w;
 	void *r = NULL;
 	int rc;
 
 	waiter_init(&w);
-	rc = wait_for(&w, profile_search_at_async(c, email, min_positions, deadline_ms, wake, &w), &r);
+	rc = wait_for(&w, profile_search_with_async(c, email, ro, deadline_ms, wake, &w), &r);
 	if (rc == PROFILE_OK) {
 		if (out)
 			*out = r;

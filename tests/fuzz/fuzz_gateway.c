@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const api_context ctx = {.cores = cores, .n_cores = 1};
 	Profile__V1__Response *resp;
 	api_request ar;
-	char *path, *email, *if_match, *body, *idem, *inm, *ctype, *minpos;
+	char *path, *email, *if_match, *body, *idem, *inm, *ctype, *minpos, *cache;
 	api_input in;
 	int method, status;
 
@@ -52,6 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	inm = field(&data, &size);
 	ctype = field(&data, &size);
 	minpos = field(&data, &size);
+	cache = field(&data, &size);
 	in = (api_input){.method = methods[method],
 	                 .path = path,
 	                 .email = email[0] ? email : NULL,
@@ -60,6 +61,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                 .if_none_match = inm[0] ? inm : NULL,
 	                 .content_type = ctype[0] ? ctype : NULL,
 	                 .min_position = minpos[0] ? minpos : NULL,
+	                 .cache_control = cache[0] ? cache : NULL,
 	                 .log_id = "fuzz",
 	                 .body = body,
 	                 .body_len = strlen(body)};
@@ -82,5 +84,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(inm);
 	free(ctype);
 	free(minpos);
+	free(cache);
 	return 0;
 }

@@ -727,5 +727,5 @@ class ContractProxy:
         resp = http_request(self.port, method, path, body, headers, timeout)
         if "sl-violations" in resp.headers:
             raise AssertionError("%s %s breaks the OpenAPI description: %s\n%s" %
-                                 (method, path, resp.headers["sl-violations"], data[:500]))
+                                 (method, path, resp.headers["sl-violations"], resp.body[:500]))
         return resp

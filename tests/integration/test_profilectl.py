@@ -49,6 +49,11 @@ class Profilectl(StackTest):
         self.assertEqual(self.ok("get", "--min-position", u["position"], uid)[0]["version"], 2)
         self.assertEqual(len(self.ok("search", "--min-position", u["position"] + ",0:0", "bob2@mail.com")), 1)
         self.fails(1, "INVALID_ARGUMENT", *self.core(), "get", "--min-position", "x", uid)
+        # A stale copy allowed: the owner (this single node) still answers, so no age.
+        [fresh] = self.ok("get", "--max-stale", "30", uid)
+        self.assertEqual((fresh["version"], "age" in fresh), (2, False))
+        r = self.ctl(*self.core(), "get", "--max-stale", "soon", uid)
+        self.assertEqual((r.returncode, r.stdout), (2, ""), r)
         far = u["position"].split(":")[0] + ":999999999"  # the uid's partition, never reached
         self.fails(1, "UNAVAILABLE", *self.core(), "--timeout", "0.5", "get", "--min-position", far, uid)
         msg = self.fails(1, "FAILED_PRECONDITION", *self.core(), "update", uid, "--username", "x", "--if-version", "1")

@@ -485,6 +485,37 @@ test_positions(void)
 	api_request_fini(&ar);
 }
 
+/* Cache-Control: max-stale, with or without seconds, among other directives. */
+static void
+test_max_stale(void)
+{
+	uint32_t sec = 7;
+	api_request ar;
+	api_input in = {.method = "GET", .path = "/api/search", .email = "a@mail.com", .cache_control = "max-stale=30"};
+
+	CHECK_INT(api_parse_max_stale("max-stale=30", &sec), 1);
+	CHECK_INT((int)sec, 30);
+	CHECK_INT(api_parse_max_stale("no-cache, Max-Stale = \"5\" , private", &sec), 1);
+	CHECK_INT((int)sec, 5);
+	CHECK_INT(api_parse_max_stale("max-stale", &sec), 1);
+	CHECK(sec == UINT32_MAX);
+	CHECK_INT(api_parse_max_stale("max-stale=9999999999", &sec), 1);
+	CHECK(sec == UINT32_MAX);
+	CHECK_INT(api_parse_max_stale("no-cache, max-age=0", &sec), 0);
+	CHECK_INT(api_parse_max_stale("max-staleness=3", &sec), 0);
+	CHECK_INT(api_parse_max_stale("max-stale=soon", &sec), -1);
+	CHECK_INT(api_parse_max_stale("max-stale=3x", &sec), -1);
+	api_prepare(&ar, &no_cores, &in);
+	CHECK_INT(ar.kind, API_CALL);
+	CHECK_INT(ar.req.stale_set_case, PROFILE__V1__REQUEST__STALE_SET_MAX_STALE_S);
+	CHECK_INT((int)ar.req.max_stale_s, 30);
+	api_request_fini(&ar);
+	in.cache_control = "max-stale=later";
+	api_prepare(&ar, &no_cores, &in);
+	CHECK_INT(ar.resp.http, 400);
+	api_request_fini(&ar);
+}
+
 int
 main(void)
 {
@@ -501,5 +532,6 @@ main(void)
 	test_content_types();
 	test_if_none_match();
 	test_positions();
+	test_max_stale();
 	return check_done("test_api");
 }

@@ -62,7 +62,28 @@ typedef struct profile_info {
 	 * profile_get_at and profile_search_at (read-your-writes on any
 	 * replica). "" otherwise. */
 	char position[PROFILE_POSITION_SIZE];
+	/* From a read that allowed a stale copy (profile_read_options) and was
+	 * answered by a replica that does not own the profile: stale is 1,
+	 * age_s the seconds its copy may trail the log (0 while it was at the
+	 * log end it knew), lag the records it trailed by. 0 otherwise. */
+	int stale;
+	uint32_t age_s;
+	int64_t lag;
 } profile_info;
+
+/* How a read may be answered (profile_get_with, profile_search_with). A
+ * zeroed struct (or NULL) reads as profile_get and profile_search do. */
+typedef struct profile_read_options {
+	/* Positions (profile_info.position values, comma-separated) the
+	 * answering replica must have applied; it waits for them within the
+	 * deadline. NULL or "": none. */
+	const char *min_positions;
+	/* 1: when the owner cannot answer (failing over, unreachable), a
+	 * standby or replica whose copy trails the log by at most max_stale_s
+	 * seconds may (HTTP Cache-Control: max-stale). */
+	int allow_stale;
+	uint32_t max_stale_s;
+} profile_read_options;
 
 /* Search results, most recently updated first. The list owns its items
  * (freed with it by profile_list_free). */
@@ -156,16 +177,17 @@ PROFILE_API int profile_delete(profile_client *c, const char *uid, uint64_t expe
 PROFILE_API int profile_search(profile_client *c, const char *email, uint32_t deadline_ms,
                                profile_list **out);
 
-/* profile_get and profile_search answered only by a replica that has
- * applied every position in min_positions (profile_info.position values,
- * comma-separated; NULL or "": none), which waits for them within the
- * deadline: a write made through any node is then seen, in both state
- * modes. PROFILE_INVALID_ARGUMENT for a malformed list; PROFILE_UNAVAILABLE
- * when no replica reached them in time. */
-PROFILE_API int profile_get_at(profile_client *c, const char *uid, const char *min_positions,
-                               uint32_t deadline_ms, profile_info **out);
-PROFILE_API int profile_search_at(profile_client *c, const char *email, const char *min_positions,
-                                  uint32_t deadline_ms, profile_list **out);
+/* profile_get and profile_search with read options (ro may be NULL): with
+ * min_positions, answered only by a replica that has applied them (a write
+ * made through any node is then seen, in both state modes;
+ * PROFILE_INVALID_ARGUMENT for a malformed list, PROFILE_UNAVAILABLE when
+ * no replica reached them in time); with allow_stale, by a standby within
+ * max_stale_s when the owner cannot (the profile says so: stale, age_s,
+ * lag). */
+PROFILE_API int profile_get_with(profile_client *c, const char *uid, const profile_read_options *ro,
+                                 uint32_t deadline_ms, profile_info **out);
+PROFILE_API int profile_search_with(profile_client *c, const char *email, const profile_read_options *ro,
+                                    uint32_t deadline_ms, profile_list **out);
 
 /* ---- calls (asynchronous) ---------------------------------------------- */
 
@@ -197,10 +219,10 @@ PROFILE_API int profile_update_async(profile_client *c, const char *uid, const c
                                      profile_done_fn done, void *arg);
 PROFILE_API int profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version,
                                      uint32_t deadline_ms, profile_done_fn done, void *arg);
-PROFILE_API int profile_get_at_async(profile_client *c, const char *uid, const char *min_positions,
-                                     uint32_t deadline_ms, profile_done_fn done, void *arg);
-PROFILE_API int profile_search_at_async(profile_client *c, const char *email, const char *min_positions,
-                                        uint32_t deadline_ms, profile_done_fn done, void *arg);
+PROFILE_API int profile_get_with_async(profile_client *c, const char *uid, const profile_read_options *ro,
+                                       uint32_t deadline_ms, profile_done_fn done, void *arg);
+PROFILE_API int profile_search_with_async(profile_client *c, const char *email, const profile_read_options *ro,
+                                          uint32_t deadline_ms, profile_done_fn done, void *arg);
 PROFILE_API int profile_search_async(profile_client *c, const char *email, uint32_t deadline_ms,
                                      profile_done_fn done, void *arg);
 
