@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from harness import BUILD, Stack, all_active_on, free_port, java_partition, wait_for  # noqa: E402
 from test_cluster import journal_partitions  # noqa: E402
+from test_standbys import reads_through_a_kill  # noqa: E402
 
 D = float(os.environ.get("BENCH_SECONDS", "10"))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -242,6 +243,25 @@ def main():
     finally:
         three.stop()
         three.destroy()
+
+    # ---- reads through a failover: standbys and max-stale ----------------
+    sb = Stack(nodes=3, partitions=6)
+    sb.core_args = {i: ("--standbys", "1") for i in (1, 2, 3)}
+    sb.gateway_args = ["--timeout-ms", "1000"]
+    sb.start()
+    try:
+        wait_for(lambda: all(len(p["replicas"]) >= 2 for p in sb.cluster()["partitions"]), 120, "standbys")
+        owner = {p["partition"]: p["owner"] for p in sb.cluster()["partitions"]}
+        made = [sb.create("fo%d" % i, "fo%d@bench.example" % i) for i in range(60)]
+        victims = [p for p in made if owner[java_partition(p["uid"], 6)] == "node3"]
+        fo, tally, _, _ = reads_through_a_kill(sb, victims, 3)
+        share = {k: 100.0 * v[200] / max(1, sum(v.values())) for k, v in tally.items()}
+        row("reads 200 through a kill -9, max-stale, standbys 1", share[True], "%", share[False], "100%",
+            share[True] == 100.0, "baseline: the same reads without max-stale; %s vs %s; 1 s deadline; failover %.1f s"
+            % (dict(tally[True]), dict(tally[False]), fo))
+    finally:
+        sb.stop()
+        sb.destroy()
 
     print()
     print("%-46s %12s %-10s %12s %6s  %-42s %-4s %s" % ("measure", "value", "unit", "baseline", "ratio", "aim", "met", "notes"))

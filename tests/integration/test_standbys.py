@@ -35,39 +35,7 @@ class Standbys(StackTest):
         made = [s.create("sb%d" % i, "sb%d@mail.com" % i) for i in range(60)]
         victims = [p for p in made if owner[java_partition(p["uid"], self.partitions)] == "node3"]
         self.assertTrue(victims)
-        tally = {True: collections.Counter(), False: collections.Counter()}
-        stale_headers, odd, stop = [], [], threading.Event()
-
-        def reader(stale):
-            i = 0
-            while not stop.is_set():
-                p = victims[i % len(victims)]
-                i += 1
-                h = {"Cache-Control": "max-stale=60"} if stale else {}
-                try:
-                    r = s.request("GET", "/api/profile/" + p["uid"], headers=h, timeout=10)
-                except OSError as e:
-                    odd.append(repr(e))
-                    continue
-                tally[stale][r.status] += 1
-                if r.status == 200 and r.json != p:
-                    odd.append(r)
-                if stale and "age" in r.headers:
-                    stale_headers.append((r.headers["age"], r.headers.get("x-profile-lag")))
-        threads = [threading.Thread(target=reader, args=(k % 2 == 0,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        try:
-            time.sleep(1)
-            s.cores[3].stop(signal.SIGKILL)
-            killed = time.monotonic()
-            wait_for(lambda: all_active_on(s, {"node1", "node2"}), 60, "the killed node's partitions active elsewhere")
-            failover = time.monotonic() - killed
-            time.sleep(1)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(30)
+        failover, tally, stale_headers, odd = reads_through_a_kill(s, victims, 3)
         share = {k: 100.0 * v[200] / max(1, sum(v.values())) for k, v in tally.items()}
         print("failover %.1f s; reads of the killed node's profiles answered 200: with max-stale %.1f%% %s, "
               "without %.1f%% %s" % (failover, share[True], dict(tally[True]), share[False], dict(tally[False])))
@@ -85,6 +53,49 @@ class Replicated(Standbys):
     core_args = {}
     state = "replicated"
     copies = 3
+
+
+def reads_through_a_kill(s, victims, node):
+    """Four reader threads on the profiles victims (two with max-stale=60,
+    two without) from 1 s before a kill -9 of core node until 1 s after its
+    partitions are active on the others. Returns the failover time, the
+    statuses per kind ({True: stale-allowed, False: default}), the Age and
+    X-Profile-Lag pairs seen, and anything odd."""
+    others = {"node%d" % i for i in s.cores if i != node}
+    tally = {True: collections.Counter(), False: collections.Counter()}
+    stale_headers, odd, stop = [], [], threading.Event()
+
+    def reader(stale):
+        i = 0
+        while not stop.is_set():
+            p = victims[i % len(victims)]
+            i += 1
+            h = {"Cache-Control": "max-stale=60"} if stale else {}
+            try:
+                r = s.request("GET", "/api/profile/" + p["uid"], headers=h, timeout=10)
+            except OSError as e:
+                odd.append(repr(e))
+                continue
+            tally[stale][r.status] += 1
+            if r.status == 200 and r.json != p:
+                odd.append(r)
+            if stale and "age" in r.headers:
+                stale_headers.append((r.headers["age"], r.headers.get("x-profile-lag")))
+    threads = [threading.Thread(target=reader, args=(k % 2 == 0,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)
+        s.cores[node].stop(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: all_active_on(s, others), 60, "the killed node's partitions active elsewhere")
+        failover = time.monotonic() - killed
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    return failover, tally, stale_headers, odd
 
 
 if __name__ == "__main__":
