@@ -35,6 +35,10 @@ struct profile_client {
 	 * request for a uid goes straight to its owner (no forward). */
 	int32_t route_count;                 /* 0: no table yet */
 	int16_t route[ROUTE_MAX_PARTITIONS]; /* index into ch, or -1 */
+	/* Per partition, the freshest active copy that is not the owner's (the
+	 * least lag in the cluster view): where a read that accepts a stale
+	 * answer goes when the owner did not take it. Index into ch, or -1. */
+	int16_t fresh[ROUTE_MAX_PARTITIONS];
 	char **addrs;
 	nng_aio *route_timer;
 	int closing;
@@ -147,8 +151,21 @@ route_rearm(profile_client *c)
 		nng_sleep_aio(ROUTE_REFRESH_MS, c->route_timer);
 }
 
-/* Reads the cluster view into the table: each partition's owner, as an
- * index into this handle's addresses (-1 when the owner is not one of them). */
+/* The index of node_id's address among this handle's, or -1. */
+static int16_t
+address_of(const profile_client *c, const Profile__V1__ClusterReply *cr, const char *node_id)
+{
+	for (size_t k = 0; k < cr->n_nodes; k++)
+		if (strcmp(cr->nodes[k]->node_id, node_id) == 0)
+			for (size_t a = 0; a < c->n; a++)
+				if (strcmp(c->addrs[a], cr->nodes[k]->address) == 0)
+					return (int16_t)a;
+	return -1;
+}
+
+/* Reads the cluster view into the table: each partition's owner, and its
+ * freshest other active copy, as indexes into this handle's addresses (-1
+ * when none is one of them). */
 static void
 on_route_answer(void *arg, int status, Profile__V1__Response *resp)
 {
@@ -161,16 +178,23 @@ on_route_answer(void *arg, int status, Profile__V1__Response *resp)
 
 		for (size_t i = 0; i < cr->n_partitions; i++) {
 			const Profile__V1__ClusterPartition *p = cr->partitions[i];
-			int16_t idx = -1;
+			int16_t fresh = -1;
+			int64_t least = INT64_MAX;
 
 			if (p->partition < 0 || p->partition >= cr->partition_count)
 				continue;
-			for (size_t k = 0; k < cr->n_nodes && idx < 0; k++)
-				if (strcmp(cr->nodes[k]->node_id, p->owner) == 0)
-					for (size_t a = 0; a < c->n; a++)
-						if (strcmp(c->addrs[a], cr->nodes[k]->address) == 0)
-							idx = (int16_t)a;
-			__atomic_store_n(&c->route[p->partition], idx, __ATOMIC_RELAXED);
+			__atomic_store_n(&c->route[p->partition], address_of(c, cr, p->owner), __ATOMIC_RELAXED);
+			for (size_t r = 0; r < p->n_replicas; r++) {
+				const Profile__V1__ClusterReplica *rep = p->replicas[r];
+				int16_t at;
+				if (strcmp(rep->node_id, p->owner) == 0 || rep->lag >= least ||
+				    rep->state != PROFILE__V1__PARTITION_STATE__STATE__ACTIVE ||
+				    (at = address_of(c, cr, rep->node_id)) < 0)
+					continue;
+				fresh = at;
+				least = rep->lag;
+			}
+			__atomic_store_n(&c->fresh[p->partition], fresh, __ATOMIC_RELAXED);
 		}
 		__atomic_store_n(&c->route_count, cr->partition_count, __ATOMIC_RELEASE);
 	}
@@ -199,7 +223,7 @@ route_start(profile_client *c, const char *const *addrs)
 		if ((c->addrs[i] = strdup(addrs[i])) == NULL)
 			return PROFILE_RESOURCE_EXHAUSTED;
 	for (int i = 0; i < ROUTE_MAX_PARTITIONS; i++)
-		c->route[i] = -1;
+		c->route[i] = c->fresh[i] = -1;
 	profile__v1__request__init(&c->route_req);
 	profile__v1__cluster_request__init(&c->route_body);
 	c->route_req.body_case = PROFILE__V1__REQUEST__BODY_CLUSTER;
@@ -209,6 +233,8 @@ route_start(profile_client *c, const char *const *addrs)
 	nng_sleep_aio(0, c->route_timer); /* first refresh now */
 	return PROFILE_OK;
 }
+
+static int stale_copy(profile_client *c, const Profile__V1__Request *req);
 
 /* The address to try first for req: the owner of its uid (or of a keyed
  * create's key) when known and connected, else the next connected one. */
@@ -243,8 +269,26 @@ first_address(profile_client *c, const Profile__V1__Request *req)
 		    __atomic_load_n(&c->route[wire_partition(uid, strlen(uid), count)], __ATOMIC_RELAXED);
 		if (idx >= 0 && (size_t)idx < c->n && call_channel_usable(c->ch[idx]))
 			return (size_t)idx;
+		if ((idx = (int16_t)stale_copy(c, req)) >= 0)
+			return (size_t)idx; /* the owner is unreachable: its freshest copy */
 	}
 	return pick(c, rr);
+}
+
+/* A get that accepts a stale answer, after its first try: the freshest
+ * other copy of its partition, when known and connected; else -1. */
+static int
+stale_copy(profile_client *c, const Profile__V1__Request *req)
+{
+	int32_t count = __atomic_load_n(&c->route_count, __ATOMIC_ACQUIRE);
+	int16_t idx;
+
+	if (count <= 0 || req->body_case != PROFILE__V1__REQUEST__BODY_GET ||
+	    req->stale_set_case != PROFILE__V1__REQUEST__STALE_SET_MAX_STALE_S)
+		return -1;
+	idx = __atomic_load_n(&c->fresh[wire_partition(req->get->uid, strlen(req->get->uid), count)],
+	                      __ATOMIC_RELAXED);
+	return idx >= 0 && (size_t)idx < c->n && call_channel_usable(c->ch[idx]) ? idx : -1;
 }
 
 /* ---- the raw call, with retries ---------------------------------------- */
@@ -264,6 +308,17 @@ typedef struct attempt {
 } attempt;
 
 static void attempt_send(attempt *a);
+
+/* Where a retry goes: for a get that accepts a stale answer, the freshest
+ * other copy of its partition (after the owner's try), else the next
+ * address. */
+static size_t
+next_address(attempt *a)
+{
+	int idx = a->tries == 1 ? stale_copy(a->c, a->req) : -1;
+
+	return idx >= 0 && (size_t)idx != a->idx ? (size_t)idx : pick(a->c, a->idx + 1);
+}
 
 static void
 attempt_finish(attempt *a, int status, Profile__V1__Response *resp)
@@ -367,7 +422,7 @@ on_answer(void *arg, int status, Profile__V1__Response *resp)
 	}
 	if (resp)
 		profile__v1__response__free_unpacked(resp, NULL);
-	a->idx = pick(a->c, a->idx + 1);
+	a->idx = next_address(a);
 	if (backoff == 0) {
 		attempt_send(a);
 		return;
