@@ -70,7 +70,7 @@ static const struct {
                "profile. --if-version N: only if the profile's version is N\n"
                "(else FAILED_PRECONDITION and nothing changes).\n"},
     {"delete", "usage: profilectl delete UID [--if-version N]\n\n"
-               "Deletes the profile and prints {\"uid\":...,\"deleted\":true}.\n"
+               "Deletes the profile and prints {\"uid\":...,\"deleted\":true,\"position\":...}.\n"
                "--if-version N: only if the profile's version is N.\n"},
     {"search", "usage: profilectl search [--min-position P[,P...]] [--max-stale SECONDS] EMAIL\n\n"
                "Prints every profile with this email (compared case-insensitively), most\n"
@@ -272,11 +272,18 @@ run(profile_client *c, uint32_t deadline_ms, int argc, char **argv)
 	} else if (strcmp(cmd, "delete") == 0) {
 		if (want_operands(argc, first, 1, cmd))
 			return 2;
-		if ((rc = profile_delete(c, argv[first], version, deadline_ms)) == PROFILE_OK) {
+		char position[PROFILE_POSITION_SIZE];
+
+		if ((rc = profile_delete_at(c, argv[first], version, deadline_ms, position)) == PROFILE_OK) {
 			fputs("{\"uid\":", stdout);
 			if (jsonl_string(stdout, argv[first]) != 0)
 				fputs("null", stdout); /* the service took it, so this cannot happen */
-			fputs(",\"deleted\":true}\n", stdout);
+			fputs(",\"deleted\":true", stdout);
+			if (position[0]) {
+				fputs(",\"position\":", stdout);
+				jsonl_string(stdout, position);
+			}
+			fputs("}\n", stdout);
 			return 0;
 		}
 	} else if (strcmp(cmd, "search") == 0) {

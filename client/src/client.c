@@ -546,6 +546,7 @@ typedef struct op {
 	char *username, *email, *idem;
 	Profile__V1__Position *positions; /* a read's min_positions */
 	Profile__V1__Position **position_ptrs;
+	int want_position; /* a delete that answers where it landed */
 	profile_done_fn done;
 	void *arg;
 } op;
@@ -584,6 +585,16 @@ result_of(const op *o, const Profile__V1__Response *resp, void **result)
 	*result = NULL;
 	switch (o->req.body_case) {
 	case PROFILE__V1__REQUEST__BODY_DELETE:
+		if (o->want_position) {
+			profile_info *gone = calloc(1, sizeof *gone);
+			if (gone == NULL)
+				return PROFILE_RESOURCE_EXHAUSTED;
+			snprintf(gone->uid, sizeof gone->uid, "%s", o->uid);
+			if (resp->position)
+				snprintf(gone->position, sizeof gone->position, "%d:%lld", (int)resp->position->partition,
+				         (long long)resp->position->offset);
+			*result = gone;
+		}
 		return PROFILE_OK;
 	case PROFILE__V1__REQUEST__BODY_SEARCH:
 		if (resp->body_case != PROFILE__V1__RESPONSE__BODY_SEARCH)
@@ -850,21 +861,36 @@ profile_update_async(profile_client *c, const char *uid, const char *username, c
 	return op_start(c, o, deadline_ms, CLIENT_WRITE);
 }
 
-int
-profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version, uint32_t deadline_ms,
-                     profile_done_fn done, void *arg)
+static int
+delete_start(profile_client *c, const char *uid, uint64_t expected_version, uint32_t deadline_ms,
+             int want_position, profile_done_fn done, void *arg)
 {
 	int rc;
 	op *o = op_for_uid(c, uid, done, arg, &rc);
 
 	if (o == NULL)
 		return rc;
+	o->want_position = want_position;
 	profile__v1__delete_request__init(&o->body.del);
 	o->body.del.uid = o->uid;
 	set_precondition(o, expected_version, &o->body.del.precondition);
 	o->req.body_case = PROFILE__V1__REQUEST__BODY_DELETE;
 	o->req.delete_ = &o->body.del;
 	return op_start(c, o, deadline_ms, CLIENT_WRITE);
+}
+
+int
+profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version, uint32_t deadline_ms,
+                     profile_done_fn done, void *arg)
+{
+	return delete_start(c, uid, expected_version, deadline_ms, 0, done, arg);
+}
+
+int
+profile_delete_at_async(profile_client *c, const char *uid, uint64_t expected_version, uint32_t deadline_ms,
+                        profile_done_fn done, void *arg)
+{
+	return delete_start(c, uid, expected_version, deadline_ms, 1, done, arg);
 }
 
 int
@@ -1021,6 +1047,22 @@ profile_update(profile_client *c, const char *uid, const char *username, const c
 	waiter_init(&w);
 	return finish_profile(
 	    &w, profile_update_async(c, uid, username, email, expected_version, deadline_ms, wake, &w), out);
+}
+
+int
+profile_delete_at(profile_client *c, const char *uid, uint64_t expected_version, uint32_t deadline_ms,
+                  char *position)
+{
+	waiter w;
+	void *r = NULL;
+	int rc;
+
+	waiter_init(&w);
+	rc = wait_for(&w, profile_delete_at_async(c, uid, expected_version, deadline_ms, wake, &w), &r);
+	if (rc == PROFILE_OK && position)
+		snprintf(position, PROFILE_POSITION_SIZE, "%s", ((profile_info *)r)->position);
+	profile_free(r);
+	return rc;
 }
 
 int

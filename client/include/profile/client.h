@@ -59,7 +59,7 @@ typedef struct profile_info {
 	int64_t created_at; /* Unix milliseconds */
 	int64_t updated_at; /* Unix milliseconds */
 	/* From a create or update that wrote a record: where it landed, for
-	 * profile_get_at and profile_search_at (read-your-writes on any
+	 * profile_read_options.min_positions (read-your-writes on any
 	 * replica). "" otherwise. */
 	char position[PROFILE_POSITION_SIZE];
 	/* From a read that allowed a stale copy (profile_read_options) and was
@@ -171,6 +171,12 @@ PROFILE_API int profile_update(profile_client *c, const char *uid, const char *u
 PROFILE_API int profile_delete(profile_client *c, const char *uid, uint64_t expected_version,
                                uint32_t deadline_ms);
 
+/* profile_delete that also gives, on PROFILE_OK, where the delete landed
+ * (PROFILE_POSITION_SIZE bytes into position, for profile_get_with's
+ * min_positions: a read then sees the profile gone on any replica). */
+PROFILE_API int profile_delete_at(profile_client *c, const char *uid, uint64_t expected_version,
+                                  uint32_t deadline_ms, char *position);
+
 /* Finds the profiles whose email equals email, compared case-insensitively.
  * On PROFILE_OK *out is the list (count 0 when none), most recently updated
  * first. */
@@ -219,6 +225,10 @@ PROFILE_API int profile_update_async(profile_client *c, const char *uid, const c
                                      profile_done_fn done, void *arg);
 PROFILE_API int profile_delete_async(profile_client *c, const char *uid, uint64_t expected_version,
                                      uint32_t deadline_ms, profile_done_fn done, void *arg);
+/* Completes with a profile_info * holding only uid and position (release
+ * it with profile_free). */
+PROFILE_API int profile_delete_at_async(profile_client *c, const char *uid, uint64_t expected_version,
+                                        uint32_t deadline_ms, profile_done_fn done, void *arg);
 PROFILE_API int profile_get_with_async(profile_client *c, const char *uid, const profile_read_options *ro,
                                        uint32_t deadline_ms, profile_done_fn done, void *arg);
 PROFILE_API int profile_search_with_async(profile_client *c, const char *email, const profile_read_options *ro,
