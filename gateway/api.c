@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "assets.h"
+#include "tokens.h"
 
 /* /readyz and /api/cluster answer within this, whatever a node does: a
  * probe that waits is worse than one that says "not ready". */
@@ -209,6 +210,35 @@ prepare_positions(api_request *ar, const char *value)
 	return PROFILE_OK;
 }
 
+/* With tokens configured: lets the request through (1) or answers it 401
+ * or 403 (0). /healthz and /readyz are always open; the operators' views
+ * only with --protect-operations. */
+static int
+authorized(api_request *ar, const api_context *ctx, route_id id, const char *authorization)
+{
+	int need, scope;
+
+	if (ctx == NULL || ctx->tokens == NULL || id == R_HEALTH || id == R_READY)
+		return 1;
+	need = id == R_CREATE || id == R_UPDATE || id == R_DELETE ? SCOPE_WRITE : SCOPE_READ;
+	if (!ctx->protect_operations && (id == R_CLUSTER || id == R_METRICS || id == R_PAGE || id == R_OPENAPI))
+		return 1;
+	scope = tokens_scope(ctx->tokens, authorization);
+	if (scope == SCOPE_NONE) {
+		answer(ar, 401, "UNAUTHENTICATED",
+		       authorization ? "the bearer token is not valid" : "a bearer token is required (Authorization: Bearer ...)");
+		ar->resp.www_authenticate = authorization ? "Bearer realm=\"profile-service\", error=\"invalid_token\""
+		                                          : "Bearer realm=\"profile-service\"";
+		return 0;
+	}
+	if (scope < need) {
+		answer(ar, 403, "PERMISSION_DENIED", "this token may read but not write");
+		ar->resp.www_authenticate = "Bearer realm=\"profile-service\", error=\"insufficient_scope\"";
+		return 0;
+	}
+	return 1;
+}
+
 /* Finds the route for method + path: its index, or -404 / -405 with *allow
  * naming the methods of a matching path. */
 static int
@@ -404,6 +434,8 @@ api_prepare(api_request *ar, const api_context *ctx, const api_input *in)
 		return;
 	}
 	ar->route = r;
+	if (!authorized(ar, ctx, routes[r].id, in->authorization))
+		return;
 	if (too_large) {
 		answer(ar, 413, "PAYLOAD_TOO_LARGE", "request body is over 64 KiB");
 		return;

@@ -33,6 +33,7 @@ typedef struct api_response {
 	int64_t lag;
 	int retry_after;          /* seconds; 0 when none */
 	const char *allow;        /* Allow header for 405, else NULL */
+	const char *www_authenticate; /* WWW-Authenticate for 401 and 403, else NULL */
 } api_response;
 
 typedef enum { API_ANSWER, API_CALL } api_kind;
@@ -44,6 +45,8 @@ typedef struct api_context {
 	size_t n_cores;
 	const gateway_metrics *metrics; /* the gateway's counters, for /metrics */
 	const int *waiting;             /* requests waiting now: reads [0], writes [1] */
+	const struct token_table *tokens; /* NULL: every caller is let in */
+	int protect_operations;           /* with tokens: /api/cluster, /metrics, / and /openapi.json want one too */
 } api_context;
 
 typedef struct api_request {
@@ -85,6 +88,7 @@ typedef struct api_input {
 	const char *content_type;  /* the Content-Type header, or NULL */
 	const char *min_position;  /* the X-Profile-Min-Position header, or NULL */
 	const char *cache_control; /* the Cache-Control header, or NULL */
+	const char *authorization; /* the Authorization header, or NULL */
 	const char *log_id;   /* the request's id (X-Request-Id, checked), carried to the core */
 	const char *body;
 	size_t body_len;

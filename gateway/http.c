@@ -104,6 +104,8 @@ queue(exchange *x)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
 	if (r->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->www_authenticate)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
 	if (r->retry_after > 0) {
 		snprintf(retry, sizeof retry, "%d", r->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
@@ -195,6 +197,8 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
 	                 .min_position = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Profile-Min-Position"),
 	                 .cache_control =
 	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CACHE_CONTROL),
+	                 .authorization =
+	                     MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
 	                 .log_id = x->id,
 	                 .body = x->body,
 	                 .body_len = x->len,
@@ -289,6 +293,8 @@ http_server_open(http_server **out, const http_config *cfg, profile_client *clie
 	srv->api.cores = cfg->cores;
 	srv->api.n_cores = cfg->n_cores;
 	srv->api.metrics = &srv->metrics;
+	srv->api.tokens = cfg->tokens;
+	srv->api.protect_operations = cfg->protect_operations;
 	srv->api.waiting = srv->waiting;
 	if (getrandom(&srv->boot, sizeof srv->boot, 0) != sizeof srv->boot)
 		srv->boot = (uint32_t)wire_now_ms() ^ (uint32_t)getpid();

@@ -26,6 +26,8 @@ typedef struct http_config {
 	uint32_t call_timeout_ms; /* deadline of each RPC */
 	const char *const *cores; /* the core addresses given (for /readyz) */
 	size_t n_cores;
+	const struct token_table *tokens; /* bearer tokens, or NULL: no authentication */
+	int protect_operations;           /* tokens also for the operators' views */
 } http_config;
 
 /* Starts serving. PROFILE_OK and *out; PROFILE_UNAVAILABLE when the port

@@ -14,8 +14,10 @@
 #include "cli.h"
 #include "http.h"
 #include "log.h"
+#include "tokens.h"
 
-static const char *opt_address, *opt_log_level;
+static const char *opt_address, *opt_log_level, *opt_tokens;
+static int opt_protect_ops;
 static const char **opt_cores;
 static long opt_port, opt_threads, opt_timeout_ms, opt_conn_timeout, opt_max_conn, opt_max_per_source,
     opt_max_waiting;
@@ -42,6 +44,13 @@ static cli_option options[] = {
      &opt_max_waiting},
     {"log-level", 0, "PROFILE_GATEWAY_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
      &opt_log_level},
+    {"tokens", 0, "PROFILE_GATEWAY_TOKENS", CLI_STRING, NULL, "FILE",
+     "bearer tokens, one per line: TOKEN read|write [NAME]; with them, a request without a valid token "
+     "is 401 and a write with a read token 403 (/healthz and /readyz stay open)",
+     &opt_tokens},
+    {"protect-operations", 0, "PROFILE_GATEWAY_PROTECT_OPERATIONS", CLI_FLAG, NULL, NULL,
+     "with --tokens: /api/cluster, /metrics, the cluster page and /openapi.json want a token too",
+     &opt_protect_ops},
 };
 
 static void
@@ -78,6 +87,7 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	size_t ncores = 0;
 	int rc, sig, level = -1;
+	token_table *tokens = NULL;
 
 	log_set_name("gateway");
 	rc = cli_parse(argc, argv, "profile-gateway --core URL [OPTIONS]",
@@ -99,6 +109,16 @@ main(int argc, char **argv)
 		                "(see --help)\n");
 		return 2;
 	}
+	if (opt_tokens != NULL) {
+		char why[512];
+		if ((rc = tokens_load(&tokens, opt_tokens, why, sizeof why)) != PROFILE_OK) {
+			fprintf(stderr, "profile-gateway: --tokens: %s\n", why);
+			return 2;
+		}
+	} else if (opt_protect_ops) {
+		fprintf(stderr, "profile-gateway: --protect-operations wants --tokens\n");
+		return 2;
+	}
 	raise_fd_limit((rlim_t)opt_max_conn + 256);
 	log_set_level(level);
 	while (opt_cores[ncores])
@@ -112,6 +132,7 @@ main(int argc, char **argv)
 
 	if ((rc = profile_client_open(&client, opt_cores, ncores, NULL)) != PROFILE_OK) {
 		log_error("cannot use the core addresses given (%s)", profile_status_name(rc));
+		tokens_free(tokens);
 		return 2;
 	}
 	{
@@ -124,6 +145,8 @@ main(int argc, char **argv)
 		    .max_per_source = (unsigned)opt_max_per_source,
 		    .max_waiting = (unsigned)opt_max_waiting,
 		    .call_timeout_ms = (uint32_t)opt_timeout_ms,
+		    .tokens = tokens,
+		    .protect_operations = opt_protect_ops,
 		    .cores = opt_cores,
 		    .n_cores = ncores,
 		};
@@ -131,16 +154,20 @@ main(int argc, char **argv)
 			log_error("cannot listen on %s:%ld (%s)", opt_address, opt_port,
 			          rc == PROFILE_INVALID_ARGUMENT ? "bad address" : "in use or not allowed");
 			profile_client_close(client);
+			tokens_free(tokens);
 			return 1;
 		}
 	}
-	log_info("serving http://%s:%ld/ for %zu core node(s)", opt_address, opt_port, ncores);
+	log_info("serving http://%s:%ld/ for %zu core node(s)%s", opt_address, opt_port, ncores,
+	         tokens ? (opt_protect_ops ? "; bearer tokens wanted, operations too" : "; bearer tokens wanted")
+	                : "");
 	sigwait(&sigs, &sig);
 	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	http_server_close(srv);
 	/* Closing the channels to the cores may hang in nng 1.5.2: never
 	 * past 2 s. */
 	bounded_run(close_client, client, 2000, "closing the channels to the cores");
+	tokens_free(tokens);
 	log_info("stopped");
 	return 0;
 }

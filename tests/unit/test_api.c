@@ -1,7 +1,10 @@
 /* test_api.c: the REST API's rules without HTTP (gateway/api.c, json.c). */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "api.h"
+#include "tokens.h"
 #include "check.h"
 
 static const char *uid = "74292b21-0fbb-4f1d-a18f-fa80f947fa5d";
@@ -516,6 +519,36 @@ test_max_stale(void)
 	api_request_fini(&ar);
 }
 
+/* Token files and bearer lookups. */
+static void
+test_tokens(void)
+{
+	char path[] = "/tmp/test_api_tokens.XXXXXX", why[256];
+	token_table *t = NULL;
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs("# comment\n\nreader-0123456789abcdef read a\nwriter-0123456789abcdef write\n", f);
+	fclose(f);
+	CHECK_INT(tokens_load(&t, path, why, sizeof why), PROFILE_OK);
+	CHECK_INT((int)tokens_count(t), 2);
+	CHECK_INT(tokens_scope(t, "Bearer reader-0123456789abcdef"), SCOPE_READ);
+	CHECK_INT(tokens_scope(t, "bearer  writer-0123456789abcdef"), SCOPE_WRITE);
+	CHECK_INT(tokens_scope(t, "Bearer writer-0123456789abcde"), SCOPE_NONE);  /* a prefix */
+	CHECK_INT(tokens_scope(t, "Bearer writer-0123456789abcdefg"), SCOPE_NONE); /* longer */
+	CHECK_INT(tokens_scope(t, "Basic reader-0123456789abcdef"), SCOPE_NONE);
+	CHECK_INT(tokens_scope(t, NULL), SCOPE_NONE);
+	CHECK_INT(tokens_scope(t, "Bearer "), SCOPE_NONE);
+	tokens_free(t);
+	f = fopen(path, "w");
+	fputs("tooshort read\n", f);
+	fclose(f);
+	CHECK_INT(tokens_load(&t, path, why, sizeof why), PROFILE_INVALID_ARGUMENT);
+	CHECK(strstr(why, "line 1") != NULL && strstr(why, "tooshort") == NULL);
+	unlink(path);
+	CHECK_INT(tokens_load(&t, path, why, sizeof why), PROFILE_INVALID_ARGUMENT);
+}
+
 int
 main(void)
 {
@@ -533,5 +566,6 @@ main(void)
 	test_if_none_match();
 	test_positions();
 	test_max_stale();
+	test_tokens();
 	return check_done("test_api");
 }
