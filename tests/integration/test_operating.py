@@ -9,7 +9,7 @@ import re
 import subprocess
 import time
 
-from harness import BUILD, StackTest, java_partition, main, wait_for
+from harness import BUILD, StackTest, all_active_on, java_partition, main, wait_for
 
 
 def samples(text):
@@ -41,8 +41,14 @@ class Operating(StackTest):
         return r.body
 
     def owned_by(self, node, email):
-        """A profile created until one lands on a partition node owns."""
-        owned = {p["partition"] for p in self.stack.cluster()["partitions"] if p["owner"] == node}
+        """A profile created until one lands on a partition node owns (once
+        the group has given both nodes their share: the stack is ready as
+        soon as every partition is active, on one node at first)."""
+        s = self.stack
+        wait_for(lambda: all_active_on(s, {"node1", "node2"}) and
+                 {p["owner"] for p in s.cluster()["partitions"]} == {"node1", "node2"}, 60,
+                 "both nodes owning partitions")
+        owned = {p["partition"] for p in s.cluster()["partitions"] if p["owner"] == node}
         for i in range(200):
             p = self.stack.create("op%d" % i, "op%d.%s" % (i, email))
             if java_partition(p["uid"], self.partitions) in owned:
