@@ -37,7 +37,7 @@ status_buf_fini(status_buf *b)
 }
 
 static int
-status_build(service *svc, status_buf *b)
+status_build(service *svc, status_buf *b, int with_metrics)
 {
 	int32_t n = partitions_count(svc->t), served = 0, owned = 0;
 
@@ -88,6 +88,8 @@ status_build(service *svc, status_buf *b)
 	b->reply.requests = __atomic_load_n(&svc->requests, __ATOMIC_RELAXED);
 	b->reply.forwards = __atomic_load_n(&svc->forwards, __ATOMIC_RELAXED);
 	b->reply.in_group = __atomic_load_n(&svc->in_group, __ATOMIC_RELAXED);
+	if (!with_metrics)
+		return PROFILE_OK; /* the cluster view and routing need none of what follows */
 	metrics_fill(&svc->metrics, &b->metrics, &b->reply);
 	b->reply.restores = partitions_restores(svc->t);
 	if (svc->cl) {
@@ -106,11 +108,12 @@ cluster_status(service *svc, Profile__V1__Request *req, int64_t deadline, reply_
 {
 	Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 	uint64_t id = req->request_id;
+	int with_metrics = req->status->with_metrics;
 	status_buf b;
 
 	(void)deadline;
 	profile__v1__request__free_unpacked(req, NULL);
-	if (status_build(svc, &b) != PROFILE_OK) {
+	if (status_build(svc, &b, with_metrics) != PROFILE_OK) {
 		reply_status(done, arg, id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
@@ -285,6 +288,7 @@ cluster_requests(service *svc, cluster_ctx *c, uint32_t hops)
 	size_t nr = 0;
 
 	profile__v1__status_request__init(&c->sreq);
+	c->sreq.with_metrics = c->with_status;
 	for (size_t k = 0; k < c->n_nodes; k++) {
 		if (strcmp(c->nodes[k].id, svc->cfg.node_id) == 0) {
 			c->self_index = (int)k;
@@ -322,7 +326,7 @@ cluster_view(service *svc, Profile__V1__Request *req, int64_t deadline, reply_fn
 		return;
 	}
 	if (c == NULL || (c->owner = calloc((size_t)count, sizeof *c->owner)) == NULL ||
-	    status_build(svc, &c->self) != PROFILE_OK) {
+	    status_build(svc, &c->self, with_status) != PROFILE_OK) {
 		reply_status(done, arg, id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		if (c) {
 			free(c->owner);
