@@ -55,6 +55,8 @@ async def flood_one(port, source, k, stop_at, tally):
             if status == 503:
                 if not re.search(rb"Retry-After: 1\r\n", head, re.I) or b'"UNAVAILABLE"' not in payload:
                     tally["odd"].append(head + payload)
+                who = re.search(rb'"message":"(\w+) overloaded', payload)
+                tally["refused by"][who.group(1).decode() if who else "other"] += 1
                 await asyncio.sleep(0.1)
             elif status != 201:
                 tally["odd"].append(head + payload)
@@ -104,7 +106,8 @@ class Overload(StackTest):
                     rss[n]["peak"] = max(rss[n]["peak"], rss_mib(pid))
                 time.sleep(0.2)
 
-        tally = {"status": collections.Counter(), "slowest": collections.defaultdict(float), "odd": []}
+        tally = {"status": collections.Counter(), "slowest": collections.defaultdict(float), "odd": [],
+                 "refused by": collections.Counter()}
         prober = threading.Thread(target=probe)
         prober.start()
         try:
@@ -115,7 +118,8 @@ class Overload(StackTest):
         time.sleep(2)
         for n, pid in procs.items():
             rss[n]["after"] = rss_mib(pid)
-        print("flood: %s; slowest answer by status: %s" % (dict(tally["status"]), dict(tally["slowest"])))
+        print("flood: %s; slowest answer by status: %s; 503 from: %s" % (
+            dict(tally["status"]), dict(tally["slowest"]), dict(tally["refused by"])))
         print("probes: %d, slowest %.3f s" % (len(probes), max(t for _, _, t in probes)))
         for n in procs:
             print("%s RSS MiB: before %.1f, peak %.1f, after %.1f" % (n, rss[n]["before"], rss[n]["peak"],
@@ -124,6 +128,8 @@ class Overload(StackTest):
         self.assertEqual(tally["odd"][:5], [])
         self.assertGreater(tally["status"][201], 0)
         self.assertGreater(tally["status"][503], 0, "the flood never reached a bound")
+        # The core's own bound (--max-writes), not only the gateway's.
+        self.assertGreater(tally["refused by"]["node"], 0, dict(tally["refused by"]))
         self.assertEqual(tally["status"][504], 0)
         self.assertLess(tally["slowest"][503], 1.5, "a refusal waited in a queue")
         self.assertTrue(all(st == 200 for _, st, _ in probes), [x for x in probes if x[1] != 200][:5])
