@@ -12,6 +12,7 @@ DATA       ?= ./var
 PARTITIONS ?= 12
 BROKERS    ?=
 RESTART    ?= always
+TLS        ?= 0
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -31,7 +32,7 @@ build: configure
 run: deps
 	@$(MAKE) --no-print-directory build
 	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) STANDBYS=$(STANDBYS) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
-	  BUILD=$(BUILD) BROKERS=$(BROKERS) RESTART=$(RESTART) scripts/run.sh
+	  BUILD=$(BUILD) BROKERS=$(BROKERS) RESTART=$(RESTART) TLS=$(TLS) scripts/run.sh
 
 test: test-deps
 	@$(MAKE) --no-print-directory build

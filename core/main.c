@@ -25,19 +25,24 @@
 #include "profiles.h"
 #include "write.h"
 #include "service.h"
+#include "tls.h"
 
 #define SHUTDOWN_LIMIT_S 20
 
 static const char *opt_listen, *opt_advertise, *opt_brokers, *opt_brokers_file, *opt_data, *opt_node_id,
     *opt_group, *opt_topic, *opt_members_topic, *opt_state, *opt_store_tune, *opt_log_level;
-static const char *opt_fault_fence;
+static const char *opt_fault_fence, *opt_tls_ca, *opt_tls_cert, *opt_tls_key;
+static int opt_allow_plaintext;
+static call_tls *node_tls; /* NULL: no TLS files given */
 static long opt_partitions, opt_contexts, opt_deadline_ms, opt_max_writes, opt_keep_damaged, opt_lost_read_ms,
     opt_standbys, opt_fault_write_delay_ms;
 static const char **opt_kafka, **opt_producer, **opt_consumer;
 
 static cli_option options[] = {
     {"listen", 'l', "PROFILED_LISTEN", CLI_STRING, "tcp://127.0.0.1:7001", "URL",
-     "nng address to serve RPCs on (tcp:// or ipc://)", &opt_listen},
+     "nng address to serve RPCs on: tls+tcp:// (mutual TLS, with the --tls files), or tcp:// on a "
+     "loopback address, or ipc://",
+     &opt_listen},
     {"advertise", 0, "PROFILED_ADVERTISE", CLI_STRING, NULL, "URL",
      "address other nodes and gateways reach this node at (default: --listen)", &opt_advertise},
     {"brokers", 'b', "PROFILED_BROKERS", CLI_STRING, NULL, "LIST",
@@ -82,6 +87,20 @@ static cli_option options[] = {
      "of the partitions it held from their stores this long; another node that took one over meanwhile "
      "may have newer writes, so this trades read-your-writes for availability (0: off)",
      &opt_lost_read_ms},
+    {"tls-ca", 0, "PROFILED_TLS_CA", CLI_STRING, NULL, "FILE",
+     "the cluster's CA certificate(s), PEM: a tls+tcp:// caller (gateway, client, other node) must "
+     "present a certificate it signed, and so must every node this one forwards to",
+     &opt_tls_ca},
+    {"tls-cert", 0, "PROFILED_TLS_CERT", CLI_STRING, NULL, "FILE",
+     "this node's certificate, PEM, signed by the CA and naming the host of --advertise; presented to "
+     "callers and to the nodes it forwards to",
+     &opt_tls_cert},
+    {"tls-key", 0, "PROFILED_TLS_KEY", CLI_STRING, NULL, "FILE", "the certificate's private key (PEM, "
+     "unencrypted; keep it readable by this user only)", &opt_tls_key},
+    {"allow-plaintext", 0, "PROFILED_ALLOW_PLAINTEXT", CLI_FLAG, NULL, NULL,
+     "serve plain tcp:// on a non-loopback address (anyone who reaches it can read and write every "
+     "profile): only on a network that is itself private",
+     &opt_allow_plaintext},
     {"kafka", 'X', "PROFILED_KAFKA", CLI_LIST, NULL, "KEY=VALUE",
      "librdkafka property for producer and consumer (repeatable)", &opt_kafka},
     {"producer", 0, "PROFILED_PRODUCER", CLI_LIST, NULL, "KEY=VALUE",
@@ -194,12 +213,42 @@ watchdog_main(void *arg)
 	_exit(1);
 }
 
+/* The TLS files, read when given; the listening address checked against
+ * them. 0, or the exit status. */
+static int
+tls_check(void)
+{
+	char err[512];
+	int tls = call_tls_url(opt_listen);
+
+	if (tls != call_tls_url(opt_advertise)) {
+		fprintf(stderr, "profiled: --listen and --advertise must both be tls+tcp:// or neither\n");
+		return 2;
+	}
+	if (opt_tls_ca || opt_tls_cert || opt_tls_key || tls) {
+		if (call_tls_load(&node_tls, opt_tls_ca, opt_tls_cert, opt_tls_key, err, sizeof err) != PROFILE_OK) {
+			fprintf(stderr, "profiled: %s (--tls-ca, --tls-cert, --tls-key)\n", err);
+			return 2;
+		}
+	}
+	if (!tls && !opt_allow_plaintext && !call_url_loopback(opt_listen)) {
+		fprintf(stderr,
+		        "profiled: --listen %s is plain TCP on an address others can reach: anyone who reaches it "
+		        "could read and write every profile. Serve tls+tcp:// with --tls-ca, --tls-cert and "
+		        "--tls-key, or give --allow-plaintext on a network that is private\n",
+		        opt_listen);
+		return 2;
+	}
+	return 0;
+}
+
 /* Checks the options and fills in what they leave to be derived: the
  * broker list, the node id, the state mode. 0, or the exit status. */
 static int
 options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *replicated)
 {
 	char host[128];
+	int rc;
 
 	if (opt_brokers_file) {
 		if (read_brokers_file(opt_brokers_file, brokers, bsize) != 0)
@@ -222,6 +271,8 @@ options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *rep
 	}
 	if (opt_advertise == NULL)
 		opt_advertise = opt_listen;
+	if ((rc = tls_check()) != 0)
+		return rc;
 	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
 	    opt_deadline_ms < 1 || opt_max_writes < 0 || opt_max_writes > 1000000 || opt_keep_damaged < 0 || opt_keep_damaged > 1000 || opt_lost_read_ms < 0 ||
 	    opt_lost_read_ms > 3600000) {
@@ -317,10 +368,10 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	partitions_set_lost_read_ms(n->table, (int)opt_lost_read_ms);
 	ph.arg = n->svc;
 	partitions_set_hooks(n->table, &ph, !sc.fault_no_fence);
-	if (members_open(&n->mem, &mc) != PROFILE_OK || peers_new(&n->rt, n->mem, opt_node_id) != PROFILE_OK)
+	if (members_open(&n->mem, &mc) != PROFILE_OK || peers_new(&n->rt, n->mem, opt_node_id, node_tls) != PROFILE_OK)
 		return 1;
 	service_attach_peers(n->svc, n->rt);
-	if ((rc = rpc_server_open(&n->rpc, opt_listen, (int)opt_contexts, n->svc)) != PROFILE_OK) {
+	if ((rc = rpc_server_open(&n->rpc, opt_listen, (int)opt_contexts, n->svc, node_tls)) != PROFILE_OK) {
 		log_error("cannot serve on %s (%s)", opt_listen, profile_status_name(rc));
 		return 1;
 	}

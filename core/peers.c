@@ -25,12 +25,13 @@ typedef struct peer {
 struct peers {
 	members *m;
 	char *self;
+	const call_tls *tls; /* the node's, for tls+tcp:// peers; borrowed */
 	pthread_mutex_t mu;
 	peer *peers;
 };
 
 int
-peers_new(peers **out, members *m, const char *self)
+peers_new(peers **out, members *m, const char *self, const call_tls *tls)
 {
 	peers *r = calloc(1, sizeof *r);
 
@@ -39,6 +40,7 @@ peers_new(peers **out, members *m, const char *self)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	r->m = m;
+	r->tls = tls;
 	pthread_mutex_init(&r->mu, NULL);
 	*out = r;
 	return PROFILE_OK;
@@ -89,7 +91,7 @@ channel_for(peers *r, const char *address, int *young)
 	if (p == NULL && (p = calloc(1, sizeof *p)) != NULL) {
 		const char *addrs[1] = {address};
 		if ((p->address = strdup(address)) == NULL ||
-		    call_channel_open(&p->ch, addrs, 1, 0) != PROFILE_OK) {
+		    call_channel_open(&p->ch, addrs, 1, 0, r->tls) != PROFILE_OK) {
 			log_warn("peers: cannot open a channel to %s", address);
 			free(p->address);
 			free(p);

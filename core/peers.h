@@ -14,12 +14,13 @@
 #include "client_internal.h"
 #include "members.h"
 #include "reply.h"
+#include "tls.h"
 
 typedef struct peers peers;
 
 /* A peers over the table m (may be NULL: a node alone, nothing routed).
  * self: this node's id. PROFILE_OK or PROFILE_RESOURCE_EXHAUSTED. */
-int peers_new(peers **out, members *m, const char *self);
+int peers_new(peers **out, members *m, const char *self, const call_tls *tls);
 
 /* Closes every peer channel (calls in flight complete first). NULL is a
  * no-op. */

@@ -277,7 +277,7 @@ worker_cb(void *arg)
 }
 
 int
-rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc)
+rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc, const call_tls *tls)
 {
 	rpc_server *srv = calloc(1, sizeof *srv);
 	int rv;
@@ -297,7 +297,7 @@ rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc)
 			goto fail;
 		srv->n = i + 1;
 	}
-	if ((rv = nng_listen(srv->sock, url, NULL, 0)) != 0) {
+	if ((rv = call_tls_listen(srv->sock, url, tls)) != 0) {
 		log_error("rpc: cannot listen on %s: %s", url, nng_strerror(rv));
 		goto fail;
 	}

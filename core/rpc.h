@@ -11,6 +11,7 @@
 #define PROFILE_RPC_H
 
 #include "service.h"
+#include "tls.h"
 #include "wire.h"
 
 typedef struct rpc_server rpc_server;
@@ -30,10 +31,12 @@ typedef struct rpc_call {
 void rpc_handle(service *svc, int draining, const void *buf, size_t len, rpc_call *call, reply_fn done,
                 void *arg);
 
-/* Listens on url with `contexts` contexts serving svc. PROFILE_OK and *out,
+/* Listens on url with `contexts` contexts serving svc; a tls+tcp:// url
+ * with tls (borrowed), requiring every caller's certificate to be signed by
+ * its CA. PROFILE_OK and *out,
  * PROFILE_INVALID_ARGUMENT (bad URL), PROFILE_UNAVAILABLE (address in use or
  * not allowed), PROFILE_RESOURCE_EXHAUSTED. */
-int rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc);
+int rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc, const call_tls *tls);
 
 /* Stops taking requests: from now on each new request is answered
  * UNAVAILABLE (not executed), and every answer says the node is draining,

@@ -298,15 +298,19 @@ http_server_open(http_server **out, const http_config *cfg, profile_client *clie
 	srv->api.waiting = srv->waiting;
 	if (getrandom(&srv->boot, sizeof srv->boot, 0) != sizeof srv->boot)
 		srv->boot = (uint32_t)wire_now_ms() ^ (uint32_t)getpid();
+	/* The certificate options come last: without HTTPS the list ends
+	 * where they would start. */
 	srv->d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+	        (cfg->https_cert ? MHD_USE_TLS : 0),
 	    cfg->port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 2),
 	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
 	    cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_source,
-	    MHD_OPTION_END);
+	    cfg->https_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cfg->https_cert, MHD_OPTION_HTTPS_MEM_KEY,
+	    cfg->https_key, MHD_OPTION_END);
 	if (srv->d == NULL) {
 		free(srv);
 		return PROFILE_UNAVAILABLE;

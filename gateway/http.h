@@ -16,7 +16,7 @@
 typedef struct http_server http_server;
 
 typedef struct http_config {
-	const char *address; /* IPv4 address to bind, e.g. "0.0.0.0" */
+	const char *address; /* IPv4 address to bind, e.g. "127.0.0.1" */
 	uint16_t port;
 	unsigned threads; /* polling threads */
 	unsigned connection_timeout_s;
@@ -28,6 +28,7 @@ typedef struct http_config {
 	size_t n_cores;
 	const struct token_table *tokens; /* bearer tokens, or NULL: no authentication */
 	int protect_operations;           /* tokens also for the operators' views */
+	const char *https_cert, *https_key; /* PEM text: serve HTTPS; NULL: HTTP */
 } http_config;
 
 /* Starts serving. PROFILE_OK and *out; PROFILE_UNAVAILABLE when the port

@@ -14,20 +14,40 @@
 #include "cli.h"
 #include "http.h"
 #include "log.h"
+#include "tls.h"
 #include "tokens.h"
 
 static const char *opt_address, *opt_log_level, *opt_tokens;
-static int opt_protect_ops;
+static int opt_protect_ops, opt_allow_plaintext;
+static const char *opt_https_cert, *opt_https_key, *opt_tls_ca, *opt_tls_cert, *opt_tls_key;
 static const char **opt_cores;
 static long opt_port, opt_threads, opt_timeout_ms, opt_conn_timeout, opt_max_conn, opt_max_per_source,
     opt_max_waiting;
 
 static cli_option options[] = {
-    {"address", 'a', "PROFILE_GATEWAY_ADDRESS", CLI_STRING, "0.0.0.0", "IP", "IPv4 address to listen on",
+    {"address", 'a', "PROFILE_GATEWAY_ADDRESS", CLI_STRING, "127.0.0.1", "IP",
+     "IPv4 address to listen on; other than a loopback one, with --https-cert (or --allow-plaintext)",
      &opt_address},
     {"port", 'p', "PROFILE_GATEWAY_PORT", CLI_INT, "8080", "PORT", "HTTP port", &opt_port},
     {"core", 'c', "PROFILE_GATEWAY_CORES", CLI_LIST, NULL, "URL",
-     "core node RPC address (repeatable; the variable takes a space-separated list)", &opt_cores},
+     "core node RPC address, tcp://, ipc:// or tls+tcp:// (repeatable; the variable takes a "
+     "space-separated list)",
+     &opt_cores},
+    {"https-cert", 0, "PROFILE_GATEWAY_HTTPS_CERT", CLI_STRING, NULL, "FILE",
+     "serve HTTPS (only) with this certificate, PEM (its chain after it)", &opt_https_cert},
+    {"https-key", 0, "PROFILE_GATEWAY_HTTPS_KEY", CLI_STRING, NULL, "FILE",
+     "the HTTPS certificate's private key (PEM, unencrypted)", &opt_https_key},
+    {"tls-ca", 0, "PROFILE_GATEWAY_TLS_CA", CLI_STRING, NULL, "FILE",
+     "for tls+tcp:// cores: the cluster's CA certificate(s), PEM, that signed every core's certificate",
+     &opt_tls_ca},
+    {"tls-cert", 0, "PROFILE_GATEWAY_TLS_CERT", CLI_STRING, NULL, "FILE",
+     "for tls+tcp:// cores: the gateway's own certificate, PEM, signed by that CA", &opt_tls_cert},
+    {"tls-key", 0, "PROFILE_GATEWAY_TLS_KEY", CLI_STRING, NULL, "FILE",
+     "for tls+tcp:// cores: that certificate's private key (PEM, unencrypted)", &opt_tls_key},
+    {"allow-plaintext", 0, "PROFILE_GATEWAY_ALLOW_PLAINTEXT", CLI_FLAG, NULL, NULL,
+     "serve plain HTTP on a non-loopback --address (requests, tokens and profiles readable on the "
+     "wire): behind a proxy that terminates TLS, on a private network",
+     &opt_allow_plaintext},
     {"timeout-ms", 0, "PROFILE_GATEWAY_TIMEOUT_MS", CLI_INT, "5000", "MS",
      "deadline of each call to the core", &opt_timeout_ms},
     {"threads", 0, "PROFILE_GATEWAY_THREADS", CLI_INT, "2", "N", "HTTP polling threads", &opt_threads},
@@ -52,6 +72,39 @@ static cli_option options[] = {
      "with --tokens: /api/cluster, /metrics, the cluster page and /openapi.json want a token too",
      &opt_protect_ops},
 };
+
+/* The HTTPS certificate and key, read when given; plain HTTP only on a
+ * loopback address unless allowed. 0, or the exit status. */
+static int
+https_load(char **cert, char **key)
+{
+	char err[512];
+
+	*cert = *key = NULL;
+	if ((opt_https_cert == NULL) != (opt_https_key == NULL)) {
+		fprintf(stderr, "profile-gateway: HTTPS wants both --https-cert and --https-key\n");
+		return 2;
+	}
+	if (opt_https_cert == NULL) {
+		if (!opt_allow_plaintext && !call_host_loopback(opt_address)) {
+			fprintf(stderr,
+			        "profile-gateway: --address %s serves plain HTTP to others: requests, tokens and "
+			        "profiles would cross the network readable. Give --https-cert and --https-key, or "
+			        "--allow-plaintext behind a proxy that terminates TLS\n",
+			        opt_address);
+			return 2;
+		}
+		return 0;
+	}
+	if ((*cert = call_tls_read_pem("HTTPS certificate", opt_https_cert, err, sizeof err)) == NULL ||
+	    (*key = call_tls_read_pem("HTTPS key", opt_https_key, err, sizeof err)) == NULL) {
+		fprintf(stderr, "profile-gateway: %s\n", err);
+		call_tls_free_pem(*cert);
+		*cert = NULL;
+		return 2;
+	}
+	return 0;
+}
 
 static void
 close_client(void *client)
@@ -88,6 +141,8 @@ main(int argc, char **argv)
 	size_t ncores = 0;
 	int rc, sig, level = -1;
 	token_table *tokens = NULL;
+	char *https_cert = NULL, *https_key = NULL;
+	profile_client_options copts = {0};
 
 	log_set_name("gateway");
 	rc = cli_parse(argc, argv, "profile-gateway --core URL [OPTIONS]",
@@ -119,6 +174,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "profile-gateway: --protect-operations wants --tokens\n");
 		return 2;
 	}
+	copts.tls_ca_file = opt_tls_ca;
+	copts.tls_cert_file = opt_tls_cert;
+	copts.tls_key_file = opt_tls_key;
+	if ((rc = https_load(&https_cert, &https_key)) != 0) {
+		tokens_free(tokens);
+		return rc;
+	}
 	raise_fd_limit((rlim_t)opt_max_conn + 256);
 	log_set_level(level);
 	while (opt_cores[ncores])
@@ -130,9 +192,12 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((rc = profile_client_open(&client, opt_cores, ncores, NULL)) != PROFILE_OK) {
-		log_error("cannot use the core addresses given (%s)", profile_status_name(rc));
+	if ((rc = profile_client_open(&client, opt_cores, ncores, &copts)) != PROFILE_OK) {
+		log_error("cannot use the core addresses given (%s: %s)", profile_status_name(rc),
+		          profile_last_message());
 		tokens_free(tokens);
+		call_tls_free_pem(https_cert);
+		call_tls_free_pem(https_key);
 		return 2;
 	}
 	{
@@ -149,16 +214,21 @@ main(int argc, char **argv)
 		    .protect_operations = opt_protect_ops,
 		    .cores = opt_cores,
 		    .n_cores = ncores,
+		    .https_cert = https_cert,
+		    .https_key = https_key,
 		};
 		if ((rc = http_server_open(&srv, &hc, client)) != PROFILE_OK) {
 			log_error("cannot listen on %s:%ld (%s)", opt_address, opt_port,
 			          rc == PROFILE_INVALID_ARGUMENT ? "bad address" : "in use or not allowed");
 			profile_client_close(client);
 			tokens_free(tokens);
+			call_tls_free_pem(https_cert);
+			call_tls_free_pem(https_key);
 			return 1;
 		}
 	}
-	log_info("serving http://%s:%ld/ for %zu core node(s)%s", opt_address, opt_port, ncores,
+	log_info("serving %s://%s:%ld/ for %zu core node(s)%s", https_cert ? "https" : "http", opt_address, opt_port,
+	         ncores,
 	         tokens ? (opt_protect_ops ? "; bearer tokens wanted, operations too" : "; bearer tokens wanted")
 	                : "");
 	sigwait(&sigs, &sig);
@@ -168,6 +238,8 @@ main(int argc, char **argv)
 	 * past 2 s. */
 	bounded_run(close_client, client, 2000, "closing the channels to the cores");
 	tokens_free(tokens);
+	call_tls_free_pem(https_cert);
+	call_tls_free_pem(https_key);
 	log_info("stopped");
 	return 0;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, if any is missing.
 # Uses sudo when not root. Safe to run again: it does nothing when all are there.
-# --test: also what the tests use (a browser, promtool, Node.js and npm for
+# --test: also what the tests use (a browser, promtool, nngcat, Node.js and npm for
 # the tools in tests/tools, which `make test` then installs with npm ci).
 set -euo pipefail
 
@@ -9,11 +9,11 @@ packages=(
   build-essential cmake pkg-config
   librdkafka-dev libnng-dev libkyotocabinet-dev libprotobuf-c-dev protobuf-c-compiler
   libjansson-dev libmicrohttpd-dev
-  protobuf-compiler python3 curl procps wrk
+  protobuf-compiler python3 curl procps wrk openssl
   clang libclang-rt-14-dev
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium prometheus)
+  packages+=(chromium prometheus nng-utils)
   # Node.js 20 where the machine has it; Debian's own otherwise.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi

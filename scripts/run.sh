@@ -14,7 +14,10 @@
 # default) the launcher says so and starts it again after RESTART_DELAY
 # seconds (2), while the others keep serving; with never it stays down. The
 # local broker is the one part whose exit stops everything (the cores find it
-# by the address it chose at start).
+# by the address it chose at start). TLS=1: every hop over TLS: a private CA
+# and certificates for the gateway, each node and a client are made under
+# DATA/tls (scripts/tls-certs.sh; kept and reused), the nodes serve
+# tls+tcp:// with mutual TLS and the gateway serves HTTPS.
 set -uo pipefail
 
 PORT=${PORT:-8080}
@@ -30,14 +33,33 @@ PARTITIONS=${PARTITIONS:-12}
 BROKERS=${BROKERS:-}
 RESTART=${RESTART:-always}
 RESTART_DELAY=${RESTART_DELAY:-2}
+TLS=${TLS:-0}
 
 case "$RESTART" in
   always|never) ;;
   *) echo "run: RESTART must be always or never, not '$RESTART'" >&2; exit 2 ;;
 esac
 
+case "$TLS" in
+  0|1) ;;
+  *) echo "run: TLS must be 0 or 1, not '$TLS'" >&2; exit 2 ;;
+esac
+
 mkdir -p "$DATA"
 pids=()
+
+# With TLS=1: the certificates, and each part's TLS options.
+scheme=tcp http=http
+node_tls=() gateway_tls=()
+if [ "$TLS" = 1 ]; then
+  tls=$(cd "$DATA" && pwd)/tls
+  certs=(gateway client)
+  for i in $(seq 1 "$NODES"); do certs+=("node$i"); done
+  "$(dirname "$0")/tls-certs.sh" "$tls" "${certs[@]}" || { echo "run: cannot make the certificates" >&2; exit 1; }
+  scheme=tls+tcp http=https
+  gateway_tls=(--https-cert "$tls/gateway.crt" --https-key "$tls/gateway.key"
+               --tls-ca "$tls/ca.crt" --tls-cert "$tls/gateway.crt" --tls-key "$tls/gateway.key")
+fi
 
 stop_all() {
   trap - INT TERM
@@ -78,7 +100,7 @@ fi
 names=(broker)
 cores=()
 for i in $(seq 1 "$NODES"); do
-  cores+=(--core "tcp://127.0.0.1:$((RPC_PORT + i - 1))")
+  cores+=(--core "$scheme://127.0.0.1:$((RPC_PORT + i - 1))")
   names+=("node$i")
 done
 names+=(gateway)
@@ -87,11 +109,13 @@ names+=(gateway)
 start() {
   local i=$1
   if [ "$i" -le "$NODES" ]; then
-    local addr="tcp://127.0.0.1:$((RPC_PORT + i - 1))"
+    local addr="$scheme://127.0.0.1:$((RPC_PORT + i - 1))"
+    [ "$TLS" = 1 ] && node_tls=(--tls-ca "$tls/ca.crt" --tls-cert "$tls/node$i.crt" --tls-key "$tls/node$i.key")
     "$BUILD/profiled" --listen "$addr" --brokers "$BROKERS" --data "$DATA/core$i" \
-      --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" --standbys "$STANDBYS" "${kafka_opts[@]}" &
+      --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" --standbys "$STANDBYS" "${kafka_opts[@]}" \
+      "${node_tls[@]}" &
   else
-    "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" &
+    "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" "${gateway_tls[@]}" &
   fi
   pids[$i]=$!
 }
@@ -99,8 +123,14 @@ start() {
 for i in $(seq 1 $((NODES + 1))); do start "$i"; done
 
 echo "Kafka bootstrap: $BROKERS"
-echo "Gateway:         http://localhost:$PORT/   (Ctrl-C stops everything)"
-echo "Cluster page:    http://localhost:$PORT/   metrics: /metrics   API description: /openapi.json"
+echo "Gateway:         $http://localhost:$PORT/   (Ctrl-C stops everything)"
+echo "Cluster page:    $http://localhost:$PORT/   metrics: /metrics   API description: /openapi.json"
+if [ "$TLS" = 1 ]; then
+  echo "TLS:             every hop; the CA and certificates are in $tls"
+  echo "  curl --cacert $tls/ca.crt https://localhost:$PORT/api/search?email=a@b.com"
+  echo "  profilectl --core tls+tcp://127.0.0.1:$RPC_PORT --tls-ca $tls/ca.crt \\"
+  echo "    --tls-cert $tls/client.crt --tls-key $tls/client.key get UID"
+fi
 
 # A part that exits is started again (RESTART=always) or left down; the
 # broker's exit stops everything. Signals are served between checks.

@@ -17,7 +17,8 @@
 
 #define DEFAULT_CORE "tcp://127.0.0.1:7001"
 
-static const char usage[] = "usage: profilectl [--core ADDR]... [--timeout SECONDS] COMMAND [ARGS]\n"
+static const char usage[] = "usage: profilectl [--core ADDR]... [--timeout SECONDS] [--tls-ca FILE --tls-cert FILE\n"
+                            "                  --tls-key FILE] COMMAND [ARGS]\n"
                             "\n"
                             "The command line of the profile service: talks to core nodes over nng with\n"
                             "libprofile-client, or follows the Kafka topic (watch).\n"
@@ -42,6 +43,11 @@ static const char usage[] = "usage: profilectl [--core ADDR]... [--timeout SECON
                             "  -c, --core ADDR      core node address, repeatable; default $PROFILE_CORE\n"
                             "                       (space-separated) or " DEFAULT_CORE "\n"
                             "  -t, --timeout S      deadline of each call in seconds (default 5)\n"
+                            "  --tls-ca FILE        for tls+tcp:// cores: the cluster's CA certificate,\n"
+                            "                       PEM (default $PROFILE_TLS_CA)\n"
+                            "  --tls-cert FILE      this client's certificate, PEM, signed by that CA\n"
+                            "                       (default $PROFILE_TLS_CERT)\n"
+                            "  --tls-key FILE       its private key, PEM (default $PROFILE_TLS_KEY)\n"
                             "  -h, --help           this help; 'profilectl COMMAND --help' for a command's\n"
                             "\n"
                             "Results are JSON lines on stdout. Failures print one line on stderr,\n"
@@ -325,6 +331,9 @@ main(int argc, char **argv)
 	static const struct option opts[] = {{"core", required_argument, NULL, 'c'},
 	                                     {"timeout", required_argument, NULL, 't'},
 	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"tls-ca", required_argument, NULL, 'A'},
+	                                     {"tls-cert", required_argument, NULL, 'C'},
+	                                     {"tls-key", required_argument, NULL, 'K'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *cores[64];
 	char *env_cores = NULL;
@@ -350,6 +359,15 @@ main(int argc, char **argv)
 			    timeout_s > 3600)
 				return usage_error("--timeout wants seconds (0 < S <= 3600), not '%s'",
 				                   optarg);
+			break;
+		case 'A':
+			copts.tls_ca_file = optarg;
+			break;
+		case 'C':
+			copts.tls_cert_file = optarg;
+			break;
+		case 'K':
+			copts.tls_key_file = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -384,6 +402,12 @@ main(int argc, char **argv)
 		env_cores = cores_from_env(cores, sizeof cores / sizeof cores[0], &ncores);
 	if (ncores == 0)
 		cores[ncores++] = DEFAULT_CORE;
+	if (copts.tls_ca_file == NULL)
+		copts.tls_ca_file = getenv("PROFILE_TLS_CA");
+	if (copts.tls_cert_file == NULL)
+		copts.tls_cert_file = getenv("PROFILE_TLS_CERT");
+	if (copts.tls_key_file == NULL)
+		copts.tls_key_file = getenv("PROFILE_TLS_KEY");
 	copts.deadline_ms = (uint32_t)(timeout_s * 1000.0 + 0.5);
 	if (copts.deadline_ms == 0)
 		copts.deadline_ms = 1;
@@ -394,7 +418,8 @@ main(int argc, char **argv)
 			return help_for(argv[0]);
 		}
 	if ((rc = profile_client_open(&c, cores, ncores, &copts)) != PROFILE_OK) {
-		fprintf(stderr, "%s: cannot use the core address(es) given\n", profile_status_name(rc));
+		fprintf(stderr, "%s: cannot use the core address(es) given%s%s\n", profile_status_name(rc),
+		        profile_last_message()[0] ? ": " : "", profile_last_message());
 		free(env_cores);
 		return 2;
 	}

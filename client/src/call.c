@@ -5,6 +5,7 @@
  * never freed from its own callback. Each call runs SEND -> RECV -> done.
  */
 #include "call.h"
+#include "tls.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -231,7 +232,7 @@ call_channel_usable(call_channel *ch)
 }
 
 int
-call_channel_open(call_channel **out, const char *const *addrs, size_t n, int max_in_flight)
+call_channel_open(call_channel **out, const char *const *addrs, size_t n, int max_in_flight, const call_tls *tls)
 {
 	call_channel *ch;
 	int rv;
@@ -255,7 +256,7 @@ call_channel_open(call_channel **out, const char *const *addrs, size_t n, int ma
 	nng_socket_set_ms(ch->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(ch->sock, NNG_OPT_RECONNMAXT, 1000);
 	for (size_t i = 0; i < n; i++)
-		if ((rv = nng_dial(ch->sock, addrs[i], NULL, NNG_FLAG_NONBLOCK)) != 0)
+		if ((rv = call_tls_dial(ch->sock, addrs[i], tls)) != 0)
 			goto fail;
 	*out = ch;
 	return PROFILE_OK;

@@ -17,6 +17,7 @@
 
 #include <nng/nng.h>
 
+#include "tls.h"
 #include "wire.h"
 
 typedef struct call_channel call_channel;
@@ -35,12 +36,15 @@ typedef struct call_channel call_channel;
  * Runs on an nng thread: it must not block. */
 typedef void (*call_done_fn)(void *arg, int status, Profile__V1__Response *resp);
 
-/* Opens a channel dialing every address in addrs[0..n) (tcp:// or ipc://).
- * Connections are made in the background and remade after a node restarts.
- * max_in_flight bounds the context pool (0 = 4096). On PROFILE_OK *out is a
- * new channel for call_channel_close; PROFILE_INVALID_ARGUMENT for a bad
- * address; PROFILE_RESOURCE_EXHAUSTED. */
-int call_channel_open(call_channel **out, const char *const *addrs, size_t n, int max_in_flight);
+/* Opens a channel dialing every address in addrs[0..n) (tcp://, ipc://, or
+ * tls+tcp:// with tls, which is borrowed: may be NULL otherwise, and freed
+ * once this returns). Connections are made in the background and remade
+ * after a node restarts. max_in_flight bounds the context pool (0 = 4096).
+ * On PROFILE_OK *out is a new channel for call_channel_close;
+ * PROFILE_INVALID_ARGUMENT for a bad address (or tls+tcp:// without tls);
+ * PROFILE_RESOURCE_EXHAUSTED. */
+int call_channel_open(call_channel **out, const char *const *addrs, size_t n, int max_in_flight,
+                      const call_tls *tls);
 
 /* Closes the channel. Calls still in flight complete with
  * PROFILE_UNAVAILABLE or PROFILE_DEADLINE_EXCEEDED before it returns.

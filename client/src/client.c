@@ -70,11 +70,35 @@ profile_last_message(void)
 
 /* ---- handle ------------------------------------------------------------ */
 
+/* The TLS files of opts, read when an address wants them: PROFILE_OK with
+ * *out (NULL when no address is tls+tcp://), or why not in last_message. */
+static int
+open_tls(call_tls **out, const char *const *addrs, size_t n, const profile_client_options *opts)
+{
+	char err[256];
+	int rc, wanted = 0;
+
+	*out = NULL;
+	for (size_t i = 0; i < n; i++)
+		wanted |= call_tls_url(addrs[i]);
+	if (!wanted)
+		return PROFILE_OK;
+	if (opts == NULL) {
+		set_message("a tls+tcp:// address needs tls_ca_file, tls_cert_file and tls_key_file");
+		return PROFILE_INVALID_ARGUMENT;
+	}
+	if ((rc = call_tls_load(out, opts->tls_ca_file, opts->tls_cert_file, opts->tls_key_file, err,
+	                        sizeof err)) != PROFILE_OK)
+		set_message(err);
+	return rc;
+}
+
 int
 profile_client_open(profile_client **out, const char *const *addrs, size_t n,
                     const profile_client_options *opts)
 {
 	profile_client *c;
+	call_tls *tls = NULL;
 	int rc = PROFILE_OK;
 
 	if (out == NULL || addrs == NULL || n == 0)
@@ -87,11 +111,17 @@ profile_client_open(profile_client **out, const char *const *addrs, size_t n,
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	c->deadline_ms = opts && opts->deadline_ms ? opts->deadline_ms : DEFAULT_DEADLINE_MS;
+	if ((rc = open_tls(&tls, addrs, n, opts)) != PROFILE_OK) {
+		free(c->ch);
+		free(c);
+		return rc;
+	}
 	for (size_t i = 0; i < n && rc == PROFILE_OK; i++) {
-		rc = call_channel_open(&c->ch[i], &addrs[i], 1, opts ? opts->max_in_flight : 0);
+		rc = call_channel_open(&c->ch[i], &addrs[i], 1, opts ? opts->max_in_flight : 0, tls);
 		if (rc == PROFILE_OK)
 			c->n = i + 1;
 	}
+	call_tls_free(tls); /* the dialers keep what they need */
 	if (rc != PROFILE_OK) {
 		profile_client_close(c);
 		return rc;

@@ -67,8 +67,8 @@ def du_kib(path):
     return int(subprocess.run(["du", "-sk", path], capture_output=True, text=True).stdout.split()[0])
 
 
-def profilectl_bench(core):
-    out = subprocess.run([os.path.join(BUILD, "profilectl"), "--core", core, "bench", "--concurrency", "32",
+def profilectl_bench(core, tls=()):
+    out = subprocess.run([os.path.join(BUILD, "profilectl"), "--core", core, *tls, "bench", "--concurrency", "32",
                           "--duration", str(D), "--profiles", "2000"], capture_output=True, text=True).stdout
     res = {}
     for line in out.splitlines():
@@ -208,6 +208,23 @@ def main():
     finally:
         one.stop()
         one.destroy()
+
+    # ---- one node, every hop over TLS ---------------------------------------
+    sec = Stack(nodes=1, tls=True).start()
+    try:
+        url = "https://localhost:%d" % sec.port
+        wrk(url, "post.lua")
+        uid_file = os.path.join(tmp, "uids-tls.txt")
+        write_lines(uid_file, uids_of(sec, 1000))
+        rps, p50, p99, bad = wrk(url, "get.lua", env={"UIDS": uid_file})
+        row("REST GET over HTTPS (and TLS to the node)", rps, "req/s", rps1,
+            note="baseline: REST GET, plain; 64 kept-alive conns; p50 %.2f ms, p99 %.2f ms, %d errors" % (p50, p99, bad))
+        nat = profilectl_bench(sec.core_addr[1], sec.tls_args("client"))["get"]
+        row("native GET over TLS, 32 in flight", nat[1], "ops/s", g[1],
+            note="baseline: native GET over tcp; p50 %.3f ms, p99 %.3f ms" % (nat[2], nat[3]))
+    finally:
+        sec.stop()
+        sec.destroy()
 
     # ---- three nodes -------------------------------------------------------
     three = Stack(nodes=3).start()

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -241,11 +242,16 @@ def terminate(named, bound):
     return problems
 
 
-def http_request(port, method, path, body=None, headers=None, timeout=10):
-    """One HTTP request to 127.0.0.1:port on a new connection. A dict or
-    list body is sent as JSON (Content-Type: application/json unless
-    headers say otherwise)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_request(port, method, path, body=None, headers=None, timeout=10, ca=None):
+    """One HTTP request to 127.0.0.1:port on a new connection (HTTPS to
+    localhost, trusting only the CA file ca, when given). A dict or list
+    body is sent as JSON (Content-Type: application/json unless headers say
+    otherwise)."""
+    if ca:
+        conn = http.client.HTTPSConnection("localhost", port, timeout=timeout,
+                                           context=ssl.create_default_context(cafile=ca))
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
@@ -278,8 +284,14 @@ class Response:
 class Stack:
     """A broker, `nodes` core nodes and a gateway, in their own data dir."""
 
-    def __init__(self, nodes=1, partitions=12, data=None):
+    def __init__(self, nodes=1, partitions=12, data=None, tls=False):
         self.data = data or tempfile.mkdtemp(prefix="profile-it-")
+        # tls: every hop over TLS, with certificates (scripts/tls-certs.sh)
+        # in DATA/tls: the cores serve tls+tcp://, the gateway HTTPS.
+        self.tls = os.path.join(self.data, "tls") if tls else None
+        if tls:
+            subprocess.run([os.path.join(SOURCE, "scripts", "tls-certs.sh"), self.tls, "gateway", "client"]
+                           + ["node%d" % i for i in range(1, nodes + 1)], check=True, timeout=120)
         self.own_data = data is None
         self.partitions = partitions
         self.broker = None
@@ -320,8 +332,10 @@ class Stack:
 
     def start_core(self, i=1, data_name=None, extra=()):
         if i not in self.core_addr:
-            self.core_addr[i] = "tcp://127.0.0.1:%d" % free_port()
+            self.core_addr[i] = "%s://127.0.0.1:%d" % ("tls+tcp" if self.tls else "tcp", free_port())
         name = data_name or "core%d" % i
+        if self.tls:
+            extra = self.tls_args("node%d" % i) + list(extra)
         self.cores[i] = Proc(name, [os.path.join(BUILD, "profiled"),
                                     "--listen", self.core_addr[i],
                                     "--brokers", self.bootstrap,
@@ -339,9 +353,17 @@ class Stack:
                 "--port", str(self.port)]
         for i in sorted(self.core_addr):
             argv += ["--core", self.core_addr[i]]
+        if self.tls:
+            argv += self.tls_args("gateway") + ["--https-cert", self.tls + "/gateway.crt",
+                                                "--https-key", self.tls + "/gateway.key"]
         self.gateway = Proc("gateway", argv + list(self.gateway_args), self.data)
         wait_for(lambda: self._answers("/healthz") or not self.gateway.alive(), 20, "the gateway")
         assert self.gateway.alive(), self.gateway.tail()
+
+    def tls_args(self, name):
+        """The --tls-ca/--tls-cert/--tls-key flags of certificate name."""
+        return ["--tls-ca", self.tls + "/ca.crt", "--tls-cert", "%s/%s.crt" % (self.tls, name),
+                "--tls-key", "%s/%s.key" % (self.tls, name)]
 
     def node_gateway(self, i, args=()):
         """A second gateway that talks to core node i only: a way to put a
@@ -443,7 +465,8 @@ class Stack:
             return False
 
     def request(self, method, path, body=None, headers=None, timeout=10):
-        return http_request(self.port, method, path, body, headers, timeout)
+        return http_request(self.port, method, path, body, headers, timeout,
+                            self.tls + "/ca.crt" if self.tls else None)
 
     def create(self, username, email):
         r = self.request("POST", "/api/profile", {"username": username, "email": email})
@@ -625,6 +648,7 @@ def all_active_on(gateway, owners):
 class NodeGateway:
     def __init__(self, stack, i, args=(), cores=None):
         self.node = i
+        self.tls = None  # plain HTTP (Stack.request reads it)
         self.port = free_port()
         name = "gateway-node%d" % i
         while any(g.proc.name == name for g in stack.extra):

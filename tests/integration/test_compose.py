@@ -64,6 +64,14 @@ class Compose(unittest.TestCase):
         for n in ("core1", "core2", "core3"):
             self.assertIn(ours[n][1]["PROFILED_STATE"], ("partitioned", "replicated"))
             self.assertEqual(ours[n][1]["PROFILED_NODE_ID"], n)
+            # Plain TCP beyond loopback must be allowed out loud, or the
+            # node refuses to start.
+            if ours[n][1]["PROFILED_LISTEN"].startswith("tcp://") and \
+                    not ours[n][1]["PROFILED_LISTEN"].startswith("tcp://127."):
+                self.assertEqual(ours[n][1].get("PROFILED_ALLOW_PLAINTEXT"), "1", n)
+        gw = ours["gateway"][1]
+        if "PROFILE_GATEWAY_HTTPS_CERT" not in gw and not gw["PROFILE_GATEWAY_ADDRESS"].startswith("127."):
+            self.assertEqual(gw.get("PROFILE_GATEWAY_ALLOW_PLAINTEXT"), "1")
 
     def test_every_flag_has_a_variable(self):
         for binary in ("profiled", "profile-gateway"):

@@ -280,7 +280,7 @@ main(void)
 	CHECK_INT(members_open(&m, &cfg), PROFILE_OK);
 	feed(m, "me", "tcp://me", 0, 0);
 	feed(m, "other", url, 1, 1);
-	CHECK_INT(peers_new(&r, m, "me"), PROFILE_OK);
+	CHECK_INT(peers_new(&r, m, "me", NULL), PROFILE_OK);
 	test_unowned_and_self_owned_are_unavailable(r);
 	test_malformed_owner_answer_is_internal(r, &o);
 	test_owner_answer_is_relayed_as_sent(r, &o);

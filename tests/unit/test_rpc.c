@@ -139,7 +139,7 @@ main(void)
 	snprintf(url, sizeof url, "ipc://%s/rpc", dir);
 	CHECK_INT(partitions_new(&t, dir, NULL, 4), PROFILE_OK);
 	CHECK_INT(service_new(&svc, &cfg, t), PROFILE_OK);
-	CHECK_INT(rpc_server_open(&rpc, url, 4, svc), PROFILE_OK);
+	CHECK_INT(rpc_server_open(&rpc, url, 4, svc, NULL), PROFILE_OK);
 	test_each_method_checks_its_arguments_first(url);
 	test_valid_calls_reach_their_method(url);
 	rpc_server_drain(rpc);

@@ -96,6 +96,14 @@ typedef struct profile_list {
 typedef struct profile_client_options {
 	uint32_t deadline_ms; /* default deadline per call; 0 = 5000 */
 	int max_in_flight;    /* calls in flight per address; 0 = 4096 */
+	/* Mutual TLS, for "tls+tcp://host:port" addresses (all three needed;
+	 * unused otherwise): PEM files of the cluster's CA, which every node's
+	 * certificate must be signed by (and name the host dialed), and of this
+	 * client's certificate, signed by the same CA, and its unencrypted key.
+	 * Read by profile_client_open: the paths are borrowed. */
+	const char *tls_ca_file;
+	const char *tls_cert_file;
+	const char *tls_key_file;
 } profile_client_options;
 
 /* For update and delete: no expected version (last writer wins). */
@@ -103,16 +111,18 @@ typedef struct profile_client_options {
 
 /* ---- handle ---------------------------------------------------------- */
 
-/* Opens a handle on the core nodes at addrs[0..n) ("tcp://host:port" or
- * "ipc:///path"). Connections are made in the background and remade when a
+/* Opens a handle on the core nodes at addrs[0..n) ("tcp://host:port",
+ * "ipc:///path", or "tls+tcp://host:port" with the TLS options set).
+ * Connections are made in the background and remade when a
  * node restarts, so opening succeeds while nodes are down; calls then fail
  * with PROFILE_UNAVAILABLE within their deadline. opts may be NULL.
  * addrs, its strings and opts are borrowed: copied before this returns, so
  * the caller may free them at once. out must not be NULL.
  * On PROFILE_OK, *out is a new handle for profile_client_close; otherwise
  * *out is untouched.
- * Errors: PROFILE_INVALID_ARGUMENT (no address, or one nng cannot parse),
- * PROFILE_RESOURCE_EXHAUSTED. */
+ * Errors: PROFILE_INVALID_ARGUMENT (no address, or one nng cannot parse; a
+ * tls+tcp:// address without the TLS files, or one of them unreadable or
+ * not valid PEM: profile_last_message says which), PROFILE_RESOURCE_EXHAUSTED. */
 PROFILE_API int profile_client_open(profile_client **out, const char *const *addrs, size_t n,
                                     const profile_client_options *opts);
 
