@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BUILD, SOURCE, free_port, java_partition, wait_for, main
+from harness import BUILD, SOURCE, Stack, free_port, java_partition, wait_for, main
 from test_make_run import Launch
 
 PROFILED = os.path.join(BUILD, "profiled")
@@ -158,6 +158,31 @@ class SecureRun(unittest.TestCase):
                            capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("TLS needs a CA certificate file", r.stderr)
+
+
+class NodeNames(unittest.TestCase):
+    def test_a_node_whose_certificate_does_not_name_its_host_is_not_called(self):
+        s = Stack(nodes=1, tls=True)
+        try:
+            # node1's certificate, from the right CA, names another host.
+            ext = s.tls + "/elsewhere.ext"
+            with open(ext, "w") as f:
+                f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n"
+                        "subjectAltName=DNS:elsewhere.example\n")
+            subprocess.run("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {t}/node1.key && "
+                           "openssl req -new -key {t}/node1.key -subj /CN=elsewhere.example | openssl x509 -req "
+                           "-CA {t}/ca.crt -CAkey {t}/ca.key -CAcreateserial -days 2 -extfile {e} -out {t}/node1.crt"
+                           .format(t=s.tls, e=ext), shell=True, check=True, capture_output=True, timeout=60)
+            s.start_broker()
+            s.start_core(1)
+            wait_for(lambda: "serving on" in open(s.cores[1].log_path).read(), 30, "node1 to listen")
+            for addr in (s.core_addr[1], s.core_addr[1].replace("127.0.0.1", "localhost")):
+                r = subprocess.run([PROFILECTL, "--timeout", "2", "--core", addr] + s.tls_args("client")
+                                   + ["search", "a@mail.com"], capture_output=True, text=True, timeout=30)
+                self.assertEqual((r.returncode, r.stderr.split(":")[0]), (1, "UNAVAILABLE"), r.stderr)
+        finally:
+            s.stop()
+            s.destroy()
 
 
 class PlaintextRules(unittest.TestCase):
