@@ -16,7 +16,7 @@ TLS        ?= 0
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps test-deps configure build run test bench fuzz chaos chaos-control soak clean
+.PHONY: all deps test-deps configure build run test bench bench-ab fuzz chaos chaos-control soak clean
 
 all: build
 
@@ -88,6 +88,14 @@ soak: deps
 bench: deps
 	@$(MAKE) --no-print-directory build
 	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/bench/bench.py
+
+# Two revisions against each other, row by row, in alternating pairs:
+# make bench-ab A=REV B=REV (each built once under build-ab/).
+A ?= HEAD~1
+B ?= HEAD
+bench-ab: deps
+	@$(MAKE) --no-print-directory build
+	@scripts/bench-ab.sh "$(A)" "$(B)"
 
 clean:
 	rm -rf $(BUILD)

@@ -183,22 +183,55 @@ report(bench *b, const char *name)
 	fflush(stdout);
 }
 
+/* 1 when the comma-separated list names w. */
+static int
+has_workload(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = list; *p; p += strcspn(p, ","), p += *p == ',')
+		if (strncmp(p, w, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* 1 when every name in the list is a workload. */
+static int
+workloads_valid(const char *list)
+{
+	const char *p = list;
+
+	if (*p == '\0')
+		return 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (!((n == 3 && strncmp(p, "get", 3) == 0) || (n == 6 && strncmp(p, "create", 6) == 0) ||
+		      (n == 5 && strncmp(p, "mixed", 5) == 0)))
+			return 0;
+		p += n;
+		p += *p == ',';
+	}
+	return 1;
+}
+
 int
 bench_main(profile_client *c, int argc, char **argv)
 {
 	static const struct option opts[] = {{"concurrency", required_argument, NULL, 'n'},
 	                                     {"duration", required_argument, NULL, 'd'},
 	                                     {"profiles", required_argument, NULL, 'p'},
+	                                     {"workloads", required_argument, NULL, 'w'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	int concurrency = 32, opt;
 	double duration = 5;
 	long profiles = 1000;
+	const char *workloads = "get,create,mixed";
 	bench b = {0};
 	slot *slots;
 
 	optind = 0; /* full reset: the global options were parsed with "+" */
-	while ((opt = getopt_long(argc, argv, "n:d:p:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:d:p:w:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
 			concurrency = atoi(optarg);
@@ -209,9 +242,12 @@ bench_main(profile_client *c, int argc, char **argv)
 		case 'p':
 			profiles = atol(optarg);
 			break;
+		case 'w':
+			workloads = optarg;
+			break;
 		case 'h':
-			printf("usage: profilectl bench [--concurrency N] [--duration SECONDS] [--profiles "
-			       "N]\n");
+			printf("usage: profilectl bench [--concurrency N] [--duration SECONDS] [--profiles N]\n"
+			       "                        [--workloads get,create,mixed]\n");
 			return 0;
 		default:
 			fprintf(stderr, "try 'profilectl bench --help'\n");
@@ -219,9 +255,9 @@ bench_main(profile_client *c, int argc, char **argv)
 		}
 	}
 	if (concurrency < 1 || concurrency > 4096 || duration <= 0 || duration > 3600 || profiles < 1 ||
-	    profiles > 10000000 || optind != argc) {
+	    profiles > 10000000 || optind != argc || !workloads_valid(workloads)) {
 		fprintf(stderr, "profilectl bench: --concurrency 1..4096, --duration 0..3600 s, --profiles "
-		                "1..10000000\n");
+		                "1..10000000, --workloads a comma-separated list of get, create, mixed\n");
 		return 2;
 	}
 	pthread_mutex_init(&b.mu, NULL);
@@ -248,12 +284,18 @@ bench_main(profile_client *c, int argc, char **argv)
 	       duration, b.nuids);
 	printf("%-12s %10s %10s %9s %9s %9s %8s\n", "workload", "ops", "ops/s", "p50 ms", "p99 ms",
 	       "p99.9 ms", "errors");
-	run(&b, W_GET, concurrency, duration, slots);
-	report(&b, "get");
-	run(&b, W_CREATE, concurrency, duration, slots);
-	report(&b, "create");
-	run(&b, W_MIXED, concurrency, duration, slots);
-	report(&b, "mixed 90/10");
+	if (has_workload(workloads, "get")) {
+		run(&b, W_GET, concurrency, duration, slots);
+		report(&b, "get");
+	}
+	if (has_workload(workloads, "create")) {
+		run(&b, W_CREATE, concurrency, duration, slots);
+		report(&b, "create");
+	}
+	if (has_workload(workloads, "mixed")) {
+		run(&b, W_MIXED, concurrency, duration, slots);
+		report(&b, "mixed 90/10");
+	}
 	free(slots);
 	free(b.uids);
 	free(b.lat);

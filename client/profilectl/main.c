@@ -89,11 +89,13 @@ static const struct {
               "(profile is null for a delete). Starts at the end of the topic, or at its\n"
               "beginning with --from-beginning. --brokers defaults to $PROFILE_BROKERS.\n"
               "-X sets a librdkafka property. SIGINT or SIGTERM end it (exit 0).\n"},
-    {"bench", "usage: profilectl bench [--concurrency N] [--duration SECONDS] [--profiles N]\n\n"
+    {"bench", "usage: profilectl bench [--concurrency N] [--duration SECONDS] [--profiles N]\n"
+              "                        [--workloads get,create,mixed]\n\n"
               "Keeps N calls in flight (default 32) from one thread and reports ops/s and\n"
               "p50/p99/p99.9 latency for: get of existing profiles, create, and a 90/10\n"
-              "mix of gets and updates, each for SECONDS (default 5). --profiles: how many\n"
-              "profiles to create first for the reads (default 1000).\n"},
+              "mix of gets and updates, each for SECONDS (default 5); --workloads runs\n"
+              "only those named. --profiles: how many profiles to create first for the\n"
+              "reads (default 1000).\n"},
 };
 
 static int

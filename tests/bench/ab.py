@@ -1,0 +1,123 @@
+"""make bench-ab: two builds of the service measured against each other in
+one sitting, row by row, alternating A and B BENCH_PAIRS times (default 3)
+with both stacks up, so that a change is judged on the median of the pairs'
+ratios and not on how busy the host was when each side ran.
+
+usage: python3 tests/bench/ab.py BUILD_A BUILD_B
+  (build directories: each side's stacks and its profilectl come from its
+  own build; the harness and the load generators are this checkout's)
+
+Prints, for each row, A's and B's medians, the median of the B/A ratios and
+their spread. BENCH_SECONDS sets each load phase (default 10)."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402
+from bench import D, PAIRS, uids_of, write_lines, wrk  # noqa: E402
+from harness import Stack, java_partition  # noqa: E402
+
+
+def start(build, nodes):
+    """A stack whose processes come from build."""
+    own, harness.BUILD = harness.BUILD, build
+    try:
+        return Stack(nodes=nodes).start()
+    finally:
+        harness.BUILD = own
+
+
+def native(build, core, workload):
+    out = subprocess.run([os.path.join(build, "profilectl"), "--core", core, "bench", "--concurrency", "32",
+                          "--duration", str(D), "--profiles", "2000", "--workloads", workload],
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] == workload:
+            return float(parts[-5]), float(parts[-4]), float(parts[-3])
+    raise RuntimeError("profilectl bench printed no %s row:\n%s" % (workload, out))
+
+
+def prepare(stack, tmp, tag):
+    """Loads profiles through REST; the files of uids for GET (all, and
+    those not node1's for the forwarded row)."""
+    url = "http://127.0.0.1:%d" % stack.port
+    wrk(url, "post.lua")
+    uids = uids_of(stack, 1000)
+    files = {"all": os.path.join(tmp, "uids-%s.txt" % tag)}
+    write_lines(files["all"], uids)
+    if stack.nodes > 1:
+        time.sleep(2.5)  # one refresh of the gateway's owner table
+        owner = {p["partition"]: p["owner"] for p in stack.cluster()["partitions"]}
+        files["foreign"] = os.path.join(tmp, "foreign-%s.txt" % tag)
+        write_lines(files["foreign"], [u for u in uids if owner[java_partition(u, 12)] != "node1"])
+    return files
+
+
+def rows_for(build, stack, files, tmp):
+    """The rows of one side: name -> a measure returning (value, p50, p99)."""
+    url = "http://127.0.0.1:%d" % stack.port
+    if stack.nodes == 1:
+        core = stack.core_addr[1]
+        return {
+            "REST GET by uid, 1 node, 64 conns (req/s)": lambda: wrk(url, "get.lua", env={"UIDS": files["all"]}),
+            "REST POST create, 1 node, 64 conns (creates/s)": lambda: wrk(url, "post.lua"),
+            "REST email search, 1 node, 16 conns (req/s)": lambda: wrk(url, "search.lua", conns=16),
+            "native GET, 32 in flight (ops/s)": lambda: native(build, core, "get"),
+            "native create, 32 in flight (ops/s)": lambda: native(build, core, "create"),
+            "native mixed 90/10 (ops/s)": lambda: native(build, core, "mixed"),
+        }
+    own, harness.BUILD = harness.BUILD, build
+    try:
+        gw1 = stack.node_gateway(1)
+    finally:
+        harness.BUILD = own
+    return {
+        "REST GET, 3 nodes, 64 conns (req/s)": lambda: wrk(url, "get.lua", env={"UIDS": files["all"]}),
+        "REST GET forwarded, 64 conns (req/s)": lambda: wrk("http://127.0.0.1:%d" % gw1.port, "get.lua",
+                                                            env={"UIDS": files["foreign"]}),
+        "REST POST create, 3 nodes, 64 conns (creates/s)": lambda: wrk(url, "post.lua"),
+        "REST email search, 3 nodes, 16 conns (req/s)": lambda: wrk(url, "search.lua", conns=16),
+    }
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    builds = [os.path.abspath(b) for b in sys.argv[1:]]
+    tmp = tempfile.mkdtemp(prefix="profile-ab-")
+    results = []
+    for nodes in (1, 3):
+        stacks = []
+        try:
+            for i, b in enumerate(builds):
+                stacks.append(start(b, nodes))
+            files = [prepare(s, tmp, "%s%d" % ("AB"[i], nodes)) for i, s in enumerate(stacks)]
+            measures = [rows_for(builds[i], s, files[i], tmp) for i, s in enumerate(stacks)]
+            for name in measures[0]:
+                runs = []
+                for _ in range(PAIRS):
+                    a = measures[0][name]()
+                    b = measures[1][name]()
+                    runs.append((a[0], b[0]))
+                    sys.stderr.write("  %-48s A %10.0f  B %10.0f\n" % (name, a[0], b[0]))
+                ratios = sorted(b / a for a, b in runs if a)
+                results.append((name, sorted(a for a, _ in runs)[len(runs) // 2],
+                                sorted(b for _, b in runs)[len(runs) // 2], ratios))
+        finally:
+            for s in stacks:
+                s.stop()
+                s.destroy()
+    print()
+    print("A: %s\nB: %s\n%d pairs, %.0f s per phase" % (builds[0], builds[1], PAIRS, D))
+    print("%-48s %12s %12s %7s  %s" % ("row", "A (median)", "B (median)", "B/A", "B/A of each pair"))
+    for name, a, b, ratios in results:
+        print("%-48s %12.0f %12.0f %6.0f%%  %s" % (name, a, b, 100 * ratios[len(ratios) // 2],
+                                                   " ".join("%.0f%%" % (100 * r) for r in ratios)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+/* kafka_rtt.c: the one-write baseline of the benchmark. One record at a
+ * time, produced as the core produces (idempotent, acks=all, linger.ms=1)
+ * and consumed back by a consumer already reading the partition's end: the
+ * least a write that is answered only once it has been read back can take on
+ * this broker. Uses its own topic (the broker creates it on first use).
+ * usage: bench-kafka-rtt BROKERS TOPIC SECONDS [PROPERTY=VALUE...]
+ *   (properties apply to the consumer, e.g. fetch.wait.max.ms=1)
+ * prints: writes p50_ms p99_ms */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static rd_kafka_t *
+make(rd_kafka_type_t type, const char *brokers, char **props, int nprops)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char err[256];
+
+	rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err);
+	if (type == RD_KAFKA_PRODUCER) {
+		rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err);
+		rd_kafka_conf_set(conf, "acks", "all", err, sizeof err);
+		rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof err);
+	} else {
+		rd_kafka_conf_set(conf, "group.id", "bench-kafka-rtt", err, sizeof err);
+		rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+		for (int i = 0; i < nprops; i++) {
+			char *eq = strchr(props[i], '=');
+			if (eq) {
+				*eq = '\0';
+				rd_kafka_conf_set(conf, props[i], eq + 1, err, sizeof err);
+				*eq = '=';
+			}
+		}
+	}
+	return rd_kafka_new(type, conf, err, sizeof err);
+}
+
+int
+main(int argc, char **argv)
+{
+	rd_kafka_t *prod, *cons;
+	rd_kafka_topic_partition_list_t *l;
+	uint32_t *lat;
+	size_t n = 0, cap = 1 << 20;
+	int64_t end, lo, hi;
+	char payload[32];
+
+	if (argc < 4)
+		return 2;
+	prod = make(RD_KAFKA_PRODUCER, argv[1], NULL, 0);
+	cons = make(RD_KAFKA_CONSUMER, argv[1], argv + 4, argc - 4);
+	if (prod == NULL || cons == NULL || (lat = malloc(cap * sizeof *lat)) == NULL)
+		return 1;
+	/* The first record makes the topic; then read from its end. */
+	if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("x", 1),
+	                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) != 0 ||
+	    rd_kafka_flush(prod, 10000) != 0 ||
+	    rd_kafka_query_watermark_offsets(cons, argv[2], 0, &lo, &hi, 10000) != 0)
+		return 1;
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, argv[2], 0)->offset = hi;
+	rd_kafka_assign(cons, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	end = now_us() + (int64_t)(atof(argv[3]) * 1e6);
+	while (now_us() < end && n < cap) {
+		int64_t t0 = now_us();
+		int len = snprintf(payload, sizeof payload, "%zu", n);
+		int seen = 0;
+
+		if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0),
+		                      RD_KAFKA_V_VALUE(payload, (size_t)len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                      RD_KAFKA_V_END) != 0)
+			return 1;
+		while (!seen && now_us() < end + 10000000) {
+			rd_kafka_message_t *m;
+			rd_kafka_poll(prod, 0);
+			if ((m = rd_kafka_consumer_poll(cons, 10)) == NULL)
+				continue;
+			seen = m->err == 0 && m->len == (size_t)len && memcmp(m->payload, payload, (size_t)len) == 0;
+			rd_kafka_message_destroy(m);
+		}
+		if (!seen)
+			return 1;
+		lat[n++] = (uint32_t)(now_us() - t0);
+	}
+	qsort(lat, n, sizeof *lat, cmp_u32);
+	printf("%zu %.3f %.3f\n", n, n ? lat[n / 2] / 1000.0 : 0, n ? lat[n * 99 / 100] / 1000.0 : 0);
+	rd_kafka_consumer_close(cons);
+	rd_kafka_destroy(cons);
+	rd_kafka_flush(prod, 5000);
+	rd_kafka_destroy(prod);
+	free(lat);
+	return 0;
+}
