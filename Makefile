@@ -13,6 +13,7 @@ PARTITIONS ?= 12
 BROKERS    ?=
 RESTART    ?= always
 TLS        ?= 0
+TOKENS     ?=
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -32,7 +33,7 @@ build: configure
 run: deps
 	@$(MAKE) --no-print-directory build
 	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) STANDBYS=$(STANDBYS) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
-	  BUILD=$(BUILD) BROKERS=$(BROKERS) RESTART=$(RESTART) TLS=$(TLS) scripts/run.sh
+	  BUILD=$(BUILD) BROKERS=$(BROKERS) RESTART=$(RESTART) TLS=$(TLS) TOKENS=$(TOKENS) scripts/run.sh
 
 test: test-deps
 	@$(MAKE) --no-print-directory build

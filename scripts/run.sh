@@ -17,7 +17,9 @@
 # by the address it chose at start). TLS=1: every hop over TLS: a private CA
 # and certificates for the gateway, each node and a client are made under
 # DATA/tls (scripts/tls-certs.sh; kept and reused), the nodes serve
-# tls+tcp:// with mutual TLS and the gateway serves HTTPS.
+# tls+tcp:// with mutual TLS and the gateway serves HTTPS. TOKENS: bearer
+# tokens for the REST API: a file (profile-gateway --tokens), or 1 to make
+# DATA/tokens once with a read and a write token, printed at start.
 set -uo pipefail
 
 PORT=${PORT:-8080}
@@ -34,6 +36,7 @@ BROKERS=${BROKERS:-}
 RESTART=${RESTART:-always}
 RESTART_DELAY=${RESTART_DELAY:-2}
 TLS=${TLS:-0}
+TOKENS=${TOKENS:-}
 
 case "$RESTART" in
   always|never) ;;
@@ -47,6 +50,25 @@ esac
 
 mkdir -p "$DATA"
 pids=()
+
+# TOKENS: the gateway's token file (made with TOKENS=1).
+token_args=() token_help=()
+case "$TOKENS" in
+  ""|0) ;;
+  1)
+    tokens_file=$(cd "$DATA" && pwd)/tokens
+    if [ ! -s "$tokens_file" ]; then
+      (umask 077; printf '%s read reader\n%s write writer\n' "$(openssl rand -hex 24)" "$(openssl rand -hex 24)" \
+        > "$tokens_file") || { echo "run: cannot make $tokens_file" >&2; exit 1; }
+    fi
+    token_args=(--tokens "$tokens_file")
+    token_help=("$(awk '$2 == "write" { print $1; exit }' "$tokens_file")")
+    ;;
+  *)
+    [ -r "$TOKENS" ] || { echo "run: TOKENS names no readable file: $TOKENS" >&2; exit 2; }
+    token_args=(--tokens "$TOKENS")
+    ;;
+esac
 
 # With TLS=1: the certificates, and each part's TLS options.
 scheme=tcp http=http
@@ -115,7 +137,7 @@ start() {
       --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" --standbys "$STANDBYS" "${kafka_opts[@]}" \
       "${node_tls[@]}" &
   else
-    "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" "${gateway_tls[@]}" &
+    "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" "${gateway_tls[@]}" "${token_args[@]}" &
   fi
   pids[$i]=$!
 }
@@ -125,11 +147,18 @@ for i in $(seq 1 $((NODES + 1))); do start "$i"; done
 echo "Kafka bootstrap: $BROKERS"
 echo "Gateway:         $http://localhost:$PORT/   (Ctrl-C stops everything)"
 echo "Cluster page:    $http://localhost:$PORT/   metrics: /metrics   API description: /openapi.json"
+auth=""
+if [ ${#token_args[@]} -gt 0 ]; then
+  echo "Tokens:          ${token_args[1]} (a request without one is 401)"
+  [ ${#token_help[@]} -gt 0 ] && auth="-H 'Authorization: Bearer ${token_help[0]}' "
+fi
 if [ "$TLS" = 1 ]; then
   echo "TLS:             every hop; the CA and certificates are in $tls"
-  echo "  curl --cacert $tls/ca.crt https://localhost:$PORT/api/search?email=a@b.com"
+  echo "  curl ${auth}--cacert $tls/ca.crt https://localhost:$PORT/api/search?email=a@b.com"
   echo "  profilectl --core tls+tcp://127.0.0.1:$RPC_PORT --tls-ca $tls/ca.crt \\"
   echo "    --tls-cert $tls/client.crt --tls-key $tls/client.key get UID"
+elif [ -n "$auth" ]; then
+  echo "  curl ${auth}http://localhost:$PORT/api/search?email=a@b.com"
 fi
 
 # A part that exits is started again (RESTART=always) or left down; the

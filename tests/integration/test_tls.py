@@ -1,5 +1,6 @@
-"""TLS on every hop. Over `make run TLS=1` (scripts/run.sh): HTTPS works with
-the CA it made and plain HTTP is refused; a core node refuses a plain-TCP
+"""TLS on every hop. Over `make run TLS=1 TOKENS=1` (scripts/run.sh): HTTPS
+works with the CA it made and the token it printed (none is 401), and plain
+HTTP is refused; a core node refuses a plain-TCP
 caller, a TLS caller without a certificate and one whose certificate another
 CA signed (nngcat), and answers one with the client certificate; the
 profilectl command it prints works, and so do forwards between nodes over
@@ -39,7 +40,7 @@ class SecureRun(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.run_ = Launch(TLS="1", RESTART="never")
+        cls.run_ = Launch(TLS="1", TOKENS="1", RESTART="never")
         cls.tls = os.path.join(cls.run_.data, "tls")
         cls.url = "https://localhost:%d" % cls.run_.port
         try:
@@ -48,6 +49,7 @@ class SecureRun(unittest.TestCase):
             print(cls.run_.output())
             cls.run_.close()
             raise
+        cls.token = re.search(r"curl -H 'Authorization: Bearer (\w+)' --cacert", cls.run_.output()).group(1)
         cls.rpc = sorted({int(p) for p in re.findall(r"serving on tls\+tcp://127\.0\.0\.1:(\d+)",
                                                      cls.run_.output())})
 
@@ -67,12 +69,14 @@ class SecureRun(unittest.TestCase):
             return False
 
     @classmethod
-    def https(cls, method, path, body=None, context=None):
+    def https(cls, method, path, body=None, context=None, token=True):
         ctx = context or ssl.create_default_context(cafile=os.path.join(cls.tls, "ca.crt"))
         conn = http.client.HTTPSConnection("localhost", cls.run_.port, context=ctx, timeout=10)
+        headers = {"Content-Type": "application/json"} if body else {}
+        if token and getattr(cls, "token", None):
+            headers["Authorization"] = "Bearer " + cls.token
         try:
-            conn.request(method, path, body=json.dumps(body) if body else None,
-                         headers={"Content-Type": "application/json"} if body else {})
+            conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
             r = conn.getresponse()
             text = r.read().decode()
             return r.status, json.loads(text) if text else None
@@ -93,6 +97,9 @@ class SecureRun(unittest.TestCase):
     def test_https_with_the_ca_and_plain_http_refused(self):
         status, made = self.https("POST", "/api/profile", {"username": "tia", "email": "tia@mail.com"})
         self.assertEqual(status, 201, made)
+        # The token it printed is what lets a caller in.
+        status, denied = self.https("GET", "/api/profile/" + made["uid"], token=False)
+        self.assertEqual((status, denied["error"]["code"]), (401, "UNAUTHENTICATED"))
         self.assertEqual(self.https("GET", "/api/profile/" + made["uid"]), (200, made))
         # The certificate is the cluster CA's: a client that trusts only the
         # system's CAs refuses it.
