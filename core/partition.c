@@ -201,17 +201,18 @@ store_works(part *pt, int32_t p)
 	pt->problem[0] = '\0';
 }
 
-/* A partition became active after replaying at least TRIM_AFTER records
- * (atomic): once none is restoring, the memory the restore's buffers held
- * goes back to the system (glibc keeps freed memory otherwise: a restored
- * node held 58 MiB at 2M profiles instead of what it needs to serve). */
-#define TRIM_AFTER 1000
-static int trim_wanted;
+/* Records replayed by partitions that became active since the last trim
+ * (atomic). Past TRIM_AFTER, once no partition is restoring, the memory the
+ * restore's buffers held goes back to the system (glibc keeps freed memory
+ * otherwise: a restored node held 58 MiB at 2M profiles instead of what it
+ * needs to serve). */
+#define TRIM_AFTER 10000
+static uint64_t trim_replayed;
 
 static void
 trim_after_restore(partitions *t)
 {
-	if (!__atomic_load_n(&trim_wanted, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&trim_replayed, __ATOMIC_ACQUIRE) < TRIM_AFTER)
 		return;
 	for (int32_t p = 0; p < t->count; p++) {
 		part *pt = &t->parts[p];
@@ -223,7 +224,7 @@ trim_after_restore(partitions *t)
 		if (restoring)
 			return;
 	}
-	__atomic_store_n(&trim_wanted, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&trim_replayed, 0, __ATOMIC_RELEASE);
 	malloc_trim(0);
 }
 
@@ -238,8 +239,7 @@ maybe_activate(part *pt, int32_t p)
 	pt->active = 1;
 	if (pt->replayed > 0)
 		__atomic_add_fetch(&pt->restores, 1, __ATOMIC_RELAXED);
-	if (pt->replayed >= TRIM_AFTER)
-		__atomic_store_n(&trim_wanted, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&trim_replayed, pt->replayed, __ATOMIC_RELEASE);
 	log_info("partition %d active: replayed %llu records, applied up to offset %lld", (int)p,
 	         (unsigned long long)pt->replayed, (long long)pt->applied);
 	if (pt->rebuild_start > 0) {
