@@ -4,8 +4,9 @@ with both stacks up, so that a change is judged on the median of the pairs'
 ratios and not on how busy the host was when each side ran.
 
 usage: python3 tests/bench/ab.py BUILD_A BUILD_B
-  (build directories: each side's stacks and its profilectl come from its
-  own build; the harness and the load generators are this checkout's)
+  (build directories: each side's broker, cores and gateway come from its
+  own build; the harness and the load generators, profilectl included, are
+  this checkout's, so that both sides are driven alike)
 
 Prints, for each row, A's and B's medians, the median of the B/A ratios and
 their spread. BENCH_SECONDS sets each load phase (default 10)."""
@@ -20,6 +21,8 @@ import harness  # noqa: E402
 from bench import D, PAIRS, uids_of, write_lines, wrk  # noqa: E402
 from harness import Stack, java_partition  # noqa: E402
 
+OWN_BUILD = harness.BUILD
+
 
 def start(build, nodes):
     """A stack whose processes come from build."""
@@ -30,8 +33,8 @@ def start(build, nodes):
         harness.BUILD = own
 
 
-def native(build, core, workload):
-    out = subprocess.run([os.path.join(build, "profilectl"), "--core", core, "bench", "--concurrency", "32",
+def native(core, workload):
+    out = subprocess.run([os.path.join(OWN_BUILD, "profilectl"), "--core", core, "bench", "--concurrency", "32",
                           "--duration", str(D), "--profiles", "2000", "--workloads", workload],
                          capture_output=True, text=True).stdout
     for line in out.splitlines():
@@ -66,9 +69,9 @@ def rows_for(build, stack, files, tmp):
             "REST GET by uid, 1 node, 64 conns (req/s)": lambda: wrk(url, "get.lua", env={"UIDS": files["all"]}),
             "REST POST create, 1 node, 64 conns (creates/s)": lambda: wrk(url, "post.lua"),
             "REST email search, 1 node, 16 conns (req/s)": lambda: wrk(url, "search.lua", conns=16),
-            "native GET, 32 in flight (ops/s)": lambda: native(build, core, "get"),
-            "native create, 32 in flight (ops/s)": lambda: native(build, core, "create"),
-            "native mixed 90/10 (ops/s)": lambda: native(build, core, "mixed"),
+            "native GET, 32 in flight (ops/s)": lambda: native(core, "get"),
+            "native create, 32 in flight (ops/s)": lambda: native(core, "create"),
+            "native mixed 90/10 (ops/s)": lambda: native(core, "mixed"),
         }
     own, harness.BUILD = harness.BUILD, build
     try:

@@ -134,7 +134,7 @@ main(int argc, char **argv)
 	if (argc == 3) {
 		relaying = 1;
 		if (nng_req0_open(&sock) != 0 || nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) ||
-		    nng_dial(sock, argv[2], NULL, 0) != 0) {
+		    nng_dial(sock, argv[2], NULL, NNG_FLAG_NONBLOCK) != 0) {
 			fprintf(stderr, "bench-http-fixed: cannot reach %s\n", argv[2]);
 			return 1;
 		}
