@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds two revisions under build-ab/REV (once each; a git worktree and a
 # default build) and measures them against each other with
-# tests/bench/ab.py, in alternating pairs (BENCH_PAIRS, BENCH_SECONDS).
+# tests/bench/ab.py, in alternating pairs (BENCH_PAIRS, BENCH_SECONDS,
+# BENCH_ROWS to keep only some rows).
 #   scripts/bench-ab.sh REV_A REV_B
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 REV_A REV_B" >&2; exit 2; }

@@ -9,8 +9,11 @@ usage: python3 tests/bench/ab.py BUILD_A BUILD_B
   this checkout's, so that both sides are driven alike)
 
 Prints, for each row, A's and B's medians, the median of the B/A ratios and
-their spread. BENCH_SECONDS sets each load phase (default 10)."""
+their spread. BENCH_SECONDS sets each load phase (default 10); BENCH_ROWS, a
+regular expression, keeps only the rows it finds in their names (to bisect
+one row: make bench-ab A=good B=suspect BENCH_ROWS=mixed)."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -87,20 +90,30 @@ def rows_for(build, stack, files, tmp):
     }
 
 
+# The row names of each stack size (rows_for's keys), to skip a size whose
+# rows are all filtered out.
+ROWS = {1: ("REST GET by uid, 1 node", "REST POST create, 1 node", "REST email search, 1 node", "native GET",
+            "native create", "native mixed 90/10"),
+        3: ("REST GET, 3 nodes", "REST GET forwarded", "REST POST create, 3 nodes", "REST email search, 3 nodes")}
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     builds = [os.path.abspath(b) for b in sys.argv[1:]]
     tmp = tempfile.mkdtemp(prefix="profile-ab-")
     results = []
+    only = re.compile(os.environ.get("BENCH_ROWS", ""))
     for nodes in (1, 3):
+        if not any(only.search(n) for n in ROWS[nodes]):
+            continue
         stacks = []
         try:
             for i, b in enumerate(builds):
                 stacks.append(start(b, nodes))
             files = [prepare(s, tmp, "%s%d" % ("AB"[i], nodes)) for i, s in enumerate(stacks)]
             measures = [rows_for(builds[i], s, files[i], tmp) for i, s in enumerate(stacks)]
-            for name in measures[0]:
+            for name in (n for n in measures[0] if only.search(n)):
                 runs = []
                 for _ in range(PAIRS):
                     a = measures[0][name]()
