@@ -38,13 +38,12 @@ call_tls_read_pem(const char *what, const char *path, char *err, size_t len)
 		snprintf(err, len, "out of memory reading %s", path);
 		return NULL;
 	}
+	buf[n > PEM_MAX ? PEM_MAX : n] = '\0'; /* before strstr reads it */
 	if (n == 0 || n > PEM_MAX || strstr(buf, "-----BEGIN ") == NULL) {
-		buf[n > PEM_MAX ? PEM_MAX : n] = '\0';
-		snprintf(err, len, "the TLS %s %s is not a PEM file", what, path);
+		snprintf(err, len, "the TLS %s %s is not a PEM file (or over %d bytes)", what, path, PEM_MAX);
 		free(buf);
 		return NULL;
 	}
-	buf[n] = '\0';
 	return buf;
 }
 
