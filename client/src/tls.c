@@ -20,7 +20,7 @@ char *
 call_tls_read_pem(const char *what, const char *path, char *err, size_t len)
 {
 	FILE *f;
-	char *buf = NULL;
+	char *buf = NULL, *shrunk;
 	size_t n = 0;
 
 	if (path == NULL || path[0] == '\0') {
@@ -44,6 +44,9 @@ call_tls_read_pem(const char *what, const char *path, char *err, size_t len)
 		free(buf);
 		return NULL;
 	}
+	/* Kept for the process's life: only what was read. */
+	if ((shrunk = realloc(buf, n + 1)) != NULL)
+		buf = shrunk;
 	return buf;
 }
 
@@ -200,22 +203,4 @@ call_url_loopback(const char *url)
 	local = u->u_hostname != NULL && call_host_loopback(u->u_hostname);
 	nng_url_free(u);
 	return local;
-}
-
-const char *
-call_tls_cert_pem(const call_tls *t)
-{
-	return t->cert;
-}
-
-const char *
-call_tls_key_pem(const call_tls *t)
-{
-	return t->key;
-}
-
-const char *
-call_tls_ca_pem(const call_tls *t)
-{
-	return t->ca;
 }

@@ -54,10 +54,4 @@ int call_url_loopback(const char *url);
  * loopback one. */
 int call_host_loopback(const char *host);
 
-/* The PEM text of t's certificate and key, for a server that is not nng
- * (the gateway's HTTPS). Owned by t. */
-const char *call_tls_cert_pem(const call_tls *t);
-const char *call_tls_key_pem(const call_tls *t);
-const char *call_tls_ca_pem(const call_tls *t);
-
 #endif

@@ -272,7 +272,7 @@ def main():
     # The bare relay (HTTP -> nng -> a fixed body, no JSON, no protobuf), and
     # the gateway over a node that answers every request with one canned
     # profile (HTTP -> nng -> no work).
-    relay, fixed = paired("bare relay: HTTP -> nng echo -> fixed body", "req/s", base.fixed, base.relay,
+    paired("bare relay: HTTP -> nng echo -> fixed body", "req/s", base.fixed, base.relay,
                           note_fn=lambda sv, b: "baseline: HTTP fixed body; %s" % lat(sv))
     paired("gateway over a canned-answer node", "req/s", base.relay, base.canned, ">= 90% of the bare relay",
            lambda sv, b, r: r >= 0.9, lambda sv, b: "baseline: the bare relay; %s" % lat(sv))

@@ -15,7 +15,6 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-import time
 import unittest
 
 from harness import BUILD, SOURCE, Stack, free_port, java_partition, wait_for, main
