@@ -202,11 +202,7 @@ def sized_node(n, tmp):
     st.start_core(1)
     st.start_gateway()
     st.wait_ready(600)
-    text = open(st.cores[1].log_path).read()
-    stamps = [time.mktime(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float(t[19:23])
-              for t in re.findall(r"^(\S+Z) profiled info: partition \d+ (?:assigned|active)", text, re.M)]
-    replayed = sum(int(x) for x in re.findall(r"active: replayed (\d+) records", text))
-    secs = max(stamps) - min(stamps) if stamps else 0
+    replayed, secs = restore_of(st.cores[1].log_path)
     return st, {"restore": replayed / secs if secs else 0, "replayed": replayed, "secs": secs,
                 "load_rate": load_rate, "uids": uids}
 
@@ -221,6 +217,15 @@ def log_times(path, pattern, since):
         if at >= since:
             out.append(at)
     return out
+
+
+def restore_of(path):
+    """A node's restore in its log: (records replayed, seconds from the first
+    partition assigned to the last one active)."""
+    stamps = log_times(path, r"profiled info: partition \d+ (?:assigned|active)", 0)
+    with open(path) as f:
+        replayed = sum(int(x) for x in re.findall(r"active: replayed (\d+) records", f.read()))
+    return replayed, max(stamps) - min(stamps) if stamps else 0
 
 
 def failover(three, gw1, uids, owner):
@@ -360,14 +365,9 @@ def main():
                             "fetch.wait.max.ms=1"], capture_output=True, text=True).stdout.split()
         base_restore = float(b[2])
         one.cores[1].stop()
-        mark = os.path.getsize(one.cores[1].log_path)
         one.start_core(1, data_name="core-fresh")
         one.wait_ready(120)
-        text = open(os.path.join(one.data, "core-fresh.log")).read()
-        stamps = [time.mktime(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float(t[19:23])
-                  for t in re.findall(r"^(\S+Z) profiled info: partition \d+ (?:assigned|active)", text, re.M)]
-        replayed = sum(int(n) for n in re.findall(r"active: replayed (\d+) records", text))
-        secs = max(stamps) - min(stamps) if stamps else 0
+        replayed, secs = restore_of(os.path.join(one.data, "core-fresh.log"))
         row("restore from the log, no local files", replayed / secs if secs else 0, "events/s", base_restore,
             ">= 200000/s and >= 70% of baseline",
             secs > 0 and replayed / secs >= 200000 and replayed / secs >= 0.7 * base_restore,
@@ -395,7 +395,6 @@ def main():
         row("restart with local files: time to ready", restart, "s", join,
             note="baseline: a restart with nothing to replay; replayed %d records (%d were written while it was away)" % (
                 replayed_tail, tail))
-        del mark
 
         # ---- three nodes (the one node kept, idle, for the pairs) ------------
         three = Stack(nodes=3).start()
