@@ -218,6 +218,7 @@ consumer_main(void *arg)
 	rd_kafka_t *rk = data_consumer(cl);
 	rd_kafka_message_t **batch = calloc(BATCH_MAX, sizeof *batch);
 	store_record *recs = calloc(BATCH_MAX, sizeof *recs);
+	_Static_assert(ACKED_MAX <= BATCH_MAX, "recs takes a round of acknowledged records");
 
 	int64_t idle_at = 0, follow_at = 0;
 
@@ -229,6 +230,8 @@ consumer_main(void *arg)
 			follow_at = wire_mono_ms() + FOLLOW_EVERY_MS;
 			follow_update(cl);
 		}
+		/* This node's own writes first: their answers wait for them. */
+		producer_apply_acked(cl, recs);
 		m = rd_kafka_consumer_poll(rk, 100);
 
 		if (cl->h.idle && wire_mono_ms() >= idle_at) {
@@ -364,7 +367,7 @@ int
 changelog_open(changelog **out, const changelog_config *cfg)
 {
 	static const char *const producer_defaults[] = {
-	    "enable.idempotence=true",    "acks=all", "linger.ms=1", "message.timeout.ms=10000",
+	    "enable.idempotence=true",    "acks=all", "linger.ms=0", "message.timeout.ms=10000",
 	    "partitioner=murmur2_random", "statistics.interval.ms=5000", NULL};
 	/* The group consumer commits what its stores applied (deliver_run). */
 	static const char *const commit_applied[] = {"enable.auto.commit=true", "enable.auto.offset.store=false",
@@ -382,6 +385,8 @@ changelog_open(changelog **out, const changelog_config *cfg)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	cl->replicated = cfg->replicated;
+	pthread_mutex_init(&cl->acked_mu, NULL);
+	cl->acked_tail = &cl->acked;
 
 	if ((pconf = conf_new(cfg, producer_defaults, cl)) == NULL ||
 	    kafka_conf_apply(pconf, cfg->producer_opts) != PROFILE_OK)
@@ -446,6 +451,7 @@ fail:
 		rd_kafka_conf_destroy(cl->producer_conf);
 		pthread_rwlock_destroy(&cl->producer_rw);
 	}
+	pthread_mutex_destroy(&cl->acked_mu);
 	free(cl->topic);
 	free(cl);
 	return rc;
@@ -482,6 +488,14 @@ changelog_close(changelog *cl, int timeout_ms)
 	}
 	free(cl->trace_from);
 	free(cl->following);
+	while (cl->acked != NULL) { /* acknowledged after the consumer stopped */
+		acked_record *next = cl->acked->next;
+		free(cl->acked);
+		cl->acked = next;
+	}
+	pthread_mutex_destroy(&cl->acked_mu);
+	if (cl->data_queue)
+		rd_kafka_queue_destroy(cl->data_queue);
 	rd_kafka_destroy(cl->consumer);
 	rd_kafka_destroy(cl->producer);
 	rd_kafka_conf_destroy(cl->producer_conf);
@@ -524,6 +538,7 @@ changelog_start(changelog *cl, const changelog_handler *h)
 		rd_kafka_assign(cl->follower, all);
 		rd_kafka_topic_partition_list_destroy(all);
 	}
+	cl->data_queue = rd_kafka_queue_get_consumer(data_consumer(cl));
 	if (pthread_create(&cl->producer_thread, NULL, producer_main, cl) != 0)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	if (pthread_create(&cl->consumer_thread, NULL, consumer_main, cl) != 0) {

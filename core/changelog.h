@@ -48,6 +48,11 @@ typedef struct changelog_handler {
 	 * from there: after a failed apply, or when the store found the log is
 	 * not the one it followed. */
 	int64_t (*records)(void *arg, int32_t p, const store_record *recs, size_t n);
+	/* Records of p this node produced, in log order, known from their
+	 * acknowledgements before the consumer reads them back: the handler
+	 * may apply them now if nothing is missing before them (the consumer
+	 * still reads them, and skips what was applied). Optional. */
+	void (*acked)(void *arg, int32_t p, const store_record *recs, size_t n);
 	/* The consumer is up to date with p up to hi (next offset): called
 	 * when a fetch shows no more records. */
 	void (*caught_up)(void *arg, int32_t p, int64_t hi);

@@ -11,6 +11,18 @@
 
 #include "changelog.h"
 
+/* A record of the topic this node produced, copied from its
+ * acknowledgement for the consumer thread (changelog.h: acked). */
+typedef struct acked_record {
+	struct acked_record *next;
+	int32_t p;
+	store_record rec; /* key and value point into this allocation */
+} acked_record;
+
+/* At most this many wait for the consumer thread; past it, records are
+ * left to be read back from the log as any other. */
+#define ACKED_MAX 1024
+
 struct changelog {
 	/* The producer, replaced after a fatal error (renew_producer): users
 	 * hold producer_rw for reading while they use it. */
@@ -36,6 +48,12 @@ struct changelog {
 	int64_t *trace_from; /* per partition: next offset to read, -1 = none */
 	uint8_t *following;  /* replicated mode with a follow set: per partition, followed now */
 	int trace_changed;
+	/* Acknowledged records for the consumer thread (oldest first), and
+	 * the queue its poll waits on, to wake it. */
+	pthread_mutex_t acked_mu;
+	acked_record *acked, **acked_tail;
+	size_t n_acked;
+	rd_kafka_queue_t *data_queue;
 	/* atomics, for the status */
 	uint64_t produce_errors, rebalances, producer_restarts;
 	uint64_t retries_now, retries_base; /* this producer's, and those before it */
@@ -51,5 +69,9 @@ void *tracer_main(void *arg);
 void *producer_main(void *arg);
 void producer_conf_callbacks(rd_kafka_conf_t *conf);
 int producer_flush(changelog *cl, int timeout_ms);
+/* Consumer thread: hands the acknowledged records to the handler's acked
+ * callback (recs: room for ACKED_MAX), oldest first, a run of one
+ * partition at a time; frees them. */
+void producer_apply_acked(changelog *cl, store_record *recs);
 
 #endif

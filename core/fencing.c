@@ -9,6 +9,18 @@
 #include "log.h"
 #include "partition_impl.h"
 
+void
+partitions_on_acked(void *arg, int32_t p, const store_record *recs, size_t n)
+{
+	partitions *t = arg;
+
+	/* The consumer thread's, as every change to applied: no lock needed
+	 * to read it here. A store still to be checked against the log
+	 * (verify) takes its first record from the consumer. */
+	if (p >= 0 && p < t->count && n > 0 && !t->parts[p].verify && recs[0].offset == t->parts[p].applied + 1)
+		(void)partitions_on_records(t, p, recs, n);
+}
+
 /* Under pt->mu: p may take writes now. */
 int
 pt_writable(const partitions *t, const part *pt)

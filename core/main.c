@@ -346,6 +346,7 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	changelog_handler h = {.assigned = partitions_on_assigned,
 	                       .revoked = partitions_on_revoked,
 	                       .records = partitions_on_records,
+	                       .acked = partitions_on_acked,
 	                       .caught_up = partitions_on_caught_up,
 	                       .idle = partitions_on_idle,
 	                       .traced = partitions_on_traced,

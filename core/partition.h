@@ -139,6 +139,11 @@ int32_t partitions_count(const partitions *t);
 int64_t partitions_on_assigned(void *t, int32_t p, int64_t lo, int64_t hi);
 void partitions_on_revoked(void *t, int32_t p, int lost);
 int64_t partitions_on_records(void *t, int32_t p, const store_record *recs, size_t n);
+/* This node's own records of p, from their acknowledgements (the
+ * changelog's acked callback): applied as partitions_on_records would when
+ * the first follows the applied offset, so a write is answered without
+ * waiting for the consumer to read it back; else left to the consumer. */
+void partitions_on_acked(void *t, int32_t p, const store_record *recs, size_t n);
 /* Records of p read after this node lost it (the changelog's traced
  * callback): tells the writes that wait on them whether they were applied
  * or fenced. 1 while some still wait, else 0. */

@@ -15,13 +15,86 @@
 #include "log.h"
 #include "wire.h"
 
+/* Keeps a copy of m, a record of the topic in the log now, for the
+ * consumer thread, and wakes it: a write is answered once its node applied
+ * it, and this spares it the wait for the consumer to read it back. */
+static void
+keep_acked(changelog *cl, const rd_kafka_message_t *m)
+{
+	acked_record *a;
+	char *at;
+
+	/* Otherwise the consumer applies it when it reads it. */
+	if (cl->h.acked == NULL || cl->data_queue == NULL || m->key == NULL ||
+	    strcmp(rd_kafka_topic_name(m->rkt), cl->topic) != 0 ||
+	    (a = malloc(sizeof *a + m->key_len + m->len)) == NULL)
+		return;
+	at = (char *)(a + 1);
+	a->next = NULL;
+	a->p = m->partition;
+	a->rec = (store_record){.offset = m->offset,
+	                        .key = memcpy(at, m->key, m->key_len),
+	                        .key_len = m->key_len,
+	                        .value = m->payload ? memcpy(at + m->key_len, m->payload, m->len) : NULL,
+	                        .value_len = m->len,
+	                        .fence = fence_token_of((rd_kafka_message_t *)m)};
+	pthread_mutex_lock(&cl->acked_mu);
+	if (cl->n_acked < ACKED_MAX) {
+		*cl->acked_tail = a;
+		cl->acked_tail = &a->next;
+		cl->n_acked++;
+		a = NULL;
+	}
+	pthread_mutex_unlock(&cl->acked_mu);
+	free(a);
+	rd_kafka_queue_yield(cl->data_queue);
+}
+
+static int
+by_partition_offset(const void *x, const void *y)
+{
+	const acked_record *a = *(acked_record *const *)x, *b = *(acked_record *const *)y;
+
+	if (a->p != b->p)
+		return a->p < b->p ? -1 : 1;
+	return a->rec.offset < b->rec.offset ? -1 : a->rec.offset > b->rec.offset;
+}
+
+void
+producer_apply_acked(changelog *cl, store_record *recs)
+{
+	acked_record *list, *by[ACKED_MAX];
+	size_t n = 0;
+
+	pthread_mutex_lock(&cl->acked_mu);
+	list = cl->acked;
+	cl->acked = NULL;
+	cl->acked_tail = &cl->acked;
+	cl->n_acked = 0;
+	pthread_mutex_unlock(&cl->acked_mu);
+	for (; list != NULL; list = list->next)
+		by[n++] = list;
+	qsort(by, n, sizeof *by, by_partition_offset);
+	for (size_t i = 0, start = 0; i < n; i++) {
+		recs[i - start] = by[i]->rec;
+		if (i + 1 == n || by[i + 1]->p != by[start]->p) {
+			cl->h.acked(cl->h.arg, by[start]->p, recs, i + 1 - start);
+			start = i + 1;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(by[i]);
+}
+
 static void
 on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	int status = kafka_status(m->err);
 
 	(void)rk;
-	if (m->err) {
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		keep_acked(opaque, m);
+	} else {
 		__atomic_add_fetch(&((changelog *)opaque)->produce_errors, 1, __ATOMIC_RELAXED);
 		/* Not persisted for sure: the write did not happen and may be
 		 * retried. Otherwise the outcome is unknown. */

@@ -1,5 +1,5 @@
 /* kafka_rtt.c: the one-write baseline of the benchmark. One record at a
- * time, produced as the core produces (idempotent, acks=all, linger.ms=1)
+ * time, produced as the core produces (idempotent, acks=all, linger.ms=0)
  * and consumed back by a consumer already reading the partition's end: the
  * least a write that is answered only once it has been read back can take on
  * this broker. Uses its own topic (the broker creates it on first use).
@@ -37,7 +37,7 @@ make(rd_kafka_type_t type, const char *brokers, char **props, int nprops)
 	if (type == RD_KAFKA_PRODUCER) {
 		rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err);
 		rd_kafka_conf_set(conf, "acks", "all", err, sizeof err);
-		rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof err);
+		rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
 	} else {
 		rd_kafka_conf_set(conf, "group.id", "bench-kafka-rtt", err, sizeof err);
 		rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
