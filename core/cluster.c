@@ -92,6 +92,8 @@ status_build(service *svc, status_buf *b, int with_metrics)
 		return PROFILE_OK; /* the cluster view and routing need none of what follows */
 	metrics_fill(&svc->metrics, &b->metrics, &b->reply);
 	b->reply.restores = partitions_restores(svc->t);
+	b->reply.applied_on_ack = partitions_applied_on_ack(svc->t);
+	store_applied_totals(&b->reply.store_transactions, &b->reply.store_records);
 	if (svc->cl) {
 		changelog_stats cs;
 		changelog_counters(svc->cl, &cs);

@@ -17,8 +17,11 @@ partitions_on_acked(void *arg, int32_t p, const store_record *recs, size_t n)
 	/* The consumer thread's, as every change to applied: no lock needed
 	 * to read it here. A store still to be checked against the log
 	 * (verify) takes its first record from the consumer. */
-	if (p >= 0 && p < t->count && n > 0 && !t->parts[p].verify && recs[0].offset == t->parts[p].applied + 1)
-		(void)partitions_on_records(t, p, recs, n);
+	if (p < 0 || p >= t->count || n == 0 || t->parts[p].verify || recs[0].offset != t->parts[p].applied + 1)
+		return;
+	(void)partitions_on_records(t, p, recs, n);
+	if (t->parts[p].applied == recs[n - 1].offset)
+		__atomic_add_fetch(&t->applied_on_ack, n, __ATOMIC_RELAXED);
 }
 
 /* Under pt->mu: p may take writes now. */

@@ -87,6 +87,10 @@ int partitions_staleness(partitions *t, int32_t p, int64_t *age_ms, int64_t *lag
  * the table was made. */
 uint64_t partitions_restores(partitions *t);
 
+/* Records this node applied from their acknowledgement (partitions_on_acked),
+ * since the table was made. */
+uint64_t partitions_applied_on_ack(partitions *t);
+
 /* A table for `count` partitions whose stores live under dir (created if
  * needed) with Kyoto Cabinet tuning `tune`. PROFILE_OK and *out, or
  * PROFILE_INTERNAL / PROFILE_RESOURCE_EXHAUSTED. */

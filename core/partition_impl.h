@@ -75,6 +75,7 @@ struct partitions {
 	part *parts;
 	partition_hooks hooks;
 	int fencing;
+	uint64_t applied_on_ack; /* atomic: records applied from their acknowledgement */
 };
 
 enum { KEPT, REVOKED, LOST }; /* how take_waiters finds p */

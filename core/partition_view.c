@@ -33,6 +33,12 @@ partitions_staleness(partitions *t, int32_t p, int64_t *age_ms, int64_t *lag)
 }
 
 uint64_t
+partitions_applied_on_ack(partitions *t)
+{
+	return __atomic_load_n(&t->applied_on_ack, __ATOMIC_RELAXED);
+}
+
+uint64_t
 partitions_restores(partitions *t)
 {
 	uint64_t n = 0;

@@ -404,6 +404,15 @@ apply_one(store *s, const store_record *r, fence_state *fs)
 	return ok;
 }
 
+static uint64_t applied_transactions, applied_records; /* atomics */
+
+void
+store_applied_totals(uint64_t *transactions, uint64_t *records)
+{
+	*transactions = __atomic_load_n(&applied_transactions, __ATOMIC_RELAXED);
+	*records = __atomic_load_n(&applied_records, __ATOMIC_RELAXED);
+}
+
 int
 store_apply(store *s, const store_record *recs, size_t n)
 {
@@ -443,6 +452,8 @@ store_apply(store *s, const store_record *recs, size_t n)
 	__atomic_store_n(&s->fence, fs.fence, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->n_fenced, fs.n_fenced, __ATOMIC_RELEASE);
 	s->skipped += fs.skipped;
+	__atomic_add_fetch(&applied_transactions, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&applied_records, n, __ATOMIC_RELAXED);
 	return PROFILE_OK;
 }
 

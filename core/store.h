@@ -67,6 +67,11 @@ uint64_t store_fingerprint(const void *key, size_t key_len, const void *value, s
  * PROFILE_INTERNAL (nothing applied). */
 int store_apply(store *s, const store_record *recs, size_t n);
 
+/* What store_apply committed in this process, over every store: its
+ * transactions and the records they applied (their ratio: how many writes
+ * share a transaction). */
+void store_applied_totals(uint64_t *transactions, uint64_t *records);
+
 /* The partition's current fence: the offset of the newest fence record
  * applied, or a newer fence a record carried; -1 when none. Any thread. */
 int64_t store_fence(store *s);

@@ -186,6 +186,9 @@ static uint64_t v_rebalances(const Profile__V1__StatusReply *s) { return s->reba
 static uint64_t v_produce_errors(const Profile__V1__StatusReply *s) { return s->produce_errors; }
 static uint64_t v_request_retries(const Profile__V1__StatusReply *s) { return s->request_retries; }
 static uint64_t v_producer_restarts(const Profile__V1__StatusReply *s) { return s->producer_restarts; }
+static uint64_t v_store_transactions(const Profile__V1__StatusReply *s) { return s->store_transactions; }
+static uint64_t v_store_records(const Profile__V1__StatusReply *s) { return s->store_records; }
+static uint64_t v_applied_on_ack(const Profile__V1__StatusReply *s) { return s->applied_on_ack; }
 
 static void
 render_requests(out *o, const Profile__V1__ClusterReply *c)
@@ -310,6 +313,13 @@ render_nodes(out *o, const Profile__V1__ClusterReply *c)
 	per_node(o, c, "profile_node_producer_restarts_total", "counter",
 	         "Producers replaced after a fatal error (their records in flight answered 503 or 504).",
 	         v_producer_restarts);
+	per_node(o, c, "profile_node_store_transactions_total", "counter",
+	         "Store transactions that applied records (writes of several uids share one).", v_store_transactions);
+	per_node(o, c, "profile_node_store_records_total", "counter", "Records the store transactions applied.",
+	         v_store_records);
+	per_node(o, c, "profile_node_records_applied_on_ack_total", "counter",
+	         "Records a node applied from Kafka's acknowledgement of its own write, before reading them back.",
+	         v_applied_on_ack);
 	render_partitions(o, c);
 }
 

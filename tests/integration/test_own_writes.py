@@ -6,11 +6,21 @@ early when a record arrives, as Kafka does), so a node that waited for its
 consumer would take no write for seconds (its own fence record, which
 gates its writes, would wait for a fetch: 503) and answer none within the
 1.5 s deadline (504). Each write is answered in time, and read at once
-through either node sees it: read-your-writes holds."""
+through either node sees it: read-your-writes holds. The nodes' counters
+say so too: every write's record was applied from its acknowledgement.
+"""
+import re
+
 from harness import StackTest, all_active_on, main, wait_for
 
 HOLD = ("--consumer", "fetch.wait.max.ms=4000")
 ROUNDS = 8
+
+
+def counters(stack, name):
+    """Every node's value of one of its /metrics counters, summed."""
+    text = stack.request("GET", "/metrics").body
+    return sum(int(v) for v in re.findall(r'^%s\{node="node\d"\} (\d+)$' % name, text, re.M))
 
 
 class OwnWrites(StackTest):
@@ -23,6 +33,7 @@ class OwnWrites(StackTest):
         s = self.stack
         wait_for(lambda: all_active_on(s, {"node1", "node2"}), 60, "every partition active on the two nodes")
         gws = [s.node_gateway(i, ("--timeout-ms", "1500")) for i in (1, 2)]
+        on_ack = counters(s, "profile_node_records_applied_on_ack_total")
         for i in range(ROUNDS):
             w, r = gws[i % 2], gws[(i + 1) % 2]
             made = w.request("POST", "/api/profile", {"username": "own%d" % i, "email": "own%d@mail.com" % i})
@@ -41,6 +52,12 @@ class OwnWrites(StackTest):
             gone = w.request("DELETE", "/api/profile/" + uid)
             self.assertEqual(gone.status, 204, gone)
             self.assertEqual(r.request("GET", "/api/profile/" + uid).status, 404)
+        # Three writes a round, each applied from its acknowledgement; the
+        # store transactions applied at least as many records as that.
+        self.assertGreaterEqual(counters(s, "profile_node_records_applied_on_ack_total") - on_ack, 3 * ROUNDS)
+        self.assertGreaterEqual(counters(s, "profile_node_store_records_total"),
+                                counters(s, "profile_node_store_transactions_total"))
+        self.assertGreater(counters(s, "profile_node_store_transactions_total"), 0)
 
 
 if __name__ == "__main__":
