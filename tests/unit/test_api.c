@@ -1,9 +1,11 @@
 /* test_api.c: the REST API's rules without HTTP (gateway/api.c, json.c). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "body.h"
 #include "tokens.h"
 #include "check.h"
 
@@ -549,6 +551,42 @@ test_tokens(void)
 	CHECK_INT(tokens_load(&t, path, why, sizeof why), PROFILE_INVALID_ARGUMENT);
 }
 
+/* The profile body is written without jansson: the same text as
+ * jansson's compact dump, escapes and all; no body for text that is not
+ * UTF-8. */
+static void
+test_profile_body_as_jansson_writes_it(void)
+{
+	static const char *const names[] = {
+	    "bob", "quote\" and back\\slash", "ctl\x01\x1f\x7f end", "\b\f\n\r\t", "caf\xc3\xa9 \xe6\x97\xa5/\xf0\x9f\x98\x80", ""};
+	Profile__V1__Profile p = PROFILE__V1__PROFILE__INIT;
+	char *mine, *theirs;
+
+	p.uid = (char *)uid;
+	p.email = "bob@mail.com";
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		json_t *o;
+		p.username = (char *)names[i];
+		p.version = i == 0 ? 1 : 9000000000000000000ULL + i;
+		p.created_at = (int64_t)i * 1700000000000LL;
+		p.updated_at = -(int64_t)i;
+		o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uid", p.uid, "username", p.username, "email", p.email,
+		              "version", (json_int_t)p.version, "created_at", (json_int_t)p.created_at, "updated_at",
+		              (json_int_t)p.updated_at);
+		theirs = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		mine = body_render_profile(&p);
+		CHECK_STR(mine, theirs);
+		free(mine);
+		free(theirs);
+		json_decref(o);
+	}
+	p.username = "bad \xc3\x28 utf-8";
+	CHECK(body_render_profile(&p) == NULL);
+	p.username = "bob";
+	p.email = "\xed\xa0\x80@mail.com"; /* a surrogate */
+	CHECK(body_render_profile(&p) == NULL);
+}
+
 int
 main(void)
 {
@@ -567,5 +605,6 @@ main(void)
 	test_positions();
 	test_max_stale();
 	test_tokens();
+	test_profile_body_as_jansson_writes_it();
 	return check_done("test_api");
 }
