@@ -11,7 +11,9 @@ usage: python3 tests/bench/ab.py BUILD_A BUILD_B
 Prints, for each row, A's and B's medians, the median of the B/A ratios and
 their spread. BENCH_SECONDS sets each load phase (default 10); BENCH_ROWS, a
 regular expression, keeps only the rows it finds in their names (to bisect
-one row: make bench-ab A=good B=suspect BENCH_ROWS=mixed)."""
+one row: make bench-ab A=good B=suspect BENCH_ROWS=mixed). The first row,
+each side's gateway over a node that answers one canned profile, needs no
+stack."""
 import os
 import re
 import subprocess
@@ -21,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
-from bench import D, PAIRS, uids_of, write_lines, wrk  # noqa: E402
+from bench import D, PAIRS, Baselines, uids_of, write_lines, wrk  # noqa: E402
 from harness import Stack, java_partition  # noqa: E402
 
 OWN_BUILD = harness.BUILD
@@ -36,9 +38,9 @@ def start(build, nodes):
         harness.BUILD = own
 
 
-def native(core, workload):
-    out = subprocess.run([os.path.join(OWN_BUILD, "profilectl"), "--core", core, "bench", "--concurrency", "32",
-                          "--duration", str(D), "--profiles", "2000", "--workloads", workload],
+def native(core, workload, concurrency=32):
+    out = subprocess.run([os.path.join(OWN_BUILD, "profilectl"), "--core", core, "bench", "--concurrency",
+                          str(concurrency), "--duration", str(D), "--profiles", "2000", "--workloads", workload],
                          capture_output=True, text=True).stdout
     for line in out.splitlines():
         parts = line.split()
@@ -74,6 +76,7 @@ def rows_for(build, stack, files, tmp):
             "REST email search, 1 node, 16 conns (req/s)": lambda: wrk(url, "search.lua", conns=16),
             "native GET, 32 in flight (ops/s)": lambda: native(core, "get"),
             "native create, 32 in flight (ops/s)": lambda: native(core, "create"),
+            "native create, 1 in flight (ops/s)": lambda: native(core, "create", 1),
             "native mixed 90/10 (ops/s)": lambda: native(core, "mixed"),
         }
     own, harness.BUILD = harness.BUILD, build
@@ -97,6 +100,24 @@ ROWS = {1: ("REST GET by uid, 1 node", "REST POST create, 1 node", "REST email s
         3: ("REST GET, 3 nodes", "REST GET forwarded", "REST POST create, 3 nodes", "REST email search, 3 nodes")}
 
 
+# The gateway alone, over a node that answers one canned profile (no stack).
+CANNED = "gateway over a canned-answer node (req/s)"
+
+
+def alternate(name, measures, results):
+    """Runs measures[0] and measures[1] (A and B) PAIRS times in turn and
+    keeps the row."""
+    runs = []
+    for _ in range(PAIRS):
+        a = measures[0]()
+        b = measures[1]()
+        runs.append((a[0], b[0]))
+        sys.stderr.write("  %-48s A %10.0f  B %10.0f\n" % (name, a[0], b[0]))
+    ratios = sorted(b / a for a, b in runs if a)
+    results.append((name, sorted(a for a, _ in runs)[len(runs) // 2], sorted(b for _, b in runs)[len(runs) // 2],
+                    ratios))
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -104,6 +125,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="profile-ab-")
     results = []
     only = re.compile(os.environ.get("BENCH_ROWS", ""))
+    if only.search(CANNED):
+        base = Baselines(tmp)
+        alternate(CANNED, [lambda b=b: base.canned(b) for b in builds], results)
     for nodes in (1, 3):
         if not any(only.search(n) for n in ROWS[nodes]):
             continue
@@ -114,15 +138,7 @@ def main():
             files = [prepare(s, tmp, "%s%d" % ("AB"[i], nodes)) for i, s in enumerate(stacks)]
             measures = [rows_for(builds[i], s, files[i], tmp) for i, s in enumerate(stacks)]
             for name in (n for n in measures[0] if only.search(n)):
-                runs = []
-                for _ in range(PAIRS):
-                    a = measures[0][name]()
-                    b = measures[1][name]()
-                    runs.append((a[0], b[0]))
-                    sys.stderr.write("  %-48s A %10.0f  B %10.0f\n" % (name, a[0], b[0]))
-                ratios = sorted(b / a for a, b in runs if a)
-                results.append((name, sorted(a for a, _ in runs)[len(runs) // 2],
-                                sorted(b for _, b in runs)[len(runs) // 2], ratios))
+                alternate(name, [m[name] for m in measures], results)
         finally:
             for s in stacks:
                 s.stop()
