@@ -715,6 +715,14 @@ raw_get(const char *addr, const char *uid, int hops)
 	return 0;
 }
 
+/* Names each test as it starts, so that a run that hangs says where. */
+#define RUN(test)                                                                                            \
+	do {                                                                                                 \
+		printf("%s\n", #test);                                                                       \
+		fflush(stdout);                                                                              \
+		test();                                                                                      \
+	} while (0)
+
 int
 main(int argc, char **argv)
 {
@@ -725,19 +733,19 @@ main(int argc, char **argv)
 		return 2;
 	}
 	core = argv[1];
-	test_bad_arguments_send_nothing();
-	test_every_call();
-	test_keyed_create_makes_one_profile();
-	test_down_core_is_unavailable_within_the_deadline();
-	test_a_dead_address_is_skipped();
-	test_one_handle_shared_by_threads();
-	test_async_keeps_many_calls_in_flight_from_one_thread();
-	test_malformed_replies_are_internal();
-	test_only_unavailable_is_retried();
-	test_unavailable_on_one_node_lands_on_the_other();
-	test_a_write_without_an_answer_is_sent_once();
-	test_a_keyed_create_without_an_answer_is_sent_again();
-	test_a_read_without_an_answer_moves_on_and_is_never_deadline_exceeded();
-	test_a_black_holed_address_costs_a_second_not_the_deadline();
+	RUN(test_bad_arguments_send_nothing);
+	RUN(test_every_call);
+	RUN(test_keyed_create_makes_one_profile);
+	RUN(test_down_core_is_unavailable_within_the_deadline);
+	RUN(test_a_dead_address_is_skipped);
+	RUN(test_one_handle_shared_by_threads);
+	RUN(test_async_keeps_many_calls_in_flight_from_one_thread);
+	RUN(test_malformed_replies_are_internal);
+	RUN(test_only_unavailable_is_retried);
+	RUN(test_unavailable_on_one_node_lands_on_the_other);
+	RUN(test_a_write_without_an_answer_is_sent_once);
+	RUN(test_a_keyed_create_without_an_answer_is_sent_again);
+	RUN(test_a_read_without_an_answer_moves_on_and_is_never_deadline_exceeded);
+	RUN(test_a_black_holed_address_costs_a_second_not_the_deadline);
 	return check_done("test_client");
 }
