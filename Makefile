@@ -11,6 +11,8 @@ STANDBYS   ?= 0
 DATA       ?= ./var
 PARTITIONS ?= 12
 BROKERS    ?=
+KAFKA_NODES ?= 1
+KAFKA_PORT ?= 9092
 RESTART    ?= always
 TLS        ?= 0
 TOKENS     ?=
@@ -21,8 +23,11 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 all: build
 
+# Debian packages (a JRE and Maven among them), then Apache Kafka's jars
+# from Maven Central into .cache/ (once; later runs are offline).
 deps:
 	@scripts/deps.sh
+	@scripts/kafka.sh libs >/dev/null
 
 configure:
 	@cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
@@ -33,7 +38,7 @@ build: configure
 run: deps
 	@$(MAKE) --no-print-directory build
 	@PORT=$(PORT) RPC_PORT=$(RPC_PORT) NODES=$(NODES) STATE=$(STATE) STANDBYS=$(STANDBYS) DATA=$(DATA) PARTITIONS=$(PARTITIONS) \
-	  BUILD=$(BUILD) BROKERS=$(BROKERS) RESTART=$(RESTART) TLS=$(TLS) TOKENS=$(TOKENS) scripts/run.sh
+	  BUILD=$(BUILD) BROKERS=$(BROKERS) KAFKA_NODES=$(KAFKA_NODES) KAFKA_PORT=$(KAFKA_PORT) RESTART=$(RESTART) TLS=$(TLS) TOKENS=$(TOKENS) scripts/run.sh
 
 test: test-deps
 	@$(MAKE) --no-print-directory build
@@ -43,6 +48,7 @@ test: test-deps
 # pinned by tests/tools/package-lock.json (again only when the lock changed).
 test-deps:
 	@scripts/deps.sh --test
+	@scripts/kafka.sh libs >/dev/null
 	@if [ ! -f tests/tools/node_modules/.package-lock.json ] || \
 	    [ tests/tools/package-lock.json -nt tests/tools/node_modules/.package-lock.json ]; then \
 	  SCARF_ANALYTICS=false npm ci --prefix tests/tools --ignore-scripts --no-audit --no-fund --loglevel=error; fi

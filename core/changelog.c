@@ -325,13 +325,8 @@ conf_new(const changelog_config *cfg, const char *const *own, changelog *cl)
 static int
 topic_partitions(changelog *cl, const changelog_config *cfg)
 {
-	int32_t n = kafka_topic_partitions(cl->producer, cfg->topic, METADATA_TIMEOUT_MS);
+	int32_t n = kafka_topic_ensure(cl->producer, cfg->topic, cfg->partitions, METADATA_TIMEOUT_MS);
 
-	if (n == 0) {
-		kafka_topic_create(cl->producer, cfg->topic, cfg->partitions);
-		for (int i = 0; i < 10 && n <= 0; i++)
-			n = kafka_topic_partitions(cl->producer, cfg->topic, METADATA_TIMEOUT_MS);
-	}
 	if (n <= 0) {
 		log_error("kafka: %s", n < 0 ? "no broker answered the metadata request"
 		                             : "topic does not exist and could not be created");
@@ -372,9 +367,14 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	/* The group consumer commits what its stores applied (deliver_run). */
 	static const char *const commit_applied[] = {"enable.auto.commit=true", "enable.auto.offset.store=false",
 	                                             NULL};
+	/* The group session bounds failover: a node killed outright keeps its
+	 * partitions until the session expires. 10 s, not librdkafka's 45 s (made
+	 * for consumers that pause in garbage collection): a stock broker allows
+	 * 6 s at least (group.min.session.timeout.ms), a rebalance adds little. */
 	static const char *const consumer_defaults[] = {
 	    "enable.auto.commit=false", "auto.offset.reset=earliest", "enable.partition.eof=true",
-	    "partition.assignment.strategy=cooperative-sticky", NULL};
+	    "partition.assignment.strategy=cooperative-sticky", "session.timeout.ms=10000",
+	    "heartbeat.interval.ms=1000", NULL};
 	rd_kafka_conf_t *pconf = NULL, *cconf = NULL;
 	changelog *cl;
 	char err[512];

@@ -3,6 +3,7 @@
 #include "kafka.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -101,8 +102,8 @@ kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
 	return n;
 }
 
-void
-kafka_topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions)
+static void
+topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions)
 {
 	char err[256];
 	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, err, sizeof err);
@@ -144,4 +145,43 @@ out:
 	rd_kafka_queue_destroy(q);
 	rd_kafka_AdminOptions_destroy(opt);
 	rd_kafka_NewTopic_destroy(nt);
+}
+
+/* Whether every partition of topic has a leader in the broker's metadata. */
+static int
+topic_led(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md;
+	int led = 0;
+
+	if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	for (int i = 0; i < md->topic_cnt; i++) {
+		if (strcmp(md->topics[i].topic, topic) != 0 || md->topics[i].err != 0)
+			continue;
+		led = md->topics[i].partition_cnt > 0;
+		for (int p = 0; p < md->topics[i].partition_cnt; p++)
+			if (md->topics[i].partitions[p].leader < 0 || md->topics[i].partitions[p].err != 0)
+				led = 0;
+	}
+	rd_kafka_metadata_destroy(md);
+	return led;
+}
+
+int32_t
+kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int32_t partitions, int timeout_ms)
+{
+	int32_t n = kafka_topic_partitions(rk, topic, timeout_ms);
+
+	if (n != 0)
+		return n;
+	topic_create(rk, topic, partitions);
+	/* A broker answers CreateTopics before every broker's metadata shows
+	 * the topic and its leaders: poll, bounded, rather than assume. */
+	for (int i = 0; i < 100; i++) {
+		if (topic_led(rk, topic, timeout_ms))
+			return kafka_topic_partitions(rk, topic, timeout_ms);
+		usleep(100 * 1000);
+	}
+	return kafka_topic_partitions(rk, topic, timeout_ms);
 }

@@ -31,9 +31,12 @@ int kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *opts);
  * broker answered within timeout_ms. Never triggers a broker's auto-create. */
 int32_t kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
 
-/* Asks the broker to create topic, log-compacted (min.compaction.lag.ms one
- * day), with `partitions` partitions; logs the outcome. Waits a few seconds at most: brokers
- * without CreateTopics (the local test broker) never answer. */
-void kafka_topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions);
+/* The partition count of topic, as kafka_topic_partitions, after creating
+ * it when it does not exist: log-compacted (min.compaction.lag.ms one day),
+ * `partitions` partitions, the broker's default replication factor; the
+ * outcome is logged. A created topic is waited for (about 10 s at most)
+ * until every partition has a leader. Brokers without CreateTopics (the
+ * mock) never answer: the request gives up after a few seconds. */
+int32_t kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int32_t partitions, int timeout_ms);
 
 #endif

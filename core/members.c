@@ -135,14 +135,6 @@ reader_main(void *arg)
 	return NULL;
 }
 
-/* Creates the topic, compacted, if it is missing and the broker can. */
-static void
-ensure_topic(rd_kafka_t *rk, const char *topic)
-{
-	if (kafka_topic_partitions(rk, topic, 10000) == 0)
-		kafka_topic_create(rk, topic, 1);
-}
-
 int
 members_open(members **out, const members_config *cfg)
 {
@@ -177,7 +169,7 @@ members_open(members **out, const members_config *cfg)
 		members_close(m, 0);
 		return PROFILE_INVALID_ARGUMENT;
 	}
-	ensure_topic(m->producer, m->topic);
+	kafka_topic_ensure(m->producer, m->topic, 1, 10000);
 	if (rd_kafka_query_watermark_offsets(m->reader, m->topic, 0, &lo, &hi, 10000) != 0) {
 		log_error("members: cannot read topic %s", m->topic);
 		members_close(m, 0);

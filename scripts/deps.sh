@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, if any is missing.
 # Uses sudo when not root. Safe to run again: it does nothing when all are there.
-# --test: also what the tests use (a browser, promtool, nngcat, Node.js and npm for
-# the tools in tests/tools, which `make test` then installs with npm ci).
+# A Java runtime and Maven run the local Apache Kafka (scripts/kafka.sh); a
+# machine that has them already (another JDK) keeps its own.
+# --test: also what the tests use (a browser, promtool, nngcat, kcat, Node.js
+# and npm for the tools in tests/tools, which `make test` then installs with
+# npm ci).
 set -euo pipefail
 
 packages=(
@@ -12,8 +15,10 @@ packages=(
   protobuf-compiler python3 curl procps wrk openssl
   clang libclang-rt-14-dev
 )
+command -v java >/dev/null || packages+=(default-jre-headless)
+command -v mvn >/dev/null || packages+=(maven)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium prometheus nng-utils)
+  packages+=(chromium prometheus nng-utils kcat)
   # Node.js 20 where the machine has it; Debian's own otherwise.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi

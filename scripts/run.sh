@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Starts the whole service in the foreground: the local Kafka broker, NODES
-# core nodes and the gateway. Ctrl-C (or SIGTERM) stops everything, in order,
-# and returns once all of it has exited.
+# Starts the whole service in the foreground: Apache Kafka (KAFKA_NODES
+# brokers, scripts/kafka.sh), NODES core nodes and the gateway. Ctrl-C (or
+# SIGTERM) stops everything, in order (Kafka last), and returns once all of
+# it has exited.
 #
 # Variables: PORT (gateway, 8080), RPC_PORT (first core node, 7001; node i
 # listens on RPC_PORT+i-1), NODES (3), STATE (partitioned or replicated),
 # STANDBYS (0: in partitioned mode, how many other nodes follow each partition),
 # DATA (all state, ./var), BUILD (build), PARTITIONS (12, fixed once the
-# broker's journal exists), BROKERS (use this Kafka instead of starting the
-# local broker), SESSION_MS (4000) and HEARTBEAT_MS (300): the group session
-# against the local broker. RESTART (always or never): what happens when a
-# core node or the gateway exits without being asked to: with always (the
-# default) the launcher says so and starts it again after RESTART_DELAY
-# seconds (2), while the others keep serving; with never it stays down. The
-# local broker is the one part whose exit stops everything (the cores find it
-# by the address it chose at start). TLS=1: every hop over TLS: a private CA
+# topic exists), BROKERS (use this Kafka instead of starting one),
+# KAFKA_NODES (1, or 3: replication factor 3 and min.insync.replicas 2, as
+# docker-compose.yml deploys), KAFKA_PORT (9092; broker i listens on
+# KAFKA_PORT+2(i-1), its controller on the port after), KAFKA_HEAP (512m
+# per broker), SESSION_MS (6000, the least a stock broker allows) and
+# HEARTBEAT_MS (500): the group session. RESTART (always or never): what
+# happens when a part exits without being asked to, a Kafka broker included
+# (its data is on disk): with always (the default) the launcher says so and
+# starts it again after RESTART_DELAY seconds (2), while the others keep
+# serving; with never it stays down. TLS=1: every hop over TLS: a private CA
 # and certificates for the gateway, each node and a client are made under
 # DATA/tls (scripts/tls-certs.sh; kept and reused), the nodes serve
 # tls+tcp:// with mutual TLS and the gateway serves HTTPS. TOKENS: bearer
@@ -27,12 +30,15 @@ RPC_PORT=${RPC_PORT:-7001}
 NODES=${NODES:-3}
 STATE=${STATE:-partitioned}
 STANDBYS=${STANDBYS:-0}
-SESSION_MS=${SESSION_MS:-4000}
-HEARTBEAT_MS=${HEARTBEAT_MS:-300}
+SESSION_MS=${SESSION_MS:-6000}
+HEARTBEAT_MS=${HEARTBEAT_MS:-500}
 DATA=${DATA:-./var}
 BUILD=${BUILD:-build}
 PARTITIONS=${PARTITIONS:-12}
 BROKERS=${BROKERS:-}
+KAFKA_NODES=${KAFKA_NODES:-1}
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_HEAP=${KAFKA_HEAP:-512m}
 RESTART=${RESTART:-always}
 RESTART_DELAY=${RESTART_DELAY:-2}
 TLS=${TLS:-0}
@@ -41,6 +47,11 @@ TOKENS=${TOKENS:-}
 case "$RESTART" in
   always|never) ;;
   *) echo "run: RESTART must be always or never, not '$RESTART'" >&2; exit 2 ;;
+esac
+
+case "$KAFKA_NODES" in
+  1|3) ;;
+  *) echo "run: KAFKA_NODES must be 1 or 3, not '$KAFKA_NODES'" >&2; exit 2 ;;
 esac
 
 case "$TLS" in
@@ -83,43 +94,81 @@ if [ "$TLS" = 1 ]; then
                --tls-ca "$tls/ca.crt" --tls-cert "$tls/gateway.crt" --tls-key "$tls/gateway.key")
 fi
 
+kafka=$(dirname "$0")/kafka.sh
+kpids=()   # Kafka broker i's pid at kpids[i-1]; empty when BROKERS named a Kafka of the user's
+kdirs=()
+kargs=()   # broker i's kafka.sh run options, space-separated
+
 stop_all() {
   trap - INT TERM
   echo "run: stopping" >&2
-  # Gateway and cores first (they flush to Kafka), the broker last (it
-  # journals what it holds before it exits).
-  local broker_pid=${pids[0]:-} pid
+  # Gateway and cores first (they flush to Kafka), Kafka last.
+  local pid
   for pid in "${pids[@]:1}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
   for pid in "${pids[@]:1}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
-  if [ -n "$broker_pid" ]; then  # empty when BROKERS named a Kafka of the user's
-    kill -TERM "$broker_pid" 2>/dev/null; wait "$broker_pid" 2>/dev/null
-  fi
+  for pid in "${kpids[@]}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${kpids[@]}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
   echo "run: stopped" >&2
-  exit 0
+  exit "${1:-0}"
 }
 trap stop_all INT TERM
 
+# Why Kafka could not be had, what to do instead, and out (non-zero).
+no_kafka() {
+  echo "run: $*" >&2
+  echo "run: to use a Kafka you already run instead: make run BROKERS=host:port[,host:port...]" >&2
+  stop_all 1
+}
+
+# Starts Kafka broker $1 (1-based) in the background.
+start_kafka() {
+  local i=$1
+  # shellcheck disable=SC2086 # kargs holds options, split on purpose
+  "$kafka" run "${kdirs[$((i - 1))]}" ${kargs[$((i - 1))]} >>"${kdirs[$((i - 1))]}/stdout.log" 2>&1 &
+  kpids[$((i - 1))]=$!
+}
+
+# The group session against the Kafka started here (a Kafka of the user's
+# gets the cores' defaults).
 kafka_opts=()
 if [ -z "$BROKERS" ]; then
-  rm -f "$DATA/kafka/bootstrap"
-  "$BUILD/tests/profile-kafka-broker" --data "$DATA/kafka" --partitions "$PARTITIONS" >/dev/null &
-  pids+=($!)
-  for _ in $(seq 300); do
-    [ -s "$DATA/kafka/bootstrap" ] && break
-    kill -0 "${pids[0]}" 2>/dev/null || { echo "run: the local broker failed to start" >&2; exit 1; }
-    sleep 0.1
+  kafka_opts=(--consumer session.timeout.ms="$SESSION_MS" --consumer heartbeat.interval.ms="$HEARTBEAT_MS"
+              --kafka reconnect.backoff.max.ms=1000)
+  "$kafka" libs >/dev/null || no_kafka "cannot get Apache Kafka $("$kafka" version) (Java and Maven from make deps, the jars from Maven Central)"
+  voters="" list="" rf=1 isr=1
+  if [ "$KAFKA_NODES" = 3 ]; then rf=3 isr=2; fi
+  for i in $(seq 1 "$KAFKA_NODES"); do
+    voters+="${voters:+,}$i@127.0.0.1:$((KAFKA_PORT + 2 * (i - 1) + 1))"
+    list+="${list:+,}127.0.0.1:$((KAFKA_PORT + 2 * (i - 1)))"
   done
-  BROKERS=$(head -n1 "$DATA/kafka/bootstrap")
-  # The local broker answers an empty fetch only after fetch.wait.max.ms and
-  # needs a session of at least ~3.5 s (see the README).
-  kafka_opts=(--consumer fetch.wait.max.ms=1 --consumer session.timeout.ms="$SESSION_MS"
-              --consumer heartbeat.interval.ms="$HEARTBEAT_MS" --kafka reconnect.backoff.max.ms=1000)
-else
-  pids+=("")
+  if [ "$KAFKA_NODES" = 1 ]; then
+    kdirs=("$DATA/kafka")
+  else
+    kdirs=()
+    for i in $(seq 1 "$KAFKA_NODES"); do kdirs+=("$DATA/kafka$KAFKA_NODES/node$i"); done
+    mkdir -p "$DATA/kafka$KAFKA_NODES"
+    [ -s "$DATA/kafka$KAFKA_NODES/cluster.id" ] ||
+      head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$DATA/kafka$KAFKA_NODES/cluster.id"
+  fi
+  t0=$(date +%s%N)
+  for i in $(seq 1 "$KAFKA_NODES"); do
+    mkdir -p "${kdirs[$((i - 1))]}"
+    kargs[$((i - 1))]="--node-id $i --port $((KAFKA_PORT + 2 * (i - 1))) --controller-port $((KAFKA_PORT + 2 * (i - 1) + 1))
+      --voters $voters --replication $rf --min-isr $isr --heap $KAFKA_HEAP"
+    [ "$KAFKA_NODES" = 3 ] && kargs[$((i - 1))]+=" --cluster-id $(cat "$DATA/kafka$KAFKA_NODES/cluster.id")"
+    start_kafka "$i"
+  done
+  for i in $(seq 1 "$KAFKA_NODES"); do
+    "$kafka" wait "${kdirs[$((i - 1))]}" 90 "${kpids[$((i - 1))]}" >/dev/null ||
+      { tail -n 5 "${kdirs[$((i - 1))]}/stdout.log" >&2; no_kafka "Kafka broker $i did not start (port $((KAFKA_PORT + 2 * (i - 1))) taken? a damaged ${kdirs[$((i - 1))]}?); its log: ${kdirs[$((i - 1))]}/server.log"; }
+  done
+  echo "Kafka:           $KAFKA_NODES broker(s), Apache Kafka $("$kafka" version), ready in $(( ($(date +%s%N) - t0) / 1000000 )) ms; data and logs in ${kdirs[*]}"
+  BROKERS=$list
 fi
 
-# Slot 0 is the broker; slots 1..NODES the core nodes; the last the gateway.
-names=(broker)
+# Slots 1..NODES are the core nodes; the last the gateway (slot 0 unused).
+pids=("")
+names=(none)
 cores=()
 for i in $(seq 1 "$NODES"); do
   cores+=(--core "$scheme://127.0.0.1:$((RPC_PORT + i - 1))")
@@ -161,14 +210,29 @@ elif [ -n "$auth" ]; then
   echo "  curl ${auth}http://localhost:$PORT/api/search?email=a@b.com"
 fi
 
-# A part that exits is started again (RESTART=always) or left down; the
-# broker's exit stops everything. Signals are served between checks.
+# A part that exits is started again (RESTART=always) or left down.
+# Signals are served between checks.
 declare -A due=()  # slot -> when (epoch seconds) it is started again
+declare -A kdue=() # Kafka broker -> the same
 while :; do
-  if [ -n "${pids[0]}" ] && ! kill -0 "${pids[0]}" 2>/dev/null; then
-    echo "run: the local broker (pid ${pids[0]}) exited; stopping the rest" >&2
-    stop_all
-  fi
+  for i in $(seq 1 "${#kpids[@]}"); do
+    pid=${kpids[$((i - 1))]}
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null
+      status=$?
+      kpids[$((i - 1))]=""
+      if [ "$RESTART" = always ]; then
+        echo "run: Kafka broker $i (pid $pid) exited with status $status; starting it again on its data in ${RESTART_DELAY} s" >&2
+        kdue[$i]=$(( $(date +%s) + RESTART_DELAY ))
+      else
+        echo "run: Kafka broker $i (pid $pid) exited with status $status; left down (RESTART=never)" >&2
+      fi
+    elif [ -z "$pid" ] && [ -n "${kdue[$i]:-}" ] && [ "$(date +%s)" -ge "${kdue[$i]}" ]; then
+      unset "kdue[$i]"
+      start_kafka "$i"
+      echo "run: Kafka broker $i started again (pid ${kpids[$((i - 1))]})" >&2
+    fi
+  done
   for i in $(seq 1 $((NODES + 1))); do
     pid=${pids[$i]}
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then

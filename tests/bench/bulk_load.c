@@ -2,7 +2,7 @@
  * log, not through the API: COUNT created profiles (valid ProfileEvent
  * records, keyed by a random UUID v4 and put in Kafka's default partition
  * for it, as the core does), produced with librdkafka as fast as the broker
- * takes them. Cores started afterwards restore them like any history.
+ * takes them. A missing topic is created first, as a core creates it. Cores started afterwards restore them like any history.
  * usage: bench-bulk-load BROKERS TOPIC PARTITIONS COUNT
  * prints 1000 "uid email" lines of profiles spread over the set, then
  * "records seconds records_per_second" */
@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "kafka.h"
 #include "profile.pb-c.h"
 #include "wire.h"
 
@@ -75,6 +76,11 @@ main(int argc, char **argv)
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL) {
 		fprintf(stderr, "bench-bulk-load: %s\n", err);
+		return 1;
+	}
+	if (kafka_topic_ensure(rk, argv[2], partitions, 10000) != partitions) {
+		fprintf(stderr, "bench-bulk-load: topic %s is missing or has not %d partitions\n", argv[2],
+		        (int)partitions);
 		return 1;
 	}
 	t0 = now();

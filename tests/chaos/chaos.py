@@ -5,13 +5,15 @@ promise is checked against what the clients were told and what the log holds.
 
 Faults: a random core node killed (SIGKILL) and started again; a random core
 node stopped (SIGSTOP) past its group session and resumed; the gateway killed
-and started again; and once, the whole stack stopped and started, the local
-broker included.
+and started again; the Kafka broker (a real one, of the run's own) killed
+(SIGKILL) and started again on its data; and once, the whole stack stopped
+and started, Kafka included.
 
 Each client owns its profiles (one writer per profile, so every profile has
 one history) and runs creates with an Idempotency-Key, updates and deletes
 with If-Match, reads and searches, recording what it sent and what it was
-told. The checks:
+told. The log is read as any consumer reads it (tests/tools/kafka_records).
+The checks:
   lost     an acknowledged write is not the final state, unless a later write
            of the same client had an unknown outcome (504, cut off);
   version  two acknowledged writes of a profile share a version;
@@ -25,7 +27,8 @@ told. The checks:
 Any finding fails the run and prints the profile's history.
 
     python3 tests/chaos/chaos.py [--rounds N] [--clients N] [--seed N]
-        [--faults kill,stall,gateway,stack] [--write-delay-ms MS]
+        [--faults kill,stall,gateway,broker,stack] [--plan KIND,...]
+        [--write-delay-ms MS]
         [--fault-fence-off] [--expect-anomalies]
 """
 import argparse
@@ -42,9 +45,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from harness import Stack, journal_records, wait_for  # noqa: E402
+from harness import SESSION_MS, Stack, wait_for  # noqa: E402
 
-SESSION_S = 4  # the group session the harness gives the local broker
+SESSION_S = SESSION_MS / 1000  # the group session the harness gives the cores
 WRITE_STATUSES = {200, 201, 204, 412, 503, 504}
 
 
@@ -88,7 +91,7 @@ def decode_event(value):
     return p.get(2, b"").decode(), p.get(4, 0), ev.get(3, b"").decode()
 
 
-def read_log(data):
+def read_log(stack):
     """Per uid: the valid records in log order [(username, version, key)
     or None for a delete], every username a valid record carried, and the
     last record as it stands (ignoring the fence rule) with whether it is
@@ -96,7 +99,7 @@ def read_log(data):
     that write did not happen.)"""
     valid, seen, last = {}, set(), {}
     current = {}
-    for part, offset, key, value, token in journal_records(data, fences=True, tokens=True):
+    for part, offset, key, value, token in stack.records(fences=True, tokens=True):
         fence = current.get(part, -1)
         if key == "fence":
             current[part] = max(fence, offset)
@@ -283,6 +286,12 @@ def fault(stack, kind, rng, log):
         time.sleep(pause)
         stack.cores[i].p.send_signal(signal.SIGCONT)
         log("stopped node%d (SIGSTOP) for %.1f s, past its session" % (i, pause))
+    elif kind == "broker":
+        stack.broker.stop(signal.SIGKILL)
+        time.sleep(1 + rng.random() * 2)
+        stack.start_broker()
+        log("killed the Kafka broker (SIGKILL) and started it again (ready in %.1f s)" %
+            (stack.kafka.ready_ms / 1000))
     elif kind == "gateway":
         stack.gateway.stop(signal.SIGKILL)
         time.sleep(0.5)
@@ -312,7 +321,7 @@ def verify(stack, clients, log):
     findings = []
     for c in clients:
         findings += c.findings
-    valid, seen, last = read_log(stack.data)
+    valid, seen, last = read_log(stack)
     # Final states, as the service answers them now.
     final = {}
     for c in clients:
@@ -370,14 +379,14 @@ def run(args):
         lines.append(line)
         print(line, flush=True)
 
-    stack = Stack(nodes=3, partitions=args.partitions)
+    stack = Stack(nodes=3, partitions=args.partitions, broker="own")
     for i in (1, 2, 3):
         stack.core_args[i] = ["--fault-write-delay-ms", str(args.write_delay_ms),
                               "--fault-fence", "off" if args.fault_fence_off else "on"]
     stack.start()
     stop = threading.Event()
     clients = [Client(c, stack.port, stop, random.Random(rng.random())) for c in range(args.clients)]
-    plan = schedule(args.rounds, rng, args.faults.split(","))
+    plan = args.plan.split(",") if args.plan else schedule(args.rounds, rng, args.faults.split(","))
     try:
         stack.wait_ready(60)
         for c in clients:
@@ -436,8 +445,10 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--between", type=float, default=3.0, help="seconds of load between faults (about)")
-    ap.add_argument("--faults", default="kill,stall,gateway,stack",
+    ap.add_argument("--faults", default="kill,stall,gateway,broker,stack",
                     help="the kinds of fault to draw from (a whole-stack restart happens once, midway)")
+    ap.add_argument("--plan", help="a fixed sequence of fault kinds (comma-separated) instead of --rounds drawn "
+                    "at random from --faults")
     ap.add_argument("--write-delay-ms", type=int, default=0,
                     help="the fault point: every write waits this long between its last check and Kafka, "
                          "which widens the window a stalled node's write can land in")
@@ -446,8 +457,13 @@ def main():
                          "the stale writes this allows")
     ap.add_argument("--expect-anomalies", action="store_true", help="exit 0 only if an anomaly was found")
     args = ap.parse_args()
-    print("chaos: seed %d, %d rounds of %s, %d clients, write delay %d ms, fence %s" %
-          (args.seed, args.rounds, args.faults, args.clients, args.write_delay_ms,
+    kinds = {"kill", "stall", "gateway", "broker", "stack"}
+    for k in (args.plan or args.faults).split(","):
+        if k not in kinds:
+            ap.error("unknown fault kind %r (kinds: %s)" % (k, ", ".join(sorted(kinds))))
+    print("chaos: seed %d, %s, %d clients, write delay %d ms, fence %s" %
+          (args.seed, "plan " + args.plan if args.plan else "%d rounds of %s" % (args.rounds, args.faults),
+           args.clients, args.write_delay_ms,
            "off" if args.fault_fence_off else "on"), flush=True)
     findings = run(args)
     if args.expect_anomalies:

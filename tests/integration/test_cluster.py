@@ -10,12 +10,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import BUILD, CreateLoad, StackTest, all_active_on, java_partition, journal_records, main, murmur2, wait_for
+from harness import BUILD, CreateLoad, StackTest, all_active_on, java_partition, main, murmur2, wait_for
 
 
-def journal_partitions(data_dir):
-    """uid -> partition of every record the broker journaled."""
-    return {key: p for p, _, key, _ in journal_records(data_dir)}
+def topic_partitions(stack):
+    """uid -> partition of every record of the stack's topic."""
+    return {key: p for p, _, key, _ in stack.records()}
 
 
 def get_all(port, uids):
@@ -70,7 +70,7 @@ class Cluster(StackTest):
         self.assertEqual(murmur2(b"21"), -973932308)
         self.assertEqual(murmur2(b"foobar"), -790332482)
         where = wait_for(lambda: (lambda w: w if all(p["uid"] in w for p in made) else None)(
-            journal_partitions(s.data)), 30, "the journal")
+            topic_partitions(s)), 30, "the topic")
         for p in made:
             self.assertEqual(where[p["uid"]], java_partition(p["uid"], 12), p["uid"])
 
@@ -163,7 +163,7 @@ class Cluster(StackTest):
         self.assertGreaterEqual(len(with_files), 4, starts)
         # Profile records only: the fence records each takeover appended
         # are not replayed profiles.
-        fences = [(fp, o) for fp, o, k, _ in journal_records(s.data, fences=True) if k == "fence"]
+        fences = [(fp, o) for fp, o, k, _ in s.records(fences=True) if k == "fence"]
         for p, (st, end) in starts.items():
             expected = (end - 1 - st if st >= 0 else end) - sum(1 for fp, o in fences if fp == p and st < o < end)
             self.assertEqual(replays.get(p), expected, "partition %d: store at %d, log end %d" % (p, st, end))

@@ -13,8 +13,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import (CreateLoad, Stack, StackTest, all_active_on, java_partition, journal_records, listen_queue, main,
-                     promised_failure, wait_for, write_journal)
+from harness import (CreateLoad, Stack, StackTest, all_active_on, bulk_load, java_partition, listen_queue, main,
+                     promised_failure, wait_for)
 
 # The gateway's deadline per call (--timeout-ms default): no answer may take
 # longer, and a view must come far sooner.
@@ -312,16 +312,16 @@ class RestoringGate(StackTest):
         # A deadline shorter than the restore: the client library and the
         # core would otherwise hold a read until the partition is active.
         self.stack.gateway_args = ["--timeout-ms", "300"]
-        self.sample = write_journal(self.stack.data, 4, 25000)
         try:
             self.stack.start_broker()
+            self.sample = bulk_load(self.stack, 100000)
         except BaseException:
             self.stack.destroy()
             raise
 
     def test_restoring_partition_answers_503_not_404(self):
         s = self.stack
-        self.assertEqual(len(journal_records(s.data)), 100000)
+        self.assertEqual(len(s.records()), 100000)
         s.start_core(1)
         s.start_gateway()
         seen = {"ready": set(), "get": set()}
@@ -353,8 +353,9 @@ class BrokerStall(StackTest):
     finishes before the next write to its uid; a write that waited behind it
     past its deadline answers 503 and never reaches the log."""
 
+    broker = "own"  # stopped by the test
     # A short deadline, so the stall fits well inside the group session
-    # (4 s) and no rebalance muddles the picture.
+    # (6 s) and no rebalance muddles the picture.
     gateway_args = ("--timeout-ms", "1500")
 
     def test_stalled_broker_504_then_ordered_and_queued_write_never_logged(self):
@@ -378,8 +379,8 @@ class BrokerStall(StackTest):
         r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(
             s.request("PUT", "/api/profile/" + uid, {"email": "after@mail.com"})), 30, "a write after the stall")
         self.assertEqual((r.json["version"], r.json["username"]), (3, "first"))
-        s.stop()
-        names = [(v is not None and b"second" in v) for _, _, k, v in journal_records(s.data) if k == uid]
+        s.stop_service()
+        names = [(v is not None and b"second" in v) for _, _, k, v in s.records() if k == uid]
         self.assertEqual(len(names), 3)
         self.assertFalse(any(names), "the write answered 503 reached the log")
 

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from harness import BUILD, StackTest, journal_records, main, wait_for
+from harness import BUILD, StackTest, main, wait_for
 
 DELAY_MS = 2500
 
@@ -95,13 +95,13 @@ class Fencing(FencingRace):
             self.assertIn('"username":"fresh"', self.final(uid))
             self.assertIn('"version":2', self.final(uid))
         # Its record is in the log, after node 2's update, and is ignored.
-        records = [(o, v, tok) for _, o, k, v, tok in journal_records(self.stack.data, tokens=True) if k == uid]
+        records = [(o, v, tok) for _, o, k, v, tok in self.stack.records(tokens=True) if k == uid]
         self.assertTrue(any(v and b"stale" in v for _, v, _ in records), records)
         final = self.final(uid)
 
         # The last record of the key in the log becomes the true state again.
         def last_is_final():
-            last = [v for _, o, k, v in journal_records(self.stack.data) if k == uid][-1]
+            last = [v for _, o, k, v in self.stack.records() if k == uid][-1]
             return last is not None and json.loads(final)["username"].encode() in last
         wait_for(last_is_final, 20, "the owner to append the key's state again")
         logs = "".join(open(os.path.join(self.stack.data, "core%d.log" % i)).read() for i in (1, 2))

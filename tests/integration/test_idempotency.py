@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 
-from harness import StackTest, java_partition, journal_records, main, wait_for
+from harness import StackTest, java_partition, main, wait_for
 
 
 def post(target, key, username="idem", email="idem@mail.com"):
@@ -16,9 +16,9 @@ def post(target, key, username="idem", email="idem@mail.com"):
     return target.request("POST", "/api/profile", {"username": username, "email": email}, headers=headers)
 
 
-def created_with(data, email):
+def created_with(stack, email):
     """uids of the profile records in the log with this email."""
-    return {k for _, _, k, v in journal_records(data) if v is not None and email.encode() in v}
+    return {k for _, _, k, v in stack.records() if v is not None and email.encode() in v}
 
 
 class OneNode(StackTest):
@@ -40,7 +40,7 @@ class OneNode(StackTest):
         self.assertEqual(other.status, 201)
         self.assertNotEqual(other.json["uid"], first.json["uid"])
         self.assertNotEqual(post(s, None).json["uid"], first.json["uid"])
-        wait_for(lambda: len(created_with(s.data, "idem@mail.com")) == 3, 10, "the journal")
+        wait_for(lambda: len(created_with(s, "idem@mail.com")) == 3, 10, "the topic")
 
     def test_same_key_other_body_is_422_and_changes_nothing(self):
         s = self.stack
@@ -69,7 +69,7 @@ class OneNode(StackTest):
                          200)
         # The update's record carries the key on (so compaction cannot lose it).
         records = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(
-            [v for _, _, k, v in journal_records(s.data) if k == first.json["uid"]]), 10, "the journal")
+            [v for _, _, k, v in s.records() if k == first.json["uid"]]), 10, "the topic")
         self.assertIn(b"restored", records[1])
         s.cores[1].stop()
         s.start_core(1, data_name="fresh-stores")  # an empty store: everything from the log
@@ -103,7 +103,7 @@ class Cluster(StackTest):
             by_key.setdefault(key, set()).add(r.json["uid"])
         self.assertEqual(sorted(len(u) for u in by_key.values()), [1] * 8, by_key)
         for k in range(8):
-            wait_for(lambda: created_with(s.data, "racer-race-%d@mail.com" % k) == by_key["race-%d" % k], 10,
+            wait_for(lambda: created_with(s, "racer-race-%d@mail.com" % k) == by_key["race-%d" % k], 10,
                      "one profile for key race-%d in the log" % k)
 
     def test_a_retry_after_the_owner_dies_finds_the_profile(self):

@@ -1,5 +1,10 @@
-"""Kafka outages and faults, injected into the local broker while it runs
-(its --control interface) or by stopping its process: reads are served from
+"""Kafka outages and faults, injected while it runs into librdkafka's mock
+cluster (tests/broker/, its --control interface) or by stopping its process.
+These tests keep the mock, as a fault tool: a real broker cannot be made to
+refuse every connection while keeping its partitions' leadership, add
+round-trip time, or fail the next N produce or fetch requests with a chosen
+error code on cue (a real broker's own outages are in test_failures and
+test_kafka_cluster). What they check: reads are served from
 the stores throughout; a write is answered within its deadline, 503 only
 when it surely never reaches the log; no write answered 503 ever appears
 later; writes succeed again within seconds of recovery; a fatal error of the
@@ -11,7 +16,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import CreateLoad, StackTest, journal_records, main, promised_failure, wait_for
+from harness import SESSION_MS, CreateLoad, StackTest, main, promised_failure, wait_for
 
 DEADLINE_S = 2.0  # the gateway's --timeout-ms below
 
@@ -20,6 +25,7 @@ class KafkaFaults(StackTest):
     """Outages shorter than the group session (here 30 s, against real
     Kafka 45 s by default): the node keeps its partitions throughout."""
     partitions = 4
+    broker = "mock"
     gateway_args = ("--timeout-ms", "2000")
     core_args = {1: ("--consumer", "session.timeout.ms=30000")}
 
@@ -70,9 +76,9 @@ class KafkaFaults(StackTest):
         return refused
 
     def assert_never_logged(self, refused):
-        self.stack.stop()
+        self.stack.stop_service()
         names = set(refused)
-        logged = [v for _, _, _, v in journal_records(self.stack.data) if v is not None]
+        logged = [v for _, _, _, v in self.stack.records() if v is not None]
         found = [n for n in names if any(n.encode() in v for v in logged)]
         self.assertEqual(found, [], "writes answered 503 reached the log")
 
@@ -122,7 +128,7 @@ class KafkaFaults(StackTest):
             r = s.request("GET", "/api/profile/" + p["uid"])
             self.assertEqual((r.status, r.json), (200, p))
         s.stop()
-        emails = [v for _, _, _, v in journal_records(s.data) if v is not None]
+        emails = [v for _, _, _, v in s.records() if v is not None]
         for p in load.acked:
             self.assertEqual(sum(p["email"].encode() in v for v in emails), 1, p)
 
@@ -135,27 +141,27 @@ def node_metric(stack, name):
 
 
 class LongOutage(StackTest):
-    """Kafka away longer than the group session (4 s here): the node gives
-    its partitions up, since it cannot know whether another node took them.
-    Reads then answer 503, or, with --lost-read-ms, are still answered from
-    the stores it held."""
+    """Kafka away longer than the group session (6 s here; the broker, a real
+    one, stopped with SIGSTOP): the node gives its partitions up, since it
+    cannot know whether another node took them. Reads then answer 503, or,
+    with --lost-read-ms, are still answered from the stores it held."""
     partitions = 2
+    broker = "own"
     core_args = {1: ("--lost-read-ms", "60000")}
 
     def test_lost_read_ms_keeps_reads_answered_past_the_session(self):
         s = self.stack
         made = [s.create("l%d" % i, "l%d@mail.com" % i) for i in range(6)]
-        s.broker_control("down")
+        os.kill(s.broker.p.pid, signal.SIGSTOP)
         try:
-            time.sleep(6)  # past the session: the partitions are lost
-            with open(s.cores[1].log_path, encoding="utf-8", errors="replace") as f:
-                log = f.read()
-            self.assertIn("its store answers reads for 60000 ms more", log)
+            # past the session: the partitions are lost
+            wait_for(lambda: "its store answers reads for 60000 ms more" in s.cores[1].tail(200),
+                     SESSION_MS / 1000 + 20, "the node to give its partitions up")
             for p in made:
                 r = s.request("GET", "/api/profile/" + p["uid"], timeout=5)
                 self.assertEqual((r.status, r.json), (200, p))
         finally:
-            s.broker_control("up")
+            os.kill(s.broker.p.pid, signal.SIGCONT)
         s.wait_ready(timeout=60)
         r = s.request("PUT", "/api/profile/" + made[0]["uid"], {"username": "back"})
         self.assertEqual(r.status, 200, r)

@@ -1,11 +1,15 @@
-"""`make run` (scripts/run.sh) starts the stack in the foreground, the SEED.md
-walkthrough works verbatim against it with curl, and SIGINT (Ctrl-C) stops
-everything it started before it returns. A core node or the gateway that
-dies is started again while the rest serve (RESTART=never leaves it down)."""
+"""`make run` (scripts/run.sh) starts the stack in the foreground on a real
+Apache Kafka broker, the SEED.md walkthrough works verbatim against it with
+curl, and SIGINT (Ctrl-C) stops everything it started before it returns. A
+core node, the gateway or the Kafka broker that dies is started again while
+the rest serve (RESTART=never leaves it down); a Kafka that cannot start
+stops the launch with a message that says how to use another, never a
+silent fallback."""
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -22,7 +26,8 @@ class MakeRun(unittest.TestCase):
     def test_walkthrough_verbatim_and_ctrl_c_stops_everything(self):
         data = tempfile.mkdtemp(prefix="profile-run-")
         port, rpc = free_port(), free_port_run(3)
-        env = dict(os.environ, PORT=str(port), RPC_PORT=str(rpc), DATA=data, BUILD=os.path.abspath(BUILD))
+        env = dict(os.environ, PORT=str(port), RPC_PORT=str(rpc), KAFKA_PORT=str(free_port_run(2)), DATA=data,
+                   BUILD=os.path.abspath(BUILD))
         # Output to a file, not a pipe: reading it can never block on a
         # child that still holds the pipe open.
         log_path = os.path.join(data, "run.log")
@@ -67,6 +72,10 @@ class MakeRun(unittest.TestCase):
                 self.assertNotIn(marker, text)
             self.assertIn("Gateway:         %s/" % url, text)
             self.assertRegex(text, r"Kafka bootstrap: 127\.0\.0\.1:\d+")
+            self.assertRegex(text, r"Kafka: +1 broker\(s\), Apache Kafka 3\.\d+\.\d+, ready in \d+ ms")
+            # A real broker's data, kept across runs; never the mock.
+            self.assertTrue(os.path.exists(os.path.join(data, "kafka", "logs", "meta.properties")))
+            self.assertNotIn("profile-kafka-broker", text)
             # Every process started with this data directory has exited.
             left = subprocess.run(["pgrep", "-f", data], capture_output=True, text=True).stdout.split()
             self.assertEqual(left, [], "still running after run.sh returned: " + subprocess.run(
@@ -87,8 +96,8 @@ class Launch:
     def __init__(self, **env):
         self.data = tempfile.mkdtemp(prefix="profile-run-")
         self.port = free_port()
-        env = dict(os.environ, PORT=str(self.port), RPC_PORT=str(free_port_run(3)), DATA=self.data,
-                   BUILD=os.path.abspath(BUILD), **env)
+        env = dict(dict(os.environ, PORT=str(self.port), RPC_PORT=str(free_port_run(3)), DATA=self.data,
+                        KAFKA_PORT=str(free_port_run(2)), BUILD=os.path.abspath(BUILD)), **env)
         self.log_path = os.path.join(self.data, "run.log")
         self.log = open(self.log_path, "w")
         self.run = subprocess.Popen([os.path.join(SOURCE, "scripts", "run.sh")], env=env, cwd=SOURCE,
@@ -110,11 +119,17 @@ class Launch:
         wait_for(ready, 120, "the stack to be ready")
 
     def pid_of(self, part):
-        """The pid of the core node with DATA/coreN, or of the gateway."""
-        pattern = "profile-gateway --address 127.0.0.1 --port %d " % self.port if part == "gateway" \
-            else "--data %s/%s " % (self.data, part)
+        """The pid of the core node with DATA/coreN, of the gateway, or of
+        the Kafka broker; None when none runs (two are a failure)."""
+        if part == "gateway":
+            pattern = "profile-gateway --address 127.0.0.1 --port %d " % self.port
+        elif part == "kafka":
+            pattern = "-Dkafka.logs.dir=%s/kafka -cp" % self.data
+        else:
+            pattern = "--data %s/%s " % (self.data, part)
         pids = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True).stdout.split()
-        return int(pids[0]) if len(pids) == 1 else None
+        assert len(pids) <= 1, "%d processes match %r" % (len(pids), pattern)
+        return int(pids[0]) if pids else None
 
     def stop(self, test):
         os.killpg(self.run.pid, signal.SIGINT)
@@ -170,6 +185,48 @@ class Restart(unittest.TestCase):
             launch.stop(self)
         finally:
             launch.close()
+
+    def test_a_dead_kafka_broker_is_started_again_on_its_data(self):
+        """kill -9 of the Kafka broker: the launcher starts it again on the
+        same data, and every acknowledged profile is there."""
+        launch = Launch(RESTART_DELAY="1", NODES="1")
+        try:
+            launch.wait_ready()
+            made = [create(launch, "k%d" % i) for i in range(10)]
+            self.assertNotIn(None, made)
+            kafka = launch.pid_of("kafka")
+            self.assertIsNotNone(kafka)
+            os.kill(kafka, signal.SIGKILL)
+            wait_for(lambda: "Kafka broker 1 (pid %d) exited with status 137; starting it again" % kafka
+                     in launch.output(), 10, "the launcher to report the broker's exit")
+            wait_for(lambda: "Kafka broker 1 started again" in launch.output(), 10, "the broker to be started again")
+            wait_for(lambda: launch.pid_of("kafka") not in (None, kafka), 10, "the new broker process")
+            wait_for(lambda: create(launch, "after") is not None, 90, "a create after the broker came back")
+            for uid in made:
+                self.assertEqual(launch.status("GET", "/api/profile/" + uid), "200")
+            launch.stop(self)
+        finally:
+            launch.close()
+
+    def test_a_kafka_that_cannot_start_stops_the_launch_and_says_what_to_do(self):
+        """The broker's port taken: no fallback to anything else, a message
+        naming the broker's log and BROKERS=, and a non-zero exit."""
+        with socket.socket() as taken:
+            port = free_port_run(2)
+            taken.bind(("127.0.0.1", port))
+            taken.listen()
+            launch = Launch(KAFKA_PORT=str(port))
+            try:
+                launch.run.wait(timeout=120)
+                text = launch.output()
+                self.assertNotEqual(launch.run.returncode, 0, text)
+                self.assertIn("Kafka broker 1 did not start", text)
+                self.assertIn("make run BROKERS=host:port", text)
+                self.assertNotIn("Gateway:", text)
+                left = subprocess.run(["pgrep", "-f", launch.data], capture_output=True, text=True).stdout.split()
+                self.assertEqual(left, [], "still running after run.sh returned")
+            finally:
+                launch.close()
 
     def test_restart_never_leaves_a_dead_node_down(self):
         launch = Launch(RESTART="never", RESTART_DELAY="0", NODES="2")

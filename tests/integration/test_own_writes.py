@@ -1,8 +1,8 @@
 """A write is answered once its own node has applied it, and the node
 applies its own writes from Kafka's acknowledgement, not only when its
-consumer reads them back. Here the broker holds every empty fetch for 4 s
-(fetch.wait.max.ms=4000: the local broker does not answer a held fetch
-early when a record arrives, as Kafka does), so a node that waited for its
+consumer reads them back. Here the nodes' consumers ask Kafka to hold
+every fetch until 10 MB have arrived or 4 s have passed
+(fetch.min.bytes, fetch.wait.max.ms), so a node that waited for its
 consumer would take no write for seconds (its own fence record, which
 gates its writes, would wait for a fetch: 503) and answer none within the
 1.5 s deadline (504). Each write is answered in time, and read at once
@@ -13,7 +13,7 @@ import re
 
 from harness import StackTest, all_active_on, main, wait_for
 
-HOLD = ("--consumer", "fetch.wait.max.ms=4000")
+HOLD = ("--consumer", "fetch.wait.max.ms=4000", "--consumer", "fetch.min.bytes=10000000")
 ROUNDS = 8
 
 

@@ -103,8 +103,7 @@ class Profilectl(StackTest):
 
     def test_watch_shows_changes_made_through_the_gateway(self):
         s = self.stack
-        w = subprocess.Popen([CTL, "watch", "--brokers", s.bootstrap, "--from-beginning",
-                              "-X", "fetch.wait.max.ms=10"],
+        w = subprocess.Popen([CTL, "watch", "--brokers", s.bootstrap, "--topic", s.topic, "--from-beginning"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             p = s.create("watched", "watched@mail.com")
@@ -139,7 +138,7 @@ class Profilectl(StackTest):
         started; SIGTERM ends it with exit 0."""
         s = self.stack
         old = s.create("before", "before@mail.com")
-        w = subprocess.Popen([CTL, "watch", "--brokers", s.bootstrap, "-X", "fetch.wait.max.ms=10"],
+        w = subprocess.Popen([CTL, "watch", "--brokers", s.bootstrap, "--topic", s.topic, "-X", "fetch.wait.max.ms=100"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             lines = queue.Queue()

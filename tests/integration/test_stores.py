@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Stack, StackTest, main, wait_for, write_journal
+from harness import Stack, StackTest, bulk_load, main, wait_for
 
 
 def damage(path, how):
@@ -74,8 +74,9 @@ class RebuildIsVisible(StackTest):
 
     def setUp(self):
         self.stack = Stack(nodes=1, partitions=2)
-        self.sample = write_journal(self.stack.data, 2, 20000)
         try:
+            self.stack.start_broker()
+            self.sample = bulk_load(self.stack, 40000)
             self.stack.start()
         except BaseException:
             self.stack.destroy()
