@@ -19,6 +19,8 @@
 #       same list and cluster id. --replication (1) is the default replication
 #       factor of new topics, the offsets and the transaction log;
 #       --min-isr (1) their min.insync.replicas.
+#   scripts/kafka.sh cluster-id
+#       Prints a new cluster id, for the nodes of a cluster to share.
 #   scripts/kafka.sh wait DIR [SECONDS] [PID]
 #       Waits until the node that process PID (the `run`) started in DIR is
 #       ready (default 60 s; without PID, the newest start in DIR); prints
@@ -50,9 +52,21 @@ libs() {
   echo "$dir"
 }
 
-# A fresh cluster id: 16 random bytes, base64url without padding (Kafka's Uuid).
+# A fresh cluster id: 16 random bytes, base64url without padding (Kafka's
+# Uuid), drawn again when it starts with "-" (a tool would read it as an
+# option; Kafka's own generator does the same).
 new_cluster_id() {
-  head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+  local id
+  while :; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    [ "${id:0:1}" != - ] && { echo "$id"; return; }
+  done
+}
+
+# Whether process $1 runs (a zombie, exited but not yet reaped, does not).
+running() {
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) && [ "${st:0:1}" != Z ]
 }
 
 run() {
@@ -122,6 +136,7 @@ broker.session.timeout.ms=3000
 num.network.threads=2
 num.io.threads=4
 log.cleaner.threads=1
+log.cleaner.backoff.ms=2000
 log.cleaner.dedupe.buffer.size=8388608
 EOF
   local kv
@@ -170,7 +185,7 @@ wait_ready() {
       echo "$(( (now - start) / 1000000 ))"
       return 0
     fi
-    if { [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; } ||
+    if { [ -n "$pid" ] && ! running "$pid"; } ||
        { [ -n "$since" ] && grep -q 'Exiting Kafka\|FATAL\|Fatal error' <<<"$since"; }; then
       [ -n "$since" ] && tail -n 20 <<<"$since" >&2
       die "the broker in $dir failed to start (its log: $log)"
@@ -189,5 +204,6 @@ case "${1:-}" in
   run) shift; run "$@" ;;
   wait) shift; wait_ready "$@" ;;
   version) echo "$version" ;;
+  cluster-id) new_cluster_id ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -147,8 +147,7 @@ if [ -z "$BROKERS" ]; then
     kdirs=()
     for i in $(seq 1 "$KAFKA_NODES"); do kdirs+=("$DATA/kafka$KAFKA_NODES/node$i"); done
     mkdir -p "$DATA/kafka$KAFKA_NODES"
-    [ -s "$DATA/kafka$KAFKA_NODES/cluster.id" ] ||
-      head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$DATA/kafka$KAFKA_NODES/cluster.id"
+    [ -s "$DATA/kafka$KAFKA_NODES/cluster.id" ] || "$kafka" cluster-id > "$DATA/kafka$KAFKA_NODES/cluster.id"
   fi
   t0=$(date +%s%N)
   for i in $(seq 1 "$KAFKA_NODES"); do

@@ -638,7 +638,7 @@ test_a_read_without_an_answer_moves_on_and_is_never_deadline_exceeded(void)
 		p = NULL;
 	}
 	CHECK_INT(requests(&ok), 6);
-	CHECK(requests(&silent) <= 2);
+	CHECK(requests(&silent) >= 1 && requests(&silent) <= 2);
 	/* Far less than one deadline for all six (two silent tries at most). */
 	CHECK(ms_now() - t < 6000);
 	profile_client_close(c);

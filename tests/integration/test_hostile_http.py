@@ -24,8 +24,10 @@ def connect(port, source="127.0.0.1"):
     return c
 
 
-def read_all(c, limit=10.0):
-    """Everything the server sends until it closes (or limit seconds)."""
+def read_all(c, limit=10.0, closes=False):
+    """Everything the server sends until it closes (or limit seconds).
+    closes: the server must close within limit (a hang fails, rather than
+    reading as a close that sent nothing)."""
     out, end = b"", time.monotonic() + limit
     c.settimeout(0.5)
     while time.monotonic() < end:
@@ -38,6 +40,8 @@ def read_all(c, limit=10.0):
         if not d:
             break
         out += d
+    else:
+        assert not closes, "no close within %.1f s (received %r)" % (limit, out[:200])
     return out
 
 
@@ -90,7 +94,7 @@ class HostileHttp(StackTest):
             self.opened.append(c)
             c.sendall(first)
             t0 = time.monotonic()
-            self.assertEqual(read_all(c, TIMEOUT_S + 8), b"")
+            self.assertEqual(read_all(c, TIMEOUT_S + 8, closes=True), b"")
             took = time.monotonic() - t0
             self.assertGreater(took, TIMEOUT_S - 0.5)
             self.assertLess(took, TIMEOUT_S + 4)
@@ -115,7 +119,7 @@ class HostileHttp(StackTest):
         extra = connect(self.stack.port, "127.0.0.2")
         self.opened.append(extra)
         extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        self.assertEqual(read_all(extra, 3), b"", "one more than the cap was served")
+        self.assertEqual(read_all(extra, 3, closes=True), b"", "one more than the cap was served")
         self.quick("with one source at its cap")
         for c in held:
             c.close()
@@ -162,7 +166,7 @@ class HostileHttp(StackTest):
                 c.sendall(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            out = read_all(c, TIMEOUT_S + 4)  # an answer (4xx) or a close, never a hang
+            out = read_all(c, TIMEOUT_S + 4, closes=True)  # an answer (4xx) or a close, never a hang
             c.close()
             # 4xx, or 505 for a version it does not speak; never another 5xx.
             self.assertTrue(out == b"" or re.match(rb"HTTP/1\.1 (4\d\d|505) ", out), out[:200])

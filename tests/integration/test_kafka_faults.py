@@ -127,7 +127,7 @@ class KafkaFaults(StackTest):
         for p in load.acked:
             r = s.request("GET", "/api/profile/" + p["uid"])
             self.assertEqual((r.status, r.json), (200, p))
-        s.stop()
+        s.stop_service()
         emails = [v for _, _, _, v in s.records() if v is not None]
         for p in load.acked:
             self.assertEqual(sum(p["email"].encode() in v for v in emails), 1, p)

@@ -100,13 +100,13 @@ class Operating(StackTest):
             per_partition[part] = per_partition.get(part, 0) + 1
 
         def committed():
-            out = subprocess.run([os.path.join(BUILD, "tests", "kafka_committed"), s.bootstrap, "profiled",
-                                  "profiles", str(self.partitions)], capture_output=True, text=True, timeout=30)
+            out = subprocess.run([os.path.join(BUILD, "tests", "kafka_committed"), s.bootstrap, s.group,
+                                  s.topic, str(self.partitions)], capture_output=True, text=True, timeout=30)
             self.assertEqual(out.returncode, 0, out.stderr)
             return {int(a): int(b) for a, b in (line.split() for line in out.stdout.split("\n") if line)}
 
         # Each partition's log holds a fence record first, then its profiles:
-        # the committed offset is the next one to read, past all of them.
+        # the committed offset is the one after the last record applied.
         ends = {p["partition"]: p["applied_offset"] + 1 for p in s.cluster()["partitions"]}
         got = wait_for(lambda: (lambda c: c if all(c[p] == ends[p] for p in per_partition) else None)(committed()),
                        20, "the group's committed offsets to reach what the stores applied")

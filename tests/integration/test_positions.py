@@ -73,7 +73,9 @@ class Positions(StackTest):
         time.sleep(0.5)
         self.assertTrue(t.is_alive(), "the read did not wait: %s" % box.get("r"))
         up = gws[2].request("PUT", "/api/profile/" + p.json["uid"], {"username": "waited"})
-        self.assertEqual(up.headers["x-profile-position"], "%d:%d" % (part, offset + 1))
+        up_part, up_offset = map(int, up.headers["x-profile-position"].split(":"))
+        self.assertEqual(up_part, part)
+        self.assertGreater(up_offset, offset)  # the next record; Kafka's offsets need not be contiguous
         t.join(10)
         self.assertEqual((box["r"].status, box["r"].json["username"]), (200, "waited"), box["r"])
 
