@@ -53,6 +53,8 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	int lost = err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && rd_kafka_assignment_lost(rk);
 
 	__atomic_add_fetch(&cl->rebalances, 1, __ATOMIC_RELAXED);
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+		__atomic_store_n(&cl->assigned_once, 1, __ATOMIC_RELEASE);
 
 	/* An orderly revoke lets what this node produced land first, so that it
 	 * is in the log before the next owner's fence (changelog.h). */
@@ -211,6 +213,24 @@ follow_update(changelog *cl)
 	}
 }
 
+/* Leaves the group. librdkafka before 2.3.0 aborts (an assertion in the
+ * cooperative-sticky assignor, librdkafka #4312) when a consumer that joined
+ * its group is closed before its first assignment: such a consumer is
+ * polled until that assignment comes (a join completes within a rebalance),
+ * for FIRST_ASSIGNMENT_MS at most, and then closed. */
+#define FIRST_ASSIGNMENT_MS 5000
+static void
+group_leave(changelog *cl)
+{
+	for (int waited = 0; waited < FIRST_ASSIGNMENT_MS && !__atomic_load_n(&cl->assigned_once, __ATOMIC_ACQUIRE);
+	     waited += 100) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, 100);
+		if (m)
+			rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(cl->consumer);
+}
+
 static void *
 consumer_main(void *arg)
 {
@@ -280,7 +300,7 @@ consumer_main(void *arg)
 		rd_kafka_consumer_close(cl->follower);
 	} else {
 		/* Leaving the group serves the revoke through on_rebalance, here. */
-		rd_kafka_consumer_close(cl->consumer);
+		group_leave(cl);
 	}
 	free(batch);
 	free(recs);
@@ -299,7 +319,7 @@ group_main(void *arg)
 		if (m)
 			rd_kafka_message_destroy(m);
 	}
-	rd_kafka_consumer_close(cl->consumer);
+	group_leave(cl);
 	return NULL;
 }
 

@@ -56,6 +56,7 @@ struct changelog {
 	rd_kafka_queue_t *data_queue;
 	/* atomics, for the status */
 	uint64_t produce_errors, rebalances, producer_restarts;
+	int assigned_once; /* the group consumer has had its first assignment */
 	uint64_t retries_now, retries_base; /* this producer's, and those before it */
 };
 

@@ -147,19 +147,20 @@ out:
 	rd_kafka_NewTopic_destroy(nt);
 }
 
-/* Whether every partition of topic has a leader in the broker's metadata. */
-static int
+/* The partition count of topic when every partition has a leader in one
+ * broker's metadata, else 0. */
+static int32_t
 topic_led(rd_kafka_t *rk, const char *topic, int timeout_ms)
 {
 	const struct rd_kafka_metadata *md;
-	int led = 0;
+	int32_t led = 0;
 
 	if (rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return 0;
 	for (int i = 0; i < md->topic_cnt; i++) {
 		if (strcmp(md->topics[i].topic, topic) != 0 || md->topics[i].err != 0)
 			continue;
-		led = md->topics[i].partition_cnt > 0;
+		led = md->topics[i].partition_cnt;
 		for (int p = 0; p < md->topics[i].partition_cnt; p++)
 			if (md->topics[i].partitions[p].leader < 0 || md->topics[i].partitions[p].err != 0)
 				led = 0;
@@ -173,14 +174,18 @@ kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int32_t partitions, int ti
 {
 	int32_t n = kafka_topic_partitions(rk, topic, timeout_ms);
 
-	if (n != 0)
+	if (n < 0)
 		return n;
-	topic_create(rk, topic, partitions);
+	if (n == 0)
+		topic_create(rk, topic, partitions);
 	/* A broker answers CreateTopics before every broker's metadata shows
-	 * the topic and its leaders: poll, bounded, rather than assume. */
+	 * the topic and its leaders (and another node may have just created
+	 * it): poll, bounded, rather than assume; and take the count from the
+	 * answer that showed it whole (another broker may not know the topic
+	 * yet). A topic whose leader is away is returned after the bound. */
 	for (int i = 0; i < 100; i++) {
-		if (topic_led(rk, topic, timeout_ms))
-			return kafka_topic_partitions(rk, topic, timeout_ms);
+		if ((n = topic_led(rk, topic, timeout_ms)) > 0)
+			return n;
 		usleep(100 * 1000);
 	}
 	return kafka_topic_partitions(rk, topic, timeout_ms);

@@ -34,8 +34,8 @@ int32_t kafka_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms
 /* The partition count of topic, as kafka_topic_partitions, after creating
  * it when it does not exist: log-compacted (min.compaction.lag.ms one day),
  * `partitions` partitions, the broker's default replication factor; the
- * outcome is logged. A created topic is waited for (about 10 s at most)
- * until every partition has a leader. Brokers without CreateTopics (the
+ * outcome is logged. The topic is waited for (about 10 s at most) until
+ * every partition has a leader. Brokers without CreateTopics (the
  * mock) never answer: the request gives up after a few seconds. */
 int32_t kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int32_t partitions, int timeout_ms);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kafka.h"
 #include "log.h"
@@ -141,6 +142,7 @@ members_open(members **out, const members_config *cfg)
 	members *m = calloc(1, sizeof *m);
 	rd_kafka_topic_partition_list_t *l;
 	int64_t lo = 0, hi = 0;
+	rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR_NO_ERROR;
 
 	if (m == NULL || (m->owner = malloc((size_t)cfg->partitions * sizeof *m->owner)) == NULL) {
 		free(m);
@@ -170,7 +172,11 @@ members_open(members **out, const members_config *cfg)
 		return PROFILE_INVALID_ARGUMENT;
 	}
 	kafka_topic_ensure(m->producer, m->topic, 1, 10000);
-	if (rd_kafka_query_watermark_offsets(m->reader, m->topic, 0, &lo, &hi, 10000) != 0) {
+	/* A topic just made may have no leader known to this client yet. */
+	for (int i = 0; i < 20 && (rc = rd_kafka_query_watermark_offsets(m->reader, m->topic, 0, &lo, &hi, 10000)) != 0;
+	     i++)
+		usleep(250 * 1000);
+	if (rc != 0) {
 		log_error("members: cannot read topic %s", m->topic);
 		members_close(m, 0);
 		return PROFILE_UNAVAILABLE;

@@ -19,6 +19,8 @@
 #       same list and cluster id. --replication (1) is the default replication
 #       factor of new topics, the offsets and the transaction log;
 #       --min-isr (1) their min.insync.replicas.
+#   scripts/kafka.sh properties DIR [options of run]
+#       Writes and prints the settings `run` would start the node with.
 #   scripts/kafka.sh cluster-id
 #       Prints a new cluster id, for the nodes of a cluster to share.
 #   scripts/kafka.sh wait DIR [SECONDS] [PID]
@@ -69,10 +71,12 @@ running() {
   st=$(ps -o stat= -p "$1" 2>/dev/null) && [ "${st:0:1}" != Z ]
 }
 
-run() {
-  local dir=${1:?run DIR}
+# Parses run's options into the globals below and writes
+# DIR/server.properties and DIR/log4j.properties.
+configure() {
+  dir=${1:?run DIR}
   shift
-  local port=9092 cport=9093 node=1 voters="" cluster="" rf=1 isr=1 heap=512m
+  port=9092 cport=9093 node=1 voters="" cluster="" rf=1 isr=1 heap=512m
   local -a extra=()
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -89,8 +93,6 @@ run() {
     esac
   done
   [ -n "$voters" ] || voters="$node@127.0.0.1:$cport"
-  local lib
-  lib=$(libs)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
 
@@ -154,6 +156,12 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.org.apache.kafka.controller=INFO
 log4j.logger.state.change.logger=WARN
 EOF
+}
+
+run() {
+  configure "$@"
+  local lib
+  lib=$(libs)
 
   local -a jvm=(java "-Xmx$heap" "-Xms64m" -XX:+UseSerialGC -XX:TieredStopAtLevel=1
                 -Djava.awt.headless=true "-Dlog4j.configuration=file:$dir/log4j.properties"
@@ -202,6 +210,7 @@ wait_ready() {
 case "${1:-}" in
   libs) libs ;;
   run) shift; run "$@" ;;
+  properties) shift; configure "$@"; cat "$dir/server.properties" ;;
   wait) shift; wait_ready "$@" ;;
   version) echo "$version" ;;
   cluster-id) new_cluster_id ;;

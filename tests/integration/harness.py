@@ -249,6 +249,8 @@ class KafkaBroker:
             argv += ["--cluster-id", self.cluster_id]
         for kv in self.extra:
             argv += ["--set", kv]
+        if self.proc is not None:
+            self.proc.log.close()  # the process that ran before, gone
         self.proc = Proc(self.name, argv, self.log_dir)
         if wait:
             self.wait_ready()
@@ -357,7 +359,7 @@ class Stack:
     fault controls only). On a shared broker the stack's topics and group
     carry a name of its own; on a broker of its own they are the defaults."""
 
-    def __init__(self, nodes=1, partitions=12, data=None, tls=False, broker="shared"):
+    def __init__(self, nodes=1, partitions=12, data=None, tls=False, broker="shared", kafka_nodes=1):
         self.data = data or tempfile.mkdtemp(prefix="profile-it-")
         # tls: every hop over TLS, with certificates (scripts/tls-certs.sh)
         # in DATA/tls: the cores serve tls+tcp://, the gateway HTTPS.
@@ -368,6 +370,12 @@ class Stack:
         self.own_data = data is None
         self.partitions = partitions
         assert broker in ("shared", "own", "mock"), broker
+        # kafka_nodes=3: a cluster of its own, as docker-compose.yml deploys
+        # it (replication factor 3, min.insync.replicas 2).
+        self.kafka_nodes = kafka_nodes
+        if kafka_nodes > 1:
+            broker = "own"
+        self.kafkas = []  # every KafkaBroker of a cluster of its own
         self.shared = shared_kafka() if broker == "shared" else None
         self.mode = "own" if broker == "shared" and self.shared is None else broker
         self.kafka = None  # KafkaBroker, when the stack runs one
@@ -399,11 +407,31 @@ class Stack:
             return self.bootstrap
         if self.mode == "mock":
             return self._start_mock()
+        if self.kafka_nodes > 1:
+            return self._start_cluster()
         if self.kafka is None:
             self.kafka = KafkaBroker(os.path.join(self.data, "kafka"), self.data)
         self.kafka.start()
         self.broker = self.kafka.proc
         self.bootstrap = self.kafka.bootstrap
+        return self.bootstrap
+
+    def _start_cluster(self):
+        if not self.kafkas:
+            n = self.kafka_nodes
+            ports = [(free_port(), free_port()) for _ in range(n)]
+            voters = ",".join("%d@127.0.0.1:%d" % (i + 1, c) for i, (_, c) in enumerate(ports))
+            cluster = subprocess.run([KAFKA_SCRIPT, "cluster-id"], capture_output=True, text=True,
+                                     check=True).stdout.strip()
+            self.kafkas = [KafkaBroker(os.path.join(self.data, "kafka%d" % (i + 1)), self.data, "kafka%d" % (i + 1),
+                                       node_id=i + 1, port=p, cport=c, voters=voters, cluster_id=cluster,
+                                       replication=n, min_isr=2) for i, (p, c) in enumerate(ports)]
+        for k in self.kafkas:  # a quorum needs a majority up before any is ready
+            if not k.alive():
+                k.start(wait=False)
+        for k in self.kafkas:
+            k.wait_ready()
+        self.bootstrap = ",".join(k.bootstrap for k in self.kafkas)
         return self.bootstrap
 
     def _start_mock(self):
@@ -502,7 +530,7 @@ class Stack:
         wait_for(ready, timeout, "/readyz to answer 200")
 
     def procs(self):
-        out = []
+        out = [(k.name, k.proc) for k in self.kafkas if k.proc]
         if self.broker:
             out.append((self.broker.name, self.broker))
         out += [("core%d" % i, p) for i, p in sorted(self.cores.items())]
@@ -532,6 +560,8 @@ class Stack:
         if self.broker:
             code = self.broker.stop()
             codes["broker"] = 0 if clean_exit(self.broker.name, code) else code
+        for k in self.kafkas:
+            codes[k.name] = 0 if clean_exit(k.name, k.proc.stop()) else k.proc.returncode
         return codes
 
     def sanitizer_reports(self):
@@ -561,7 +591,7 @@ class Stack:
         try:
             gateways = [(n, p) for n, p in self.procs() if n.startswith("gateway")]
             cores = [(n, p) for n, p in self.procs() if n.startswith("core")]
-            broker = [(n, p) for n, p in self.procs() if p is self.broker]
+            broker = [(n, p) for n, p in self.procs() if p is self.broker or n.startswith("kafka")]
             for group in (gateways, cores, broker):
                 problems += terminate(group, bound)
             problems += ["sanitizer: " + r for r in self.sanitizer_reports()]

@@ -1,12 +1,15 @@
 """docker-compose.yml cannot run here (no Docker engine), so it is kept
 correct by reading: every variable it sets on our services is one the
-binaries accept (their --help lists it), and the values they check are valid."""
+binaries accept (their --help lists it), and the values they check are valid;
+and its Kafka is the one `make run KAFKA_NODES=3` runs: the same version
+(scripts/kafka/pom.xml) and the same settings (scripts/kafka.sh)."""
 import os
 import re
 import subprocess
+import tempfile
 import unittest
 
-from harness import BUILD, SOURCE, main
+from harness import BUILD, KAFKA_SCRIPT, SOURCE, main
 
 
 def services(path):
@@ -80,6 +83,54 @@ class Compose(unittest.TestCase):
             for line in helptext.splitlines():
                 if re.match(r"^\s+(-\w, )?--[a-z]", line) and "--help" not in line and "--version" not in line:
                     self.assertRegex(line, r"\[[A-Z0-9_]+\]$", "%s: %s" % (binary, line.strip()))
+
+
+def compose_kafka(path):
+    """(image, {property: value}) of the Kafka nodes: the x-kafka image and
+    the x-kafka-env variables, KAFKA_X_Y read as x.y."""
+    image, env, block = None, {}, None
+    with open(path) as f:
+        for line in f.read().splitlines():
+            top = re.match(r"^([a-z][\w-]*):", line)
+            if top:
+                block = top.group(1)
+                continue
+            m = re.match(r"^  image: (\S+)", line)
+            if block == "x-kafka" and m:
+                image = m.group(1)
+            m = re.match(r'^  KAFKA_([A-Z0-9_]+): "?(.*?)"?\s*$', line)
+            if block == "x-kafka-env" and m:
+                env[m.group(1).lower().replace("_", ".")] = m.group(2)
+    return image, env
+
+
+class ComposeKafka(unittest.TestCase):
+    # Where a node is and how its listeners are named differ by design
+    # (container names against loopback ports).
+    PLACEMENT = {"listeners", "advertised.listeners", "controller.quorum.voters", "node.id",
+                 "listener.security.protocol.map", "inter.broker.listener.name", "log.dirs"}
+    # What the service relies on: both must set these, to the same values.
+    SERVICE = {"process.roles", "controller.listener.names", "default.replication.factor", "min.insync.replicas",
+               "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+               "transaction.state.log.min.isr", "auto.create.topics.enable", "unclean.leader.election.enable",
+               "group.initial.rebalance.delay.ms"}
+
+    def test_compose_runs_the_kafka_make_run_runs(self):
+        image, env = compose_kafka(os.path.join(SOURCE, "docker-compose.yml"))
+        version = subprocess.run([KAFKA_SCRIPT, "version"], capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(image, "apache/kafka:" + version)
+        with tempfile.TemporaryDirectory() as d:
+            out = subprocess.run([KAFKA_SCRIPT, "properties", d, "--replication", "3", "--min-isr", "2"],
+                                 capture_output=True, text=True, check=True).stdout
+        local = dict(line.split("=", 1) for line in out.splitlines() if line and not line.startswith("#"))
+        for key in self.SERVICE:
+            self.assertIn(key, env, "docker-compose.yml does not set %s" % key)
+            self.assertEqual(env[key], local[key], key)
+        for key, value in env.items():
+            if key in self.PLACEMENT or key == "cluster.id":
+                continue
+            self.assertIn(key, local, "scripts/kafka.sh does not set %s" % key)
+            self.assertEqual(value, local[key], key)
 
 
 if __name__ == "__main__":
