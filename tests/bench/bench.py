@@ -8,9 +8,10 @@ printed are the medians, and the ratio is the median of the pairs' own
 ratios, with their spread, so that a change is judged on a ratio taken
 under the same conditions and not on the host's mood.
 
-Starts its own stacks (local broker, core nodes, gateway) on free loopback
-ports, loads data with the REST create benchmark, and stops everything.
-BENCH_SECONDS sets each load phase's length (default 10)."""
+Starts one Apache Kafka broker for the run (each stack takes its own topics
+and group on it, as under ctest) and its own stacks (core nodes, gateway) on
+free loopback ports, loads data with the REST create benchmark, and stops
+everything. BENCH_SECONDS sets each load phase's length (default 10)."""
 import calendar
 import os
 import re
@@ -23,9 +24,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from harness import BUILD, Stack, all_active_on, free_port, java_partition, journal_records, wait_for  # noqa: E402
-from test_cluster import journal_partitions  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+from harness import BUILD, SESSION_MS, Stack, all_active_on, free_port, java_partition, wait_for  # noqa: E402
+from test_cluster import topic_partitions  # noqa: E402
 from test_standbys import reads_through_a_kill  # noqa: E402
+from shared_kafka import start as shared_kafka_start, stop as shared_kafka_stop  # noqa: E402
 
 D = float(os.environ.get("BENCH_SECONDS", "10"))
 PAIRS = max(1, int(os.environ.get("BENCH_PAIRS", "3")))
@@ -83,8 +86,8 @@ def wrk(url, script=None, conns=64, env=None):
 
 
 def uids_of(stack, count_at_least):
-    return list(wait_for(lambda: (lambda w: w if len(w) >= count_at_least else None)(journal_partitions(stack.data)),
-                         60, "the journal"))
+    return list(wait_for(lambda: (lambda w: w if len(w) >= count_at_least else None)(topic_partitions(stack)),
+                         60, "the topic"))
 
 
 def write_lines(path, lines):
@@ -194,7 +197,7 @@ def sized_node(n, tmp):
     load_rate, uids: a file of 1000 of their uids})."""
     st = Stack(nodes=1, partitions=128)
     st.start_broker()
-    out = subprocess.run([os.path.join(BUILD, "tests", "bench-bulk-load"), st.bootstrap, "profiles", "128", str(n)],
+    out = subprocess.run([os.path.join(BUILD, "tests", "bench-bulk-load"), st.bootstrap, st.topic, "128", str(n)],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     uids = os.path.join(tmp, "uids-%d.txt" % n)
     write_lines(uids, [line.split()[0] for line in out[:-1]])
@@ -261,8 +264,8 @@ def failover(three, gw1, uids, owner):
 
 def kafka_rtt(bootstrap):
     """One record at a time produced and read back: (p50 ms, p99 ms)."""
-    out = subprocess.run([os.path.join(BUILD, "tests", "bench-kafka-rtt"), bootstrap, "bench.rtt", str(D),
-                          "fetch.wait.max.ms=1"], capture_output=True, text=True).stdout.split()
+    out = subprocess.run([os.path.join(BUILD, "tests", "bench-kafka-rtt"), bootstrap, "bench.rtt", str(D)],
+                         capture_output=True, text=True).stdout.split()
     return float(out[1]), float(out[2])
 
 
@@ -272,6 +275,18 @@ def main():
         D, PAIRS, open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip(),
         os.cpu_count()))
     base = Baselines(tmp)
+    # One real Kafka broker for the whole run.
+    shared = os.path.join(tmp, "kafka")
+    if shared_kafka_start(shared) != 0:
+        sys.exit("make bench: the Kafka broker did not start")
+    os.environ["PROFILE_KAFKA_SHARED"] = shared
+    try:
+        measure(base, tmp)
+    finally:
+        shared_kafka_stop(shared)
+
+
+def measure(base, tmp):
 
     # ---- the architecture's own ceiling ------------------------------------
     # The bare relay (HTTP -> nng -> a fixed body, no JSON, no protobuf), and
@@ -314,16 +329,15 @@ def main():
                        lambda sv, b, r: r >= 0.7 and sv[1] < 0.5 and sv[2] < 3,
                        lambda sv, b: "baseline: nng echo; p50 %.3f ms, p99 %.3f ms" % (sv[1], sv[2]))
         # The native writes on a fresh log beside the same on this node's
-        # log, which the rows above grew: the local broker scans a
-        # partition's batches from the oldest on every fetch, so its cost
-        # per write grows with the log (Kafka's index does not).
+        # log, which the rows above grew (on Kafka, whose index finds any
+        # offset at once, they should not differ).
         fresh = Stack(nodes=1).start()
         try:
             c, m = native(fresh.core_addr[1], "create"), native(fresh.core_addr[1], "mixed")
         finally:
             fresh.stop()
             fresh.destroy()
-        grown = len(journal_records(one.data, fences=True))
+        grown = len(one.records(fences=True))
         c_grown = native(core1, "create")
         row("native create, 32 in flight, fresh log", c[0], "ops/s", aim=">= 5000", ok=c[0] >= 5000,
             note="p50 %.2f ms, p99 %.2f ms; on this node's log of %d records: %.0f/s, p50 %.2f ms, p99 %.2f ms" % (
@@ -332,7 +346,7 @@ def main():
                          ">= 50% of REST GET, p99 < 20 ms", lambda sv, b, r: r >= 0.5 and sv[2] < 20,
                          lambda sv, b: "baseline: REST GET by uid; %s, %d errors" % (lat(sv), sv[3]))
         paired("one write at a time (native create, 1 in flight): p50", "ms", lambda: kafka_rtt(one.bootstrap),
-               lambda: native(core1, "create", concurrency=1)[1:], "<= 2x baseline", lambda sv, b, r: r <= 2.0,
+               lambda: native(core1, "create", concurrency=1)[1:], "<= baseline", lambda sv, b, r: r <= 1.0,
                lambda sv, b: "baseline: produce then consume one record on the same broker, p50 %.2f ms, p99 "
                "%.2f ms; p99 %.2f ms" % (b[0], b[1], sv[1]))
         m_grown = native(core1, "mixed")
@@ -360,7 +374,7 @@ def main():
 
         # Memory: the core's anonymous memory grows with what it holds by
         # the slope between empty and loaded; at 1M = empty + slope * 1M.
-        n_profiles = len(journal_partitions(one.data))
+        n_profiles = len(topic_partitions(one))
         rss = rss_anon_kib(one.cores[1].p.pid)
         store = du_kib(os.path.join(one.data, "core1", "store"))
         slope = (rss - rss_empty) / 1024 / n_profiles
@@ -374,16 +388,16 @@ def main():
                 store / 1024, n_profiles))
 
         # Restore from the log with no local files, against reading it alone.
-        b = subprocess.run([os.path.join(BUILD, "tests", "bench-consume"), one.bootstrap, "profiles",
-                            "fetch.wait.max.ms=1"], capture_output=True, text=True).stdout.split()
+        b = subprocess.run([os.path.join(BUILD, "tests", "bench-consume"), one.bootstrap, one.topic],
+                           capture_output=True, text=True).stdout.split()
         base_restore = float(b[2])
         one.cores[1].stop()
         one.start_core(1, data_name="core-fresh")
         one.wait_ready(120)
         replayed, secs = restore_of(os.path.join(one.data, "core-fresh.log"))
         row("restore from the log, no local files", replayed / secs if secs else 0, "events/s", base_restore,
-            ">= 200000/s and >= 70% of baseline",
-            secs > 0 and replayed / secs >= 200000 and replayed / secs >= 0.7 * base_restore,
+            ">= 90% of baseline",
+            secs > 0 and replayed / secs >= 0.9 * base_restore,
             "%d events in %.2f s; baseline reads them in %s s" % (replayed, secs, b[1]))
         # The same work without Kafka: the core's apply path over a store.
         d = tempfile.mkdtemp(prefix="bench-store-", dir=tmp)
@@ -435,8 +449,9 @@ def main():
             note="baseline: search on 1 node; p50 %.2f ms, p99 %.2f ms" % (p50, p99))
         one.stop()  # the failover measured without it
         fo, parts = failover(three, gw1, uids, owner)
-        row("failover: kill -9 of 1 of 3 nodes to all active", fo, "s", 4.0, "< 7 s (session + 3 s)", fo < 7,
-            "baseline: the group session (session.timeout.ms=4000); %s" % parts)
+        row("failover: kill -9 of 1 of 3 nodes to all active", fo, "s", SESSION_MS / 1000,
+            "< %.0f s (session + 3 s)" % (SESSION_MS / 1000 + 3), fo < SESSION_MS / 1000 + 3,
+            "baseline: the group session (session.timeout.ms=%d); %s" % (SESSION_MS, parts))
     finally:
         for st in (three, one):
             if st is not None:
@@ -445,8 +460,7 @@ def main():
 
     # ---- cost as data grows ----------------------------------------------
     # One node holding 100k profiles beside one holding 2M, each loaded
-    # through the log (bench-bulk-load), not the API; 128 partitions, so
-    # that no partition passes the local broker's size limit.
+    # through the log (bench-bulk-load), not the API; 128 partitions.
     sizes = {}
     try:
         for n in SIZES:

@@ -2,15 +2,17 @@
  * time, produced as the core produces (idempotent, acks=all, linger.ms=0)
  * and consumed back by a consumer already reading the partition's end: the
  * least a write that is answered only once it has been read back can take on
- * this broker. Uses its own topic (the broker creates it on first use).
+ * this broker. Uses its own topic, created (one partition) when missing.
  * usage: bench-kafka-rtt BROKERS TOPIC SECONDS [PROPERTY=VALUE...]
- *   (properties apply to the consumer, e.g. fetch.wait.max.ms=1)
+ *   (properties apply to the consumer)
  * prints: writes p50_ms p99_ms */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "kafka.h"
 
 static int64_t
 now_us(void)
@@ -69,8 +71,9 @@ main(int argc, char **argv)
 	cons = make(RD_KAFKA_CONSUMER, argv[1], argv + 4, argc - 4);
 	if (prod == NULL || cons == NULL || (lat = malloc(cap * sizeof *lat)) == NULL)
 		return 1;
-	/* The first record makes the topic; then read from its end. */
-	if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("x", 1),
+	/* A first record; then read from the end. */
+	if (kafka_topic_ensure(prod, argv[2], 1, 10000) != 1 ||
+	    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("x", 1),
 	                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) != 0 ||
 	    rd_kafka_flush(prod, 10000) != 0 ||
 	    rd_kafka_query_watermark_offsets(cons, argv[2], 0, &lo, &hi, 10000) != 0)

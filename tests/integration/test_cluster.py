@@ -134,8 +134,8 @@ class Cluster(StackTest):
         acked = load.acked
         for uid, (status, body) in get_all(s.port, [p["uid"] for p in acked]).items():
             self.assertEqual(status, 200, uid)
-        # The group session (4 s) plus the local broker's rebalance delay
-        # (session - 1 s) plus the restore: about 8-10 s here (README);
+        # The group session (6 s) plus a rebalance (the survivors rejoin at
+        # their next heartbeat) plus the restore: about 7-8 s here (README);
         # bounded with room for a loaded machine running two suites.
         self.assertLess(failover, 20)
 

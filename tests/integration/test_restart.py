@@ -4,6 +4,7 @@ restarted keeps its data."""
 import os
 import shutil
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 from harness import CreateLoad, Stack, StackTest, main, wait_for
 
@@ -68,6 +69,43 @@ class CoreRestart(StackTest):
             self.assertEqual(s.request("GET", "/api/profile/" + p["uid"]).json, p)
         r = s.request("GET", "/api/search?email=b7@mail.com")
         self.assertEqual(r.json["uid"], later[7]["uid"])
+
+
+class LongLog(StackTest):
+    """One partition, a few hundred profiles, then a log of about 7 MiB
+    behind them (12,000 updates of large profiles: past the 5 MiB after
+    which librdkafka's mock cluster silently dropped a partition's oldest
+    records); the node's store deleted; it restores every profile from the
+    log, the oldest included."""
+    partitions = 1
+
+    def test_a_store_rebuilt_from_a_long_log_has_the_oldest_profiles(self):
+        s = self.stack
+        early = [s.create("early%d" % i, "early%d@mail.com" % i) for i in range(300)]
+        big = "\U0001F600" * 64  # 64 code points, 256 bytes
+        churn = [s.create("churn", "c%d.%s@mail.com" % (i, "x" * 200)) for i in range(16)]
+
+        def update(p):
+            last = None
+            for k in range(750):
+                r = s.request("PUT", "/api/profile/" + p["uid"], {"username": big[:-1] + chr(0x1F600 + k % 64)})
+                assert r.status == 200, r
+                last = r.json
+            return last
+        with ThreadPoolExecutor(16) as pool:
+            churn = list(pool.map(update, churn))
+        self.assertGreater(sum(len(v or b"") for _, _, _, v in s.records()), 6 * 1024 * 1024)
+        self.assertEqual(s.cores[1].stop(), 0)
+        shutil.rmtree(os.path.join(s.data, "core1"))
+        s.start_core(1)
+        s.wait_ready(120)
+        self.assertGreaterEqual(s.replayed(), 300 + 16 * 751)
+        for p in early + churn:
+            r = s.request("GET", "/api/profile/" + p["uid"])
+            self.assertEqual((r.status, r.json), (200, p))
+        for p in early[::30]:
+            r = s.request("GET", "/api/search?email=" + p["email"])
+            self.assertEqual((r.status, r.json), (200, p))
 
 
 class LogGone(StackTest):
