@@ -427,6 +427,7 @@ parts_stop(node_parts *n)
 	peers_closed = bounded_run(close_peers, n->rt, 2000, "closing the peer channels");
 	if (kafka_closed && peers_closed) {
 		shutdown_step("answering what is pending");
+		rpc_server_detach(n->rpc);
 		service_free(n->svc);
 	}
 	shutdown_step("closing the RPC socket");

@@ -9,6 +9,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,11 @@ struct rpc_server {
 	int n;
 	int draining;         /* atomic */
 	int64_t last_request; /* atomic, monotonic ms */
+	/* Held (read) while a request is handed to svc; taken (write) once to
+	 * mark svc detached, after which no request reaches it and no answer
+	 * touches it (rpc_server_detach). */
+	pthread_rwlock_t gate;
+	int detached; /* atomic */
 };
 
 /* ---- the methods ------------------------------------------------------- */
@@ -224,7 +230,8 @@ worker_reply(void *arg, const Profile__V1__Response *given)
 	resp.draining = __atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED);
 	len = profile__v1__response__get_packed_size(&resp);
 	took = mono_us() - w->arrived_us;
-	metrics_answered(service_metrics(w->srv->svc), w->call.method, (int)resp.status, took);
+	if (!__atomic_load_n(&w->srv->detached, __ATOMIC_ACQUIRE))
+		metrics_answered(service_metrics(w->srv->svc), w->call.method, (int)resp.status, took);
 	log_debug("rpc %s %s %.3f ms id=%s", metrics_method_names[w->call.method],
 	          profile_status_name((int)resp.status), (double)took / 1000.0, w->call.log_id);
 
@@ -259,8 +266,14 @@ worker_cb(void *arg)
 		__atomic_store_n(&w->srv->last_request, wire_mono_ms(), __ATOMIC_RELAXED);
 		w->state = W_SERVE;
 		w->arrived_us = mono_us();
-		rpc_handle(w->srv->svc, __atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED), nng_msg_body(msg),
-		           nng_msg_len(msg), &w->call, worker_reply, w);
+		/* A detached service is never reached: the request is answered as
+		 * while draining, by this layer alone. */
+		pthread_rwlock_rdlock(&w->srv->gate);
+		rpc_handle(w->srv->svc,
+		           __atomic_load_n(&w->srv->draining, __ATOMIC_RELAXED) ||
+		               __atomic_load_n(&w->srv->detached, __ATOMIC_ACQUIRE),
+		           nng_msg_body(msg), nng_msg_len(msg), &w->call, worker_reply, w);
+		pthread_rwlock_unlock(&w->srv->gate);
 		nng_msg_free(msg);
 		return;
 	case W_SEND:
@@ -287,6 +300,7 @@ rpc_server_open(rpc_server **out, const char *url, int contexts, service *svc, c
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	srv->svc = svc;
+	pthread_rwlock_init(&srv->gate, NULL);
 	if ((rv = nng_rep0_open(&srv->sock)) != 0)
 		goto fail;
 	for (int i = 0; i < contexts; i++) {
@@ -310,6 +324,7 @@ fail:
 	for (int i = 0; i < contexts; i++)
 		if (srv->workers[i].aio)
 			nng_aio_free(srv->workers[i].aio);
+	pthread_rwlock_destroy(&srv->gate);
 	free(srv->workers);
 	free(srv);
 	return rpc_status(rv);
@@ -320,6 +335,16 @@ rpc_server_drain(rpc_server *srv)
 {
 	if (srv)
 		__atomic_store_n(&srv->draining, 1, __ATOMIC_RELAXED);
+}
+
+void
+rpc_server_detach(rpc_server *srv)
+{
+	if (srv == NULL)
+		return;
+	pthread_rwlock_wrlock(&srv->gate);
+	__atomic_store_n(&srv->detached, 1, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&srv->gate);
 }
 
 void
@@ -356,6 +381,7 @@ rpc_server_close(rpc_server *srv, int timeout_ms)
 		return;
 	for (int i = 0; i < srv->n; i++)
 		nng_aio_free(srv->workers[i].aio);
+	pthread_rwlock_destroy(&srv->gate);
 	free(srv->workers);
 	free(srv);
 }

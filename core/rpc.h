@@ -43,6 +43,13 @@ int rpc_server_open(rpc_server **out, const char *url, int contexts, service *sv
  * so callers go elsewhere. */
 void rpc_server_drain(rpc_server *srv);
 
+/* After rpc_server_drain, before the service is freed: from now on no
+ * request reaches the service (each is answered UNAVAILABLE, draining, by
+ * the server alone) and no answer, those the service still gives to its
+ * pending calls included, touches it. Waits for a request being handed to
+ * the service to be handed over. */
+void rpc_server_detach(rpc_server *srv);
+
 /* After rpc_server_drain: waits until no request has arrived for quiet_ms
  * (callers have heard the node is draining), at most max_ms, so that
  * closing the socket drops no request a caller is still sending: such a
