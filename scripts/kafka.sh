@@ -141,6 +141,16 @@ log.cleaner.threads=1
 log.cleaner.backoff.ms=2000
 log.cleaner.dedupe.buffer.size=8388608
 EOF
+  if [[ $voters == *,* ]]; then
+    cat >> "$dir/server.properties" <<EOF
+# A cluster started here is stopped whole: a broker that asked its
+# controller to approve a controlled shutdown would wait (5 min) for a quorum
+# whose other nodes are already gone. Without it, the controller moves a
+# stopped broker's leadership after broker.session.timeout.ms; acks=all,
+# min.insync.replicas and no unclean election keep every write safe.
+controlled.shutdown.enable=false
+EOF
+  fi
   local kv
   for kv in "${extra[@]}"; do echo "$kv" >> "$dir/server.properties"; done
 

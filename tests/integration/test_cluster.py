@@ -143,6 +143,11 @@ class Cluster(StackTest):
         log = s.cores[2].log_path
         s.start_core(2)
         s.wait_ready(90)
+        # Ready is not rejoined: a cooperative rebalance moves node 2's
+        # share to it in two steps. It holds (has files for) its share first.
+        wait_for(lambda: sum(1 for p in s.cluster()["partitions"]
+                             if p["owner"] == "node2" and p["state"] == "active") >= 4, 60,
+                 "node 2 to own its share again")
         extra = [s.create("t%d" % i, "t%d@mail.com" % i) for i in range(40)]
         # Node 2 alone: it gets every partition; those it has files for
         # replay only what was written after its stored offset.
