@@ -6,6 +6,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "wire.h"
+
+/* How long a topic is waited for until every partition has a leader. */
+#define TOPIC_WAIT_MS 10000
 
 int
 kafka_status(rd_kafka_resp_err_t err)
@@ -173,6 +177,7 @@ int32_t
 kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int32_t partitions, int timeout_ms)
 {
 	int32_t n = kafka_topic_partitions(rk, topic, timeout_ms);
+	int64_t deadline = wire_mono_ms() + TOPIC_WAIT_MS, left;
 
 	if (n < 0)
 		return n;
@@ -183,8 +188,8 @@ kafka_topic_ensure(rd_kafka_t *rk, const char *topic, int32_t partitions, int ti
 	 * it): poll, bounded, rather than assume; and take the count from the
 	 * answer that showed it whole (another broker may not know the topic
 	 * yet). A topic whose leader is away is returned after the bound. */
-	for (int i = 0; i < 100; i++) {
-		if ((n = topic_led(rk, topic, timeout_ms)) > 0)
+	while ((left = deadline - wire_mono_ms()) > 0) {
+		if ((n = topic_led(rk, topic, (int)(left < timeout_ms ? left : timeout_ms))) > 0)
 			return n;
 		usleep(100 * 1000);
 	}

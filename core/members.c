@@ -10,6 +10,7 @@
 
 #include "kafka.h"
 #include "log.h"
+#include "wire.h"
 
 struct members {
 	members_config cfg;
@@ -172,9 +173,11 @@ members_open(members **out, const members_config *cfg)
 		return PROFILE_INVALID_ARGUMENT;
 	}
 	kafka_topic_ensure(m->producer, m->topic, 1, 10000);
-	/* A topic just made may have no leader known to this client yet. */
-	for (int i = 0; i < 20 && (rc = rd_kafka_query_watermark_offsets(m->reader, m->topic, 0, &lo, &hi, 10000)) != 0;
-	     i++)
+	/* A topic just made may have no leader known to this client yet: ask
+	 * again for 10 s at most. */
+	for (int64_t deadline = wire_mono_ms() + 10000, left;
+	     (rc = rd_kafka_query_watermark_offsets(m->reader, m->topic, 0, &lo, &hi, 2000)) != 0 &&
+	     (left = deadline - wire_mono_ms()) > 0;)
 		usleep(250 * 1000);
 	if (rc != 0) {
 		log_error("members: cannot read topic %s", m->topic);

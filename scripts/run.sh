@@ -60,7 +60,6 @@ case "$TLS" in
 esac
 
 mkdir -p "$DATA"
-pids=()
 
 # TOKENS: the gateway's token file (made with TOKENS=1).
 token_args=() token_help=()
@@ -95,19 +94,33 @@ if [ "$TLS" = 1 ]; then
 fi
 
 kafka=$(dirname "$0")/kafka.sh
-kpids=()   # Kafka broker i's pid at kpids[i-1]; empty when BROKERS named a Kafka of the user's
-kdirs=()
-kargs=()   # broker i's kafka.sh run options, space-separated
+# Every part has a slot: 1..K the Kafka brokers started here (K = 0 when
+# BROKERS names a Kafka of the user's), then the NODES core nodes, then the
+# gateway. pids[slot] is its process, names[slot] what messages call it.
+K=0
+pids=("")
+names=(none)
+kdirs=("")  # broker b's data directory at kdirs[b]
+kargs=("")  # broker b's kafka.sh run options, space-separated
 
+# SIGTERM to the parts in slots $@, then waits for all of them.
+stop_slots() {
+  local slot
+  for slot; do [ -n "${pids[$slot]:-}" ] && kill -TERM "${pids[$slot]}" 2>/dev/null; done
+  for slot; do [ -n "${pids[$slot]:-}" ] && wait "${pids[$slot]}" 2>/dev/null; done
+}
+
+# Stops every part: the gateway and the cores first (they flush to Kafka),
+# then Kafka; exits with $1 (0).
 stop_all() {
   trap - INT TERM
   echo "run: stopping" >&2
-  # Gateway and cores first (they flush to Kafka), Kafka last.
-  local pid
-  for pid in "${pids[@]:1}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${pids[@]:1}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
-  for pid in "${kpids[@]}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${kpids[@]}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
+  local slot service=() brokers=()
+  for slot in "${!pids[@]}"; do
+    if [ "$slot" -gt "$K" ]; then service+=("$slot"); elif [ "$slot" -ge 1 ]; then brokers+=("$slot"); fi
+  done
+  stop_slots "${service[@]}"
+  stop_slots "${brokers[@]}"
   echo "run: stopped" >&2
   exit "${1:-0}"
 }
@@ -120,12 +133,23 @@ no_kafka() {
   stop_all 1
 }
 
-# Starts Kafka broker $1 (1-based) in the background.
-start_kafka() {
-  local i=$1
-  # shellcheck disable=SC2086 # kargs holds options, split on purpose
-  "$kafka" run "${kdirs[$((i - 1))]}" ${kargs[$((i - 1))]} >>"${kdirs[$((i - 1))]}/stdout.log" 2>&1 &
-  kpids[$((i - 1))]=$!
+# Starts the part in slot $1 in the background and records its pid.
+start() {
+  local slot=$1 i
+  if [ "$slot" -le "$K" ]; then
+    # shellcheck disable=SC2086 # kargs holds options, split on purpose
+    "$kafka" run "${kdirs[$slot]}" ${kargs[$slot]} >>"${kdirs[$slot]}/stdout.log" 2>&1 &
+  elif [ "$slot" -le $((K + NODES)) ]; then
+    i=$((slot - K))
+    local addr="$scheme://127.0.0.1:$((RPC_PORT + i - 1))"
+    [ "$TLS" = 1 ] && node_tls=(--tls-ca "$tls/ca.crt" --tls-cert "$tls/node$i.crt" --tls-key "$tls/node$i.key")
+    "$BUILD/profiled" --listen "$addr" --brokers "$BROKERS" --data "$DATA/core$i" \
+      --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" --standbys "$STANDBYS" "${kafka_opts[@]}" \
+      "${node_tls[@]}" &
+  else
+    "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" "${gateway_tls[@]}" "${token_args[@]}" &
+  fi
+  pids[$slot]=$!
 }
 
 # The group session against the Kafka started here (a Kafka of the user's
@@ -135,62 +159,44 @@ if [ -z "$BROKERS" ]; then
   kafka_opts=(--consumer session.timeout.ms="$SESSION_MS" --consumer heartbeat.interval.ms="$HEARTBEAT_MS"
               --kafka reconnect.backoff.max.ms=1000)
   "$kafka" libs >/dev/null || no_kafka "cannot get Apache Kafka $("$kafka" version) (Java and Maven from make deps, the jars from Maven Central)"
-  voters="" list="" rf=1 isr=1
-  if [ "$KAFKA_NODES" = 3 ]; then rf=3 isr=2; fi
-  for i in $(seq 1 "$KAFKA_NODES"); do
-    voters+="${voters:+,}$i@127.0.0.1:$((KAFKA_PORT + 2 * (i - 1) + 1))"
-    list+="${list:+,}127.0.0.1:$((KAFKA_PORT + 2 * (i - 1)))"
-  done
-  if [ "$KAFKA_NODES" = 1 ]; then
-    kdirs=("$DATA/kafka")
-  else
-    kdirs=()
-    for i in $(seq 1 "$KAFKA_NODES"); do kdirs+=("$DATA/kafka$KAFKA_NODES/node$i"); done
-    mkdir -p "$DATA/kafka$KAFKA_NODES"
-    [ -s "$DATA/kafka$KAFKA_NODES/cluster.id" ] || "$kafka" cluster-id > "$DATA/kafka$KAFKA_NODES/cluster.id"
+  K=$KAFKA_NODES
+  voters="" list="" rf=1 isr=1 cluster=""
+  if [ "$K" = 3 ]; then
+    rf=3 isr=2
+    mkdir -p "$DATA/kafka$K"
+    [ -s "$DATA/kafka$K/cluster.id" ] || "$kafka" cluster-id > "$DATA/kafka$K/cluster.id"
+    cluster="--cluster-id $(cat "$DATA/kafka$K/cluster.id")"
   fi
+  for b in $(seq 1 "$K"); do
+    voters+="${voters:+,}$b@127.0.0.1:$((KAFKA_PORT + 2 * (b - 1) + 1))"
+    list+="${list:+,}127.0.0.1:$((KAFKA_PORT + 2 * (b - 1)))"
+  done
   t0=$(date +%s%N)
-  for i in $(seq 1 "$KAFKA_NODES"); do
-    mkdir -p "${kdirs[$((i - 1))]}"
-    kargs[$((i - 1))]="--node-id $i --port $((KAFKA_PORT + 2 * (i - 1))) --controller-port $((KAFKA_PORT + 2 * (i - 1) + 1))
-      --voters $voters --replication $rf --min-isr $isr --heap $KAFKA_HEAP"
-    [ "$KAFKA_NODES" = 3 ] && kargs[$((i - 1))]+=" --cluster-id $(cat "$DATA/kafka$KAFKA_NODES/cluster.id")"
-    start_kafka "$i"
+  for b in $(seq 1 "$K"); do
+    if [ "$K" = 1 ]; then kdirs[b]="$DATA/kafka"; else kdirs[b]="$DATA/kafka$K/node$b"; fi
+    mkdir -p "${kdirs[b]}"
+    kargs[b]="--node-id $b --port $((KAFKA_PORT + 2 * (b - 1))) --controller-port $((KAFKA_PORT + 2 * (b - 1) + 1))
+      --voters $voters --replication $rf --min-isr $isr --heap $KAFKA_HEAP $cluster"
+    names[b]="Kafka broker $b"
+    start "$b"
   done
-  for i in $(seq 1 "$KAFKA_NODES"); do
-    "$kafka" wait "${kdirs[$((i - 1))]}" 90 "${kpids[$((i - 1))]}" >/dev/null ||
-      { tail -n 5 "${kdirs[$((i - 1))]}/stdout.log" >&2; no_kafka "Kafka broker $i did not start (port $((KAFKA_PORT + 2 * (i - 1))) taken? a damaged ${kdirs[$((i - 1))]}?); its log: ${kdirs[$((i - 1))]}/server.log"; }
+  for b in $(seq 1 "$K"); do
+    "$kafka" wait "${kdirs[b]}" 90 "${pids[b]}" >/dev/null ||
+      { tail -n 5 "${kdirs[b]}/stdout.log" >&2; no_kafka "Kafka broker $b did not start (port $((KAFKA_PORT + 2 * (b - 1))) taken? a damaged ${kdirs[b]}?); its log: ${kdirs[b]}/server.log"; }
   done
-  echo "Kafka:           $KAFKA_NODES broker(s), Apache Kafka $("$kafka" version), ready in $(( ($(date +%s%N) - t0) / 1000000 )) ms; data and logs in ${kdirs[*]}"
+  echo "Kafka:           $K broker(s), Apache Kafka $("$kafka" version), ready in $(( ($(date +%s%N) - t0) / 1000000 )) ms; data and logs in ${kdirs[*]:1}"
   BROKERS=$list
 fi
 
-# Slots 1..NODES are the core nodes; the last the gateway (slot 0 unused).
-pids=("")
-names=(none)
 cores=()
 for i in $(seq 1 "$NODES"); do
   cores+=(--core "$scheme://127.0.0.1:$((RPC_PORT + i - 1))")
-  names+=("node$i")
+  names[K + i]="node$i"
 done
-names+=(gateway)
+names[K + NODES + 1]=gateway
+last=$((K + NODES + 1))
 
-# Starts the part in slot $1 in the background and records its pid.
-start() {
-  local i=$1
-  if [ "$i" -le "$NODES" ]; then
-    local addr="$scheme://127.0.0.1:$((RPC_PORT + i - 1))"
-    [ "$TLS" = 1 ] && node_tls=(--tls-ca "$tls/ca.crt" --tls-cert "$tls/node$i.crt" --tls-key "$tls/node$i.key")
-    "$BUILD/profiled" --listen "$addr" --brokers "$BROKERS" --data "$DATA/core$i" \
-      --node-id "node$i" --partitions "$PARTITIONS" --state "$STATE" --standbys "$STANDBYS" "${kafka_opts[@]}" \
-      "${node_tls[@]}" &
-  else
-    "$BUILD/profile-gateway" --address 127.0.0.1 --port "$PORT" "${cores[@]}" "${gateway_tls[@]}" "${token_args[@]}" &
-  fi
-  pids[$i]=$!
-}
-
-for i in $(seq 1 $((NODES + 1))); do start "$i"; done
+for slot in $(seq $((K + 1)) "$last"); do start "$slot"; done
 
 echo "Kafka bootstrap: $BROKERS"
 echo "Gateway:         $http://localhost:$PORT/   (Ctrl-C stops everything)"
@@ -209,45 +215,27 @@ elif [ -n "$auth" ]; then
   echo "  curl ${auth}http://localhost:$PORT/api/search?email=a@b.com"
 fi
 
-# A part that exits is started again (RESTART=always) or left down.
-# Signals are served between checks.
+# A part that exits, a Kafka broker included (its data is on disk), is
+# started again (RESTART=always) or left down. Signals are served between
+# checks.
 declare -A due=()  # slot -> when (epoch seconds) it is started again
-declare -A kdue=() # Kafka broker -> the same
 while :; do
-  for i in $(seq 1 "${#kpids[@]}"); do
-    pid=${kpids[$((i - 1))]}
+  for slot in $(seq 1 "$last"); do
+    pid=${pids[$slot]}
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
       wait "$pid" 2>/dev/null
       status=$?
-      kpids[$((i - 1))]=""
+      pids[$slot]=""
       if [ "$RESTART" = always ]; then
-        echo "run: Kafka broker $i (pid $pid) exited with status $status; starting it again on its data in ${RESTART_DELAY} s" >&2
-        kdue[$i]=$(( $(date +%s) + RESTART_DELAY ))
+        echo "run: ${names[$slot]} (pid $pid) exited with status $status; starting it again in ${RESTART_DELAY} s" >&2
+        due[$slot]=$(( $(date +%s) + RESTART_DELAY ))
       else
-        echo "run: Kafka broker $i (pid $pid) exited with status $status; left down (RESTART=never)" >&2
+        echo "run: ${names[$slot]} (pid $pid) exited with status $status; left down (RESTART=never)" >&2
       fi
-    elif [ -z "$pid" ] && [ -n "${kdue[$i]:-}" ] && [ "$(date +%s)" -ge "${kdue[$i]}" ]; then
-      unset "kdue[$i]"
-      start_kafka "$i"
-      echo "run: Kafka broker $i started again (pid ${kpids[$((i - 1))]})" >&2
-    fi
-  done
-  for i in $(seq 1 $((NODES + 1))); do
-    pid=${pids[$i]}
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-      wait "$pid" 2>/dev/null
-      status=$?
-      pids[$i]=""
-      if [ "$RESTART" = always ]; then
-        echo "run: ${names[$i]} (pid $pid) exited with status $status; starting it again in ${RESTART_DELAY} s" >&2
-        due[$i]=$(( $(date +%s) + RESTART_DELAY ))
-      else
-        echo "run: ${names[$i]} (pid $pid) exited with status $status; left down (RESTART=never)" >&2
-      fi
-    elif [ -z "$pid" ] && [ -n "${due[$i]:-}" ] && [ "$(date +%s)" -ge "${due[$i]}" ]; then
-      unset "due[$i]"
-      start "$i"
-      echo "run: ${names[$i]} started again (pid ${pids[$i]})" >&2
+    elif [ -z "$pid" ] && [ -n "${due[$slot]:-}" ] && [ "$(date +%s)" -ge "${due[$slot]}" ]; then
+      unset "due[$slot]"
+      start "$slot"
+      echo "run: ${names[$slot]} started again (pid ${pids[$slot]})" >&2
     fi
   done
   sleep 0.5 &

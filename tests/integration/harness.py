@@ -194,15 +194,14 @@ class Proc:
             return ""
 
 
-def topic_records(bootstrap, topic="profiles", fences=False, tokens=False, committed=False):
+def topic_records(bootstrap, topic="profiles", fences=False, tokens=False):
     """Every record Kafka holds in topic, read by a plain consumer to the
     end of each partition (tests/tools/kafka_records.c), in log order per
     partition: (partition, offset, key, value or None for a tombstone), and
     the record's fence token (-1 when none) when tokens. Fence records (key
-    "fence") only when fences. committed: as a read_committed consumer.
-    Offsets are Kafka's: not contiguous (compaction, transaction markers)."""
-    argv = [os.path.join(BUILD, "tests", "kafka_records")] + (["--committed"] if committed else []) + \
-        [bootstrap, topic]
+    "fence") only when fences. Offsets are Kafka's: not contiguous
+    (compaction, transaction markers)."""
+    argv = [os.path.join(BUILD, "tests", "kafka_records"), bootstrap, topic]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, "kafka_records: %s" % r.stderr
     out = []
@@ -458,9 +457,9 @@ class Stack:
         assert r.returncode == 0 and r.stdout.startswith("ok"), (command, r.stdout, r.stderr)
         return r.stdout.strip()
 
-    def records(self, fences=False, tokens=False, committed=False, topic=None):
+    def records(self, fences=False, tokens=False):
         """Every record of the stack's profiles topic (topic_records)."""
-        return topic_records(self.bootstrap, topic or self.topic, fences, tokens, committed)
+        return topic_records(self.bootstrap, self.topic, fences, tokens)
 
     def kafka_args(self):
         """The flags that put a core on this stack's Kafka, topics and group."""

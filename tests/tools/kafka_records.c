@@ -8,8 +8,7 @@
  * too), TOKEN the record's profile-fence header as a number (-1 when it has
  * none). The tests' oracle of what Kafka stored: it replaces any journal of
  * a broker's own. Joins no group (manual assignment, nothing committed).
- * With --committed it reads as isolation.level=read_committed.
- * Usage: kafka_records [--committed] BROKERS TOPIC */
+ * Usage: kafka_records BROKERS TOPIC */
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,23 +52,20 @@ main(int argc, char **argv)
 	const struct rd_kafka_metadata *md;
 	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_t *rk;
-	int committed = argc > 1 && strcmp(argv[1], "--committed") == 0;
 	const char *brokers, *topic;
 	int n = -1, left, idle = 0;
 	char *done;
 
-	if (argc != 3 + committed) {
-		fprintf(stderr, "usage: kafka_records [--committed] BROKERS TOPIC\n");
+	if (argc != 3) {
+		fprintf(stderr, "usage: kafka_records BROKERS TOPIC\n");
 		return 2;
 	}
-	brokers = argv[1 + committed];
-	topic = argv[2 + committed];
+	brokers = argv[1];
+	topic = argv[2];
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "group.id", "kafka-records", err, sizeof err) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "isolation.level", committed ? "read_committed" : "read_uncommitted", err,
-	                      sizeof err) != RD_KAFKA_CONF_OK ||
 	    (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL) {
 		fprintf(stderr, "kafka_records: %s\n", err);
 		return 1;
@@ -92,8 +88,7 @@ main(int argc, char **argv)
 	rd_kafka_assign(rk, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	done = calloc((size_t)n, 1);
-	/* A partition is read once its end (the high watermark, or the last
-	 * stable offset when read_committed) is reached. */
+	/* A partition is read once its end (the high watermark) is reached. */
 	for (left = n; left > 0 && idle < 300;) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 
