@@ -7,6 +7,7 @@ owner's answer or 503 (they are printed, not judged: a standby that takes a
 partition over is ready at once, so most of them now bridge the group
 session by retrying). The new owner takes over with only the log's tail to
 apply. In replicated mode the same holds (every node follows everything)."""
+import collections
 import signal
 import threading
 import time
