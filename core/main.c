@@ -77,7 +77,8 @@ static cli_option options[] = {
      "rather than queued (0: no cap)",
      &opt_max_writes},
     {"store-tune", 0, "PROFILED_STORE_TUNE", CLI_STRING, NULL, "PARAMS",
-     "Kyoto Cabinet tuning per partition (default #bnum=262144#msiz=0#opts=l; msiz=0 is added when not given: a memory map turns a full disk into a crash)", &opt_store_tune},
+     "Kyoto Cabinet tuning per partition; #msiz=0 is added when not given (a memory map turns a full disk "
+     "into a crash) (default: #bnum=262144#msiz=0#opts=l)", &opt_store_tune},
     {"keep-damaged", 0, "PROFILED_KEEP_DAMAGED", CLI_INT, "3", "N",
      "a damaged partition store is moved aside (profiles-N.kch.damaged-TIME) and rebuilt from the log; "
      "keep the newest N such copies per partition",

@@ -26,17 +26,20 @@ static const char usage[] = "usage: profilectl [--core ADDR]... [--timeout SECON
                             "commands:\n"
                             "  create [--idempotency-key K] USERNAME EMAIL\n"
                             "                                        create a profile\n"
-                            "  get UID                               print a profile\n"
+                            "  get [--min-position P[,P...]] [--max-stale SECONDS] UID\n"
+                            "                                        print a profile\n"
                             "  update UID [--username U] [--email E] [--if-version N]\n"
                             "                                        change a profile\n"
                             "  delete UID [--if-version N]           delete a profile\n"
-                            "  search EMAIL                          print the profiles with this email\n"
-                            "  watch --brokers LIST [--from-beginning]\n"
+                            "  search [--min-position P[,P...]] [--max-stale SECONDS] EMAIL\n"
+                            "                                        print the profiles with this email\n"
+                            "  watch --brokers LIST [--from-beginning] [--topic NAME] [-X KEY=VALUE]...\n"
                             "                                        print every change on the topic\n"
 #ifndef PROFILECTL_WATCH
                             "                                        (not in this build: no librdkafka)\n"
 #endif
-                            "  bench [--concurrency N] [--duration S] [--profiles N]\n"
+                            "  bench [--concurrency N] [--duration SECONDS] [--profiles N]\n"
+                            "        [--workloads get,create,mixed]\n"
                             "                                        measure get, create and a 90/10 mix\n"
                             "\n"
                             "options:\n"
@@ -49,6 +52,7 @@ static const char usage[] = "usage: profilectl [--core ADDR]... [--timeout SECON
                             "                       (default $PROFILE_TLS_CERT)\n"
                             "  --tls-key FILE       its private key, PEM (default $PROFILE_TLS_KEY)\n"
                             "  -h, --help           this help; 'profilectl COMMAND --help' for a command's\n"
+                            "  --version            print the version and exit\n"
                             "\n"
                             "Results are JSON lines on stdout. Failures print one line on stderr,\n"
                             "STATUS: message, and exit 1 (2 for usage errors).\n";
@@ -336,6 +340,7 @@ main(int argc, char **argv)
 	                                     {"tls-ca", required_argument, NULL, 'A'},
 	                                     {"tls-cert", required_argument, NULL, 'C'},
 	                                     {"tls-key", required_argument, NULL, 'K'},
+	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *cores[64];
 	char *env_cores = NULL;
@@ -373,6 +378,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("profilectl %s\n", PROFILE_VERSION);
 			return 0;
 		default:
 			fprintf(stderr, "try 'profilectl --help'\n");

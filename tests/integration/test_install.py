@@ -1,5 +1,6 @@
 """The client library installs relocatably: pkg-config flags that work, the
-README's example compiled against the installed library and run against a
+README's example and the C library page's asynchronous one compiled against
+the installed library and run against a
 core, the CMake package, and profilectl running from the install's bin/."""
 import os
 import re
@@ -21,10 +22,11 @@ def run(cmd, **kw):
     return r.stdout
 
 
-def readme_example():
-    with open(os.path.join(SOURCE, "README.md")) as f:
+def example(page):
+    """The first ```c block of a page of the documentation."""
+    with open(os.path.join(SOURCE, page)) as f:
         m = re.search(r"```c\n(.*?)```", f.read(), re.S)
-    assert m, "the README has no ```c example"
+    assert m, "%s has no ```c example" % page
     return m.group(1)
 
 
@@ -41,21 +43,22 @@ class Install(StackTest):
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
         return run(["pkg-config", "--cflags", "--libs", "profile-client"], env=env).split()
 
-    def build_and_run_example(self, prefix, name):
+    def build_and_run_example(self, prefix, name, page, expect):
         src = os.path.join(self.tmp, name + ".c")
         with open(src, "w") as f:
-            f.write(readme_example())
+            f.write(example(page))
         exe = os.path.join(self.tmp, name)
-        run(["cc", src] + SANITIZE + self.pkg_flags(prefix) + ["-o", exe])
+        run(["cc", src] + SANITIZE + self.pkg_flags(prefix) + ["-pthread", "-o", exe])
         out = run([exe, self.stack.core_addr[1]], env=dict(os.environ, LD_LIBRARY_PATH=os.path.join(prefix, "lib")))
-        self.assertIn("created, read and deleted", out)
+        self.assertIn(expect, out)
 
     def test_install_pkg_config_cmake_package_and_relocation(self):
         first = os.path.join(self.tmp, "first")
         run(["cmake", "--install", BUILD, "--prefix", first])
         for f in ["include/profile/client.h", "include/profile/status.h", "lib/libprofile-client.so",
                   "lib/libprofile-client.a", "lib/pkgconfig/profile-client.pc",
-                  "lib/cmake/ProfileClient/ProfileClientConfig.cmake", "bin/profilectl"]:
+                  "lib/cmake/ProfileClient/ProfileClientConfig.cmake", "bin/profilectl",
+                  "share/man/man1/profilectl.1", "share/man/man8/profiled.8", "share/man/man8/profile-gateway.8"]:
             self.assertTrue(os.path.exists(os.path.join(first, f)), f)
 
         # Moved elsewhere, everything still points at the new place.
@@ -65,7 +68,8 @@ class Install(StackTest):
         flags = self.pkg_flags(prefix)
         includes = [os.path.normpath(x[2:]) for x in flags if x.startswith("-I")]
         self.assertIn(os.path.join(prefix, "include"), includes)
-        self.build_and_run_example(prefix, "example")
+        self.build_and_run_example(prefix, "example", "README.md", "created, read and deleted")
+        self.build_and_run_example(prefix, "async", "docs/c-library.md", "100 of 100 creates acknowledged")
 
         # profilectl finds its library through its RPATH ($ORIGIN/../lib).
         env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
