@@ -21,4 +21,6 @@ COPY --from=build /opt/profile /opt/profile
 ENV PATH=/opt/profile/bin:$PATH LD_LIBRARY_PATH=/opt/profile/lib
 USER profile
 WORKDIR /var/lib/profiled
-CMD ["profiled", "--help"]
+# A core node, configured by PROFILED_* variables (docs/configuration.md);
+# the gateway is the same image with the command profile-gateway.
+CMD ["profiled"]

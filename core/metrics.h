@@ -1,5 +1,5 @@
 /* metrics.h: what a node counts about the requests it answers, for the
- * status and /metrics (README, "Operating it").
+ * status and /metrics (docs/operations.md).
  *
  * Counters only ever grow and are atomics: metrics_answered runs on any
  * thread, metrics_fill reads a snapshot that may be a few requests apart

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "service_node.h"
+#include "read.h"
 #include "write.h"
 
 /* ---- the methods ------------------------------------------------------- */

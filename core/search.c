@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service_node.h"
+#include "read.h"
 
 static int
 cmp_recent(const void *a, const void *b)

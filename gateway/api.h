@@ -133,4 +133,8 @@ int api_parse_max_stale(const char *cache_control, uint32_t *seconds);
  * with *why set. */
 int api_parse_if_match(const char *value, Profile__V1__Precondition *pre, const char **why);
 
+/* 1 when an If-None-Match list names etag (or is "*"); weak tags compare
+ * as strong ones (RFC 9110's weak comparison, as GET uses). */
+int api_etag_matches(const char *list, const char *etag);
+
 #endif

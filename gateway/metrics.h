@@ -3,7 +3,7 @@
  * The gateway counts its own HTTP answers (gateway_metrics, atomics, any
  * thread) and renders them with every core node's counters, taken from one
  * cluster view that carries each node's status (a `node` label tells them
- * apart). README, "Operating it", lists every family.
+ * apart). docs/operations.md lists every family.
  */
 #ifndef PROFILE_GATEWAY_METRICS_H
 #define PROFILE_GATEWAY_METRICS_H

@@ -1,4 +1,4 @@
-/* tokens.h: bearer tokens for REST callers (README, "Security").
+/* tokens.h: bearer tokens for REST callers (docs/security.md).
  *
  * A token file has one token per line: `TOKEN SCOPE [NAME]`, SCOPE `read`
  * (gets, searches) or `write` (everything a read token may, and creates,

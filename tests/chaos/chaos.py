@@ -23,7 +23,7 @@ The checks:
   stale    a read after an acknowledged write returned an older version;
   log      the last record of a profile in the log is not its final state
            (a fenced record left last, not restated);
-  status   an answer outside what the README promises.
+  status   an answer outside what docs/reliability.md promises.
 Any finding fails the run and prints the profile's history.
 
     python3 tests/chaos/chaos.py [--rounds N] [--clients N] [--seed N]

@@ -702,7 +702,7 @@ def bulk_load(stack, count):
 
 
 def promised_failure(r, write):
-    """Whether r is a failure the README promises for an outage: 503 with
+    """Whether r is a failure the documentation promises for an outage: 503 with
     Retry-After: 1 and an UNAVAILABLE error body (not executed), or, for a
     write only, 504 with a DEADLINE_EXCEEDED body (outcome unknown)."""
     code = ((r.json or {}).get("error") or {}).get("code") if isinstance(r.json, dict) else None

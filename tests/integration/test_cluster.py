@@ -137,7 +137,7 @@ class Cluster(StackTest):
         for uid, (status, body) in get_all(s.port, [p["uid"] for p in acked]).items():
             self.assertEqual(status, 200, uid)
         # The group session (6 s) plus a rebalance (the survivors rejoin at
-        # their next heartbeat) plus the restore: about 7-8 s here (README);
+        # their next heartbeat) plus the restore: about 7-8 s here (docs/performance.md);
         # bounded with room for a loaded machine running two suites.
         self.assertLess(failover, 20)
 

@@ -3,7 +3,7 @@ chromium, headless, driven by playwright-core (tests/tools/cluster_page.mjs).
 The page is opened once and never reloaded: it must show the three nodes and
 every partition active, then, after one node is killed (kill -9), that
 node down and its partitions owned by the others, by refreshing itself.
-PROFILE_SCREENSHOT=FILE saves a picture of it (the README's)."""
+PROFILE_SCREENSHOT=FILE saves a picture of it (docs/operations.md's)."""
 import json
 import os
 import shutil

@@ -1,5 +1,5 @@
 """Compaction, on a real Kafka broker: the topic the cores create has the
-settings the README recommends; and on a topic whose cleaner acts at once
+settings docs/deploying.md recommends; and on a topic whose cleaner acts at once
 (small segments, no compaction lag, tombstones kept one second), after many
 versions of the same profiles and some deletes, Kafka's log cleaner removes
 every superseded record and every tombstone (read from outside with kcat),

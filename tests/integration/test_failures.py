@@ -1,8 +1,8 @@
-"""What the README promises when things go wrong, each checked on real
+"""What docs/reliability.md promises when things go wrong, each checked on real
 processes: a node killed (-9) or hung (SIGSTOP) under reads and writes, a
 node stopped with SIGTERM under load, a partition restoring from the log, and
 the broker stalled under a write. Every answer is recorded and must be one
-the README promises: 503 with Retry-After and an UNAVAILABLE body means not
+the documentation promises: 503 with Retry-After and an UNAVAILABLE body means not
 executed, 504 happens only to writes (outcome unknown), and nothing hangs."""
 import http.client
 import os

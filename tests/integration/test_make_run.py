@@ -1,6 +1,6 @@
 """`make run` (scripts/run.sh) starts the stack in the foreground on a real
-Apache Kafka broker, the SEED.md walkthrough works verbatim against it with
-curl, and SIGINT (Ctrl-C) stops everything it started before it returns. A
+Apache Kafka broker, the README's walkthrough works against it as pasted into
+a shell, and SIGINT (Ctrl-C) stops everything it started before it returns. A
 core node, the gateway or the Kafka broker that dies is started again while
 the rest serve (RESTART=never leaves it down); a Kafka that cannot start
 stops the launch with a message that says how to use another, never a
@@ -16,6 +16,15 @@ import time
 import unittest
 
 from harness import BUILD, SANITIZER_MARKERS, SOURCE, free_port, free_port_run, wait_for, main
+
+
+def readme_walkthrough():
+    """The shell block under the README's "Walkthrough" heading."""
+    with open(os.path.join(SOURCE, "README.md")) as f:
+        text = f.read()
+    m = re.search(r"^## Walkthrough\n.*?```sh\n(.*?)```", text, re.S | re.M)
+    assert m, "the README has no walkthrough block"
+    return m.group(1)
 
 
 def sh(cmd):
@@ -48,19 +57,19 @@ class MakeRun(unittest.TestCase):
             started = subprocess.run(["pgrep", "-f", data], capture_output=True, text=True).stdout.split()
             self.assertGreaterEqual(len(started), 2)  # broker and core name the data directory
 
-            # The walkthrough, verbatim but for the port.
-            out = sh("""curl -XPOST -H "Content-Type: application/json" -d '{"username": "bob", "email": "bob1@mail.com"}' %s/api/profile""" % url)
-            uid = re.search(r'"uid":"([^"]+)"', out).group(1)
-            out = sh("""curl -XGET -H "Accept: application/json" %s/api/profile/%s""" % (url, uid))
-            self.assertIn('"email":"bob1@mail.com"', out)
-            out = sh("""curl -XGET -H "Accept: application/json" %s/api/search\\?email\\=bob1@mail.com""" % url)
-            self.assertIn(uid, out)
-            out = sh("""curl -XPUT -H "Content-Type: application/json" -d '{"username": "bob", "email": "bob2@mail.com"}' %s/api/profile/%s""" % (url, uid))
-            self.assertIn('"email":"bob2@mail.com"', out)
-            out = sh("""curl -XGET -H "Accept: application/json" %s/api/search\\?email\\=bob2@mail.com""" % url)
-            self.assertIn(uid, out)
-            out = sh("""curl -s -o /dev/null -w '%%{http_code}' -XDELETE %s/api/profile/%s""" % (url, uid))
-            self.assertEqual(out, "204")
+            # The README's walkthrough, pasted into a shell as it is but for
+            # the port, then what it did checked through the API.
+            script = readme_walkthrough().replace("localhost:8080", "localhost:%d" % port)
+            done = subprocess.run(["bash", "-c", "set -e\n" + script], capture_output=True, text=True, timeout=60)
+            self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+            uid = re.match(r"([0-9a-f-]{36})\n", done.stdout)
+            self.assertTrue(uid, "the walkthrough's first line printed no uid:\n" + done.stdout)
+            uid = uid.group(1)
+            self.assertIn('"email":"bob1@mail.com"', done.stdout)  # the GET, and the search
+            self.assertIn('"email":"bob2@mail.com"', done.stdout)  # the PUT, and the search by the new email
+            self.assertEqual(done.stdout.count('"uid":"%s"' % uid), 4)
+            out = sh("""curl -s -o /dev/null -w '%%{http_code}' %s/api/profile/%s""" % (url, uid))
+            self.assertEqual(out, "404")  # the DELETE
             out = sh("""curl -s -o /dev/null -w '%%{http_code}' -XGET -H "Accept: application/json" %s/api/search\\?email\\=bob2@mail.com""" % url)
             self.assertEqual(out, "404")
 

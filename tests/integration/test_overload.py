@@ -18,7 +18,7 @@ from harness import StackTest, build_sanitizer, main
 CONNECTIONS = 1500
 SOURCES = 30
 SECONDS = 8
-RSS_BOUND_MIB = 256  # per process: the README's documented bound
+RSS_BOUND_MIB = 256  # per process: the bound docs/reliability.md documents
 
 
 def rss_mib(pid):

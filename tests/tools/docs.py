@@ -12,6 +12,7 @@
       - a route's statuses in docs/rest-api.md differ from openapi.json, or
         the code -> HTTP table differs from gateway/api.c;
       - a relative link or an #anchor in a Markdown file does not resolve;
+      - a test that ctest runs is not described in docs/testing.md;
       - mandoc -T lint finds anything in man/;
       - the version in CMakeLists.txt, the programs' --version, the
         library's SOVERSION and CHANGELOG.md's newest entry disagree.
@@ -269,6 +270,19 @@ def check_links(problems):
                 problems.append("%s: link to %s: no such heading" % (where, target))
 
 
+def check_test_list(problems):
+    """Every test ctest runs is described in docs/testing.md."""
+    with open(os.path.join(SOURCE, "tests", "CMakeLists.txt")) as f:
+        cmake = f.read()
+    tests = set(re.findall(r"^profile_(?:unit|integration)\((\w+)", cmake, re.M))
+    tests |= set(re.findall(r"add_test\(NAME (test_\w+)", cmake))
+    with open(os.path.join(SOURCE, "docs", "testing.md")) as f:
+        page = f.read()
+    for t in sorted(tests):
+        if "`%s`" % t not in page:
+            problems.append("docs/testing.md does not describe %s" % t)
+
+
 def check_version(build, problems):
     with open(os.path.join(SOURCE, "CMakeLists.txt")) as f:
         cmake = f.read()
@@ -303,6 +317,7 @@ def main():
     check_man(build, problems)
     check_rest(problems)
     check_links(problems)
+    check_test_list(problems)
     check_version(build, problems)
     for p in problems:
         print("docs: " + p, file=sys.stderr)
