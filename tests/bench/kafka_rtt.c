@@ -29,6 +29,13 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int
+fail(const char *why)
+{
+	fprintf(stderr, "bench-kafka-rtt: %s\n", why);
+	return 1;
+}
+
 static rd_kafka_t *
 make(rd_kafka_type_t type, const char *brokers, char **props, int nprops)
 {
@@ -64,20 +71,29 @@ main(int argc, char **argv)
 	size_t n = 0, cap = 1 << 20;
 	int64_t end, lo, hi;
 	char payload[32];
+	int len;
 
-	if (argc < 4)
+	if (argc < 4) {
+		fprintf(stderr, "usage: bench-kafka-rtt BROKERS TOPIC SECONDS [PROPERTY=VALUE...]\n");
 		return 2;
+	}
 	prod = make(RD_KAFKA_PRODUCER, argv[1], NULL, 0);
 	cons = make(RD_KAFKA_CONSUMER, argv[1], argv + 4, argc - 4);
 	if (prod == NULL || cons == NULL || (lat = malloc(cap * sizeof *lat)) == NULL)
-		return 1;
-	/* A first record; then read from the end. */
-	if (kafka_topic_ensure(prod, argv[2], 1, 10000) != 1 ||
-	    rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE("x", 1),
+		return fail("cannot make the clients");
+	/* A first record; then read from the end. Every record has a key: the
+	 * topic is compacted, as the service's, and Kafka refuses a record
+	 * without one there. */
+	len = snprintf(payload, sizeof payload, "first");
+	if (kafka_topic_ensure(prod, argv[2], 1, 10000) != 1)
+		return fail("cannot create the topic");
+	if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(payload, (size_t)len),
+	                      RD_KAFKA_V_VALUE("x", 1),
 	                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) != 0 ||
-	    rd_kafka_flush(prod, 10000) != 0 ||
-	    rd_kafka_query_watermark_offsets(cons, argv[2], 0, &lo, &hi, 10000) != 0)
-		return 1;
+	    rd_kafka_flush(prod, 30000) != 0)
+		return fail("the first record was not delivered in 30 s");
+	if (rd_kafka_query_watermark_offsets(cons, argv[2], 0, &lo, &hi, 10000) != 0)
+		return fail("cannot read the partition's end");
 	l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, argv[2], 0)->offset = hi;
 	rd_kafka_assign(cons, l);
@@ -85,13 +101,13 @@ main(int argc, char **argv)
 	end = now_us() + (int64_t)(atof(argv[3]) * 1e6);
 	while (now_us() < end && n < cap) {
 		int64_t t0 = now_us();
-		int len = snprintf(payload, sizeof payload, "%zu", n);
+		len = snprintf(payload, sizeof payload, "%zu", n);
 		int seen = 0;
 
 		if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0),
-		                      RD_KAFKA_V_VALUE(payload, (size_t)len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                      RD_KAFKA_V_KEY(payload, (size_t)len), RD_KAFKA_V_VALUE(payload, (size_t)len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		                      RD_KAFKA_V_END) != 0)
-			return 1;
+			return fail("cannot produce");
 		while (!seen && now_us() < end + 10000000) {
 			rd_kafka_message_t *m;
 			rd_kafka_poll(prod, 0);
@@ -101,7 +117,7 @@ main(int argc, char **argv)
 			rd_kafka_message_destroy(m);
 		}
 		if (!seen)
-			return 1;
+			return fail("a record was not read back within 10 s");
 		lat[n++] = (uint32_t)(now_us() - t0);
 	}
 	qsort(lat, n, sizeof *lat, cmp_u32);
