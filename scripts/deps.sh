@@ -18,7 +18,7 @@ packages=(
 command -v java >/dev/null || packages+=(default-jre-headless)
 command -v mvn >/dev/null || packages+=(maven)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium prometheus nng-utils kcat mandoc)
+  packages+=(chromium prometheus nng-utils kcat mandoc docker-compose)
   # Node.js 20 where the machine has it; Debian's own otherwise.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi

@@ -1,5 +1,5 @@
 """docker-compose.yml cannot run here (no Docker engine), so it is kept
-correct by reading: every variable it sets on our services is one the
+correct by docker-compose's own check (`config`) and by reading: every variable it sets on our services is one the
 binaries accept (their --help lists it), and the values they check are valid;
 and its Kafka is the one `make run KAFKA_NODES=3` runs: the same version
 (scripts/kafka/pom.xml) and the same settings (scripts/kafka.sh)."""
@@ -47,6 +47,21 @@ def services(path):
 
 
 class Compose(unittest.TestCase):
+    def test_docker_compose_accepts_the_file(self):
+        """docker-compose's own check (`config`, no engine needed), and
+        that it refuses a broken copy, so the check is known to check."""
+        run = lambda path: subprocess.run(["docker-compose", "-f", path, "config", "-q"], capture_output=True,
+                                          text=True, cwd=SOURCE)
+        r = run(os.path.join(SOURCE, "docker-compose.yml"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(SOURCE, "docker-compose.yml")) as f:
+            text = f.read()
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=SOURCE) as broken:
+            broken.write(text.replace("    restart: unless-stopped\n", "    restart: unless-stopped\n    bogus: 1\n", 1)
+                         .replace("  restart: unless-stopped\n", "  restart: unless-stopped\n  bogus: 1\n", 1))
+            broken.flush()
+            self.assertNotEqual(run(broken.name).returncode, 0, "docker-compose accepted an unknown key")
+
     def test_every_variable_is_accepted(self):
         found = services(os.path.join(SOURCE, "docker-compose.yml"))
         ours = {n: v for n, v in found.items() if n.startswith(("core", "gateway"))}
