@@ -172,6 +172,8 @@ class Proc:
         """Signals the process and waits; returns its exit code. A stop by
         SIGTERM or SIGINT must be clean (exit 0, or a JVM's 143 for Kafka):
         a crash on the way out fails the test unless check=False."""
+        if getattr(self, "stopped", False):
+            return self.p.returncode  # judged when it was stopped (a kill -9 then)
         if self.p.poll() is None:
             self.p.send_signal(sig)
             try:
@@ -180,6 +182,7 @@ class Proc:
                 self.p.kill()
                 self.p.wait()
                 raise AssertionError("%s did not exit within %d s of signal %d" % (self.name, timeout, sig))
+            self.stopped = True
         self.log.close()
         code = self.p.returncode
         if check and sig in (signal.SIGTERM, signal.SIGINT) and not clean_exit(self.name, code):
