@@ -87,7 +87,7 @@ class Install(StackTest):
                     "add_executable(example example.c)\n"
                     "target_link_libraries(example PRIVATE profile::client)\n")
         with open(os.path.join(proj, "example.c"), "w") as f:
-            f.write(readme_example())
+            f.write(example("README.md"))
         run(["cmake", "-S", proj, "-B", os.path.join(proj, "b"), "-DCMAKE_PREFIX_PATH=" + prefix,
              "-DCMAKE_C_FLAGS=" + " ".join(SANITIZE)])
         run(["cmake", "--build", os.path.join(proj, "b")])
