@@ -55,8 +55,12 @@ class Standbys(StackTest):
         cluster view), not through a node that would forward it to the dead
         owner: no node forwards anything meanwhile."""
         s = self.stack
-        wait_for(lambda: all(len(p["replicas"]) >= self.copies and all(r["state"] == "active" for r in p["replicas"])
-                             for p in s.cluster()["partitions"]), 60, "every partition's copies active")
+        # Ready is not balanced: every node owns its share, and every copy is
+        # active, before the owners are read (a late rebalance would move
+        # them, and reads would then be forwarded for a reason of its own).
+        wait_for(lambda: (lambda c: {p["owner"] for p in c["partitions"]} == {"node1", "node2", "node3"} and
+                          all(len(p["replicas"]) >= self.copies and all(r["state"] == "active" for r in p["replicas"])
+                              for p in c["partitions"]))(s.cluster()), 60, "every node to own active partitions")
         owner = {p["partition"]: p["owner"] for p in s.cluster()["partitions"]}
         made = [s.create("fr%d" % i, "fr%d@mail.com" % i) for i in range(60)]
         victims = [p for p in made if owner[java_partition(p["uid"], self.partitions)] == "node3"]
