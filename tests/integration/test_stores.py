@@ -76,7 +76,9 @@ class RebuildIsVisible(StackTest):
         self.stack = Stack(nodes=1, partitions=2)
         try:
             self.stack.start_broker()
-            self.sample = bulk_load(self.stack, 40000)
+            # On Kafka a partition of 20,000 restores in half a second, too
+            # quickly to be seen between two polls; 100,000 take seconds.
+            self.sample = bulk_load(self.stack, 200000)
             self.stack.start()
         except BaseException:
             self.stack.destroy()
