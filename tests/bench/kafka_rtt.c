@@ -71,7 +71,6 @@ main(int argc, char **argv)
 	size_t n = 0, cap = 1 << 20;
 	int64_t end, lo, hi;
 	char payload[32];
-	int len;
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: bench-kafka-rtt BROKERS TOPIC SECONDS [PROPERTY=VALUE...]\n");
@@ -84,11 +83,10 @@ main(int argc, char **argv)
 	/* A first record; then read from the end. Every record has a key: the
 	 * topic is compacted, as the service's, and Kafka refuses a record
 	 * without one there. */
-	len = snprintf(payload, sizeof payload, "first");
 	if (kafka_topic_ensure(prod, argv[2], 1, 10000) != 1)
 		return fail("cannot create the topic");
-	if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(payload, (size_t)len),
-	                      RD_KAFKA_V_VALUE("x", 1),
+	if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0),
+	                      RD_KAFKA_V_KEY("first", 5), RD_KAFKA_V_VALUE("x", 1),
 	                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) != 0 ||
 	    rd_kafka_flush(prod, 30000) != 0)
 		return fail("the first record was not delivered in 30 s");
@@ -101,11 +99,12 @@ main(int argc, char **argv)
 	end = now_us() + (int64_t)(atof(argv[3]) * 1e6);
 	while (now_us() < end && n < cap) {
 		int64_t t0 = now_us();
-		len = snprintf(payload, sizeof payload, "%zu", n);
+		int len = snprintf(payload, sizeof payload, "%zu", n);
 		int seen = 0;
 
 		if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0),
-		                      RD_KAFKA_V_KEY(payload, (size_t)len), RD_KAFKA_V_VALUE(payload, (size_t)len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                      RD_KAFKA_V_KEY(payload, (size_t)len), RD_KAFKA_V_VALUE(payload, (size_t)len),
+		                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		                      RD_KAFKA_V_END) != 0)
 			return fail("cannot produce");
 		while (!seen && now_us() < end + 10000000) {

@@ -160,6 +160,7 @@ class Proc:
         self.name = name
         self.argv = argv
         self.log_path = os.path.join(log_dir, name + ".log")
+        self.stopped = False  # by a signal of the test's: its exit was judged then
         self.log = open(self.log_path, "ab")
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL)
@@ -172,8 +173,8 @@ class Proc:
         """Signals the process and waits; returns its exit code. A stop by
         SIGTERM or SIGINT must be clean (exit 0, or a JVM's 143 for Kafka):
         a crash on the way out fails the test unless check=False."""
-        if getattr(self, "stopped", False):
-            return self.p.returncode  # judged when it was stopped (a kill -9 then)
+        if self.stopped:
+            return self.p.returncode  # judged when the test stopped it (a kill -9, say)
         if self.p.poll() is None:
             self.p.send_signal(sig)
             try:

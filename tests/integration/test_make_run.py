@@ -18,12 +18,12 @@ import unittest
 from harness import BUILD, SANITIZER_MARKERS, SOURCE, free_port, free_port_run, wait_for, main
 
 
-def readme_walkthrough():
-    """The shell block under the README's "Walkthrough" heading."""
+def readme_block(heading):
+    """The first shell block under one of the README's headings."""
     with open(os.path.join(SOURCE, "README.md")) as f:
         text = f.read()
-    m = re.search(r"^## Walkthrough\n.*?```sh\n(.*?)```", text, re.S | re.M)
-    assert m, "the README has no walkthrough block"
+    m = re.search(r"^## %s\n.*?```sh\n(.*?)```" % re.escape(heading), text, re.S | re.M)
+    assert m, "the README has no shell block under " + heading
     return m.group(1)
 
 
@@ -59,7 +59,7 @@ class MakeRun(unittest.TestCase):
 
             # The README's walkthrough, pasted into a shell as it is but for
             # the port, then what it did checked through the API.
-            script = readme_walkthrough().replace("localhost:8080", "localhost:%d" % port)
+            script = readme_block("Walkthrough").replace("localhost:8080", "localhost:%d" % port)
             done = subprocess.run(["bash", "-c", "set -e\n" + script], capture_output=True, text=True, timeout=60)
             self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
             uid = re.match(r"([0-9a-f-]{36})\n", done.stdout)
@@ -72,6 +72,12 @@ class MakeRun(unittest.TestCase):
             self.assertEqual(out, "404")  # the DELETE
             out = sh("""curl -s -o /dev/null -w '%%{http_code}' -XGET -H "Accept: application/json" %s/api/search\\?email\\=bob2@mail.com""" % url)
             self.assertEqual(out, "404")
+            # "Calling it": a keyed create, then an update of its version 1.
+            script = readme_block("Calling it").replace("localhost:8080", "localhost:%d" % port)
+            done = subprocess.run(["bash", "-c", "set -e\n" + script], capture_output=True, text=True, timeout=60)
+            self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+            self.assertRegex(done.stdout, r"^HTTP/1\.1 200 ", done.stdout)
+            self.assertIn('"email":"ada@example.org","version":2', done.stdout.replace(" ", ""))
 
             os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
             run.wait(timeout=60)

@@ -152,9 +152,8 @@ def man_flags(page):
         text = f.read()
     # mdoc's Fl writes one dash itself: "Fl \-listen" is --listen.
     flags = set(re.findall(r"\bFl \\?-([a-z0-9][a-z0-9-]*)", text))
-    shorts = set(re.findall(r"^\.It Fl ([A-Za-z])\b", text, re.M))
     envs = set(re.findall(r"\bEv ([A-Z][A-Z0-9_]+)", text))
-    return flags, shorts, envs
+    return flags, envs
 
 
 def profilectl_options(build):
@@ -171,7 +170,7 @@ def check_man(build, problems):
         opts = daemon_options(build, program)
         want_flags = {o[1] for o in opts} | {"help", "version"}
         want_envs = {o[5] for o in opts if o[5]}
-        flags, _, envs = man_flags(MAN[program])
+        flags, envs = man_flags(MAN[program])
         for f in sorted(want_flags - flags):
             problems.append("%s: --%s is in --help but not in the manual page" % (MAN[program], f))
         for f in sorted(flags - want_flags):
@@ -183,7 +182,7 @@ def check_man(build, problems):
                 problems.append("%s: %s is in the manual page but not in --help" % (MAN[program], v))
     want_flags, want_envs = profilectl_options(build)
     want_flags |= {"help", "version"}
-    flags, _, envs = man_flags(MAN["profilectl"])
+    flags, envs = man_flags(MAN["profilectl"])
     for f in sorted(want_flags - flags):
         problems.append("man/profilectl.1: --%s is in profilectl's help but not in the manual page" % f)
     for f in sorted(flags - want_flags):
@@ -288,7 +287,7 @@ def check_version(build, problems):
         cmake = f.read()
     version = re.search(r"project\(profile-service VERSION (\S+)", cmake).group(1)
     soversion = re.search(r"set\(PROFILE_CLIENT_SOVERSION (\d+)\)", cmake).group(1)
-    for program, args in [("profiled", []), ("profile-gateway", []), ("profilectl", [])]:
+    for program in ("profiled", "profile-gateway", "profilectl"):
         out = subprocess.run([os.path.join(build, program), "--version"], capture_output=True, text=True).stdout
         if out.split()[-1:] != [version]:
             problems.append("%s --version prints %r, CMakeLists.txt says %s" % (program, out.strip(), version))
