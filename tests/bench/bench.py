@@ -262,11 +262,15 @@ def failover(three, gw1, uids, owner):
     return fo, parts
 
 
-def kafka_rtt(bootstrap):
-    """One record at a time produced and read back: (p50 ms, p99 ms)."""
-    out = subprocess.run([os.path.join(BUILD, "tests", "bench-kafka-rtt"), bootstrap, "bench.rtt", str(D)],
+def kafka_rtt(bootstrap, per_transaction=0):
+    """Records produced and read back, a round at a time: one idempotent
+    record, or (per_transaction N) a transaction of N records read back
+    read_committed: (p50 ms, p99 ms, records/s)."""
+    args = ["--transactional=%d" % per_transaction] if per_transaction else []
+    out = subprocess.run([os.path.join(BUILD, "tests", "bench-kafka-rtt"), bootstrap,
+                          "bench.rtt%s" % (".txn%d" % per_transaction if per_transaction else ""), str(D)] + args,
                          capture_output=True, text=True).stdout.split()
-    return float(out[1]), float(out[2])
+    return float(out[1]), float(out[2]), int(out[0]) / D
 
 
 def main():
@@ -349,6 +353,14 @@ def measure(base, tmp):
                lambda: native(core1, "create", concurrency=1)[1:], "<= baseline", lambda sv, b, r: r <= 1.0,
                lambda sv, b: "baseline: produce then consume one record on the same broker, p50 %.2f ms, p99 "
                "%.2f ms; p99 %.2f ms" % (b[0], b[1], sv[1]))
+        # What fencing with Kafka's transactions would add to each write:
+        # a transaction per record, and per group commit of 100.
+        paired("Kafka alone: a one-record transaction, read back read_committed: p50", "ms",
+               lambda: kafka_rtt(one.bootstrap), lambda: kafka_rtt(one.bootstrap, 1),
+               note_fn=lambda sv, b: "baseline: one idempotent record; p99 %.2f ms against %.2f ms" % (sv[1], b[1]))
+        t100 = kafka_rtt(one.bootstrap, 100)
+        row("Kafka alone: transactions of 100 records, one at a time", t100[2], "records/s",
+            note="p50 %.2f ms, p99 %.2f ms per transaction" % (t100[0], t100[1]))
         m_grown = native(core1, "mixed")
         row("native mixed 90/10 get/update, fresh log", m[0], "ops/s", ng[0], "p99 < 10 ms", m[2] < 10,
             "baseline: native get; p50 %.3f ms, p99 %.3f ms; on this node's log: %.0f/s, p99 %.3f ms" % (

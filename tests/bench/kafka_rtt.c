@@ -3,9 +3,15 @@
  * and consumed back by a consumer already reading the partition's end: the
  * least a write that is answered only once it has been read back can take on
  * this broker. Uses its own topic, created (one partition) when missing.
- * usage: bench-kafka-rtt BROKERS TOPIC SECONDS [PROPERTY=VALUE...]
+ * With --transactional, each record is produced in a transaction of its
+ * own (a transactional.id, begin, produce, commit) and read back by a
+ * read_committed consumer: what fencing writes with transactions costs a
+ * write that shares its transaction with no other. --transactional=N puts
+ * N records in each transaction (a group commit of N writes); each round
+ * ends when the last of them is read back.
+ * usage: bench-kafka-rtt BROKERS TOPIC SECONDS [--transactional[=N]] [PROPERTY=VALUE...]
  *   (properties apply to the consumer)
- * prints: writes p50_ms p99_ms */
+ * prints: records p50_ms p99_ms (the milliseconds are per round) */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +42,19 @@ fail(const char *why)
 	return 1;
 }
 
+static int delivered;
+
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)m;
+	(void)opaque;
+	delivered++;
+}
+
 static rd_kafka_t *
-make(rd_kafka_type_t type, const char *brokers, char **props, int nprops)
+make(rd_kafka_type_t type, const char *brokers, const char *txn_id, char **props, int nprops)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char err[256];
@@ -47,7 +64,11 @@ make(rd_kafka_type_t type, const char *brokers, char **props, int nprops)
 		rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err);
 		rd_kafka_conf_set(conf, "acks", "all", err, sizeof err);
 		rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+		if (txn_id != NULL)
+			rd_kafka_conf_set(conf, "transactional.id", txn_id, err, sizeof err);
 	} else {
+		rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof err);
 		rd_kafka_conf_set(conf, "group.id", "bench-kafka-rtt", err, sizeof err);
 		rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
 		for (int i = 0; i < nprops; i++) {
@@ -70,26 +91,39 @@ main(int argc, char **argv)
 	uint32_t *lat;
 	size_t n = 0, cap = 1 << 20;
 	int64_t end, lo, hi;
-	char payload[32];
+	char payload[32], txn_id[300];
+	int txn, per_round = 1, first_prop = 4;
+	rd_kafka_error_t *error;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: bench-kafka-rtt BROKERS TOPIC SECONDS [PROPERTY=VALUE...]\n");
+		fprintf(stderr, "usage: bench-kafka-rtt BROKERS TOPIC SECONDS [--transactional[=N]] [PROPERTY=VALUE...]\n");
 		return 2;
 	}
-	prod = make(RD_KAFKA_PRODUCER, argv[1], NULL, 0);
-	cons = make(RD_KAFKA_CONSUMER, argv[1], argv + 4, argc - 4);
+	txn = argc > 4 && strncmp(argv[4], "--transactional", 15) == 0;
+	if (txn && argv[4][15] == '=' && (per_round = atoi(argv[4] + 16)) < 1)
+		return fail("--transactional=N: N is a number of records, 1 or more");
+	first_prop += txn;
+	snprintf(txn_id, sizeof txn_id, "bench-kafka-rtt-%s", argv[2]);
+	prod = make(RD_KAFKA_PRODUCER, argv[1], txn ? txn_id : NULL, NULL, 0);
+	cons = make(RD_KAFKA_CONSUMER, argv[1], NULL, argv + first_prop, argc - first_prop);
 	if (prod == NULL || cons == NULL || (lat = malloc(cap * sizeof *lat)) == NULL)
 		return fail("cannot make the clients");
+	if (txn && (error = rd_kafka_init_transactions(prod, 30000)) != NULL)
+		return fail(rd_kafka_error_string(error));
 	/* A first record; then read from the end. Every record has a key: the
 	 * topic is compacted, as the service's, and Kafka refuses a record
 	 * without one there. */
 	if (kafka_topic_ensure(prod, argv[2], 1, 10000) != 1)
 		return fail("cannot create the topic");
+	if (txn && (error = rd_kafka_begin_transaction(prod)) != NULL)
+		return fail(rd_kafka_error_string(error));
 	if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0),
 	                      RD_KAFKA_V_KEY("first", 5), RD_KAFKA_V_VALUE("x", 1),
 	                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) != 0 ||
 	    rd_kafka_flush(prod, 30000) != 0)
 		return fail("the first record was not delivered in 30 s");
+	if (txn && (error = rd_kafka_commit_transaction(prod, 30000)) != NULL)
+		return fail(rd_kafka_error_string(error));
 	if (rd_kafka_query_watermark_offsets(cons, argv[2], 0, &lo, &hi, 10000) != 0)
 		return fail("cannot read the partition's end");
 	l = rd_kafka_topic_partition_list_new(1);
@@ -99,14 +133,29 @@ main(int argc, char **argv)
 	end = now_us() + (int64_t)(atof(argv[3]) * 1e6);
 	while (now_us() < end && n < cap) {
 		int64_t t0 = now_us();
-		int len = snprintf(payload, sizeof payload, "%zu", n);
+		int len = 0;
 		int seen = 0;
 
-		if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0),
-		                      RD_KAFKA_V_KEY(payload, (size_t)len), RD_KAFKA_V_VALUE(payload, (size_t)len),
-		                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		                      RD_KAFKA_V_END) != 0)
-			return fail("cannot produce");
+		if (txn && (error = rd_kafka_begin_transaction(prod)) != NULL)
+			return fail(rd_kafka_error_string(error));
+		for (int i = 0; i < per_round; i++) {
+			/* The last record of the round is the one read back. */
+			if (i + 1 < per_round)
+				len = snprintf(payload, sizeof payload, "%zu.%d", n, i);
+			else
+				len = snprintf(payload, sizeof payload, "%zu", n);
+			if (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(argv[2]), RD_KAFKA_V_PARTITION(0),
+			                      RD_KAFKA_V_KEY(payload, (size_t)len),
+			                      RD_KAFKA_V_VALUE(payload, (size_t)len),
+			                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) != 0)
+				return fail("cannot produce");
+		}
+		/* The commit flushes first, but its flush wakes every 10 ms
+		 * only: waiting for the delivery reports here is faster. */
+		for (int want = delivered + per_round; txn && delivered < want;)
+			rd_kafka_poll(prod, 100);
+		if (txn && (error = rd_kafka_commit_transaction(prod, 30000)) != NULL)
+			return fail(rd_kafka_error_string(error));
 		while (!seen && now_us() < end + 10000000) {
 			rd_kafka_message_t *m;
 			rd_kafka_poll(prod, 0);
@@ -120,7 +169,7 @@ main(int argc, char **argv)
 		lat[n++] = (uint32_t)(now_us() - t0);
 	}
 	qsort(lat, n, sizeof *lat, cmp_u32);
-	printf("%zu %.3f %.3f\n", n, n ? lat[n / 2] / 1000.0 : 0, n ? lat[n * 99 / 100] / 1000.0 : 0);
+	printf("%zu %.3f %.3f\n", n * (size_t)per_round, n ? lat[n / 2] / 1000.0 : 0, n ? lat[n * 99 / 100] / 1000.0 : 0);
 	rd_kafka_consumer_close(cons);
 	rd_kafka_destroy(cons);
 	rd_kafka_flush(prod, 5000);
