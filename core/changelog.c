@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fence_kafka.h"
 #include "kafka.h"
@@ -231,6 +232,52 @@ group_leave(changelog *cl)
 	rd_kafka_consumer_close(cl->consumer);
 }
 
+/* After a poll of the group consumer, which served any rebalance that
+ * librdkafka learnt of: ends a stall once its settle time has passed. */
+static void
+stall_settle(changelog *cl)
+{
+	if (cl->stall && stall_polled(cl->stall, stall_now_ms()))
+		log_info("kafka: the group has been heard from since the stall; reads resume");
+}
+
+static void *
+stall_main(void *arg)
+{
+	changelog *cl = arg;
+
+	while (!__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {
+		struct timespec tick = {0, STALL_TICK_MS * 1000000L};
+		int64_t gap;
+
+		nanosleep(&tick, NULL);
+		if ((gap = stall_tick(cl->stall, stall_now_ms())) > 0)
+			log_warn("kafka: this process did not run for %.1f s, long enough for its group session to "
+			         "have ended: no reads until the group has been heard from",
+			         (double)gap / 1000);
+	}
+	return NULL;
+}
+
+static int64_t
+conf_ms(rd_kafka_t *rk, const char *name, int64_t otherwise)
+{
+	char buf[32];
+	size_t size = sizeof buf;
+
+	return rd_kafka_conf_get(rd_kafka_conf(rk), name, buf, &size) == RD_KAFKA_CONF_OK ? atoll(buf) : otherwise;
+}
+
+void
+changelog_watch_stalls(changelog *cl, stall *s)
+{
+	int64_t session = conf_ms(cl->consumer, "session.timeout.ms", 45000),
+	        beat = conf_ms(cl->consumer, "heartbeat.interval.ms", 3000);
+
+	stall_init(s, session - 2 * beat > session / 2 ? session - 2 * beat : session / 2, beat + 1000);
+	cl->stall = s;
+}
+
 static void *
 consumer_main(void *arg)
 {
@@ -291,6 +338,8 @@ consumer_main(void *arg)
 			}
 		for (size_t i = 0; i < n; i++)
 			rd_kafka_message_destroy(batch[i]);
+		if (!cl->replicated)
+			stall_settle(cl);
 	}
 	if (cl->replicated) {
 		/* The follower leaves no group: revoke its partitions here. */
@@ -318,6 +367,7 @@ group_main(void *arg)
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->consumer, 100);
 		if (m)
 			rd_kafka_message_destroy(m);
+		stall_settle(cl);
 	}
 	group_leave(cl);
 	return NULL;
@@ -490,6 +540,8 @@ changelog_close(changelog *cl, int timeout_ms)
 	if (cl->threads_started) {
 		pthread_join(cl->consumer_thread, NULL);
 		pthread_join(cl->producer_thread, NULL);
+		if (cl->stall)
+			pthread_join(cl->stall_thread, NULL);
 		if (cl->replicated)
 			pthread_join(cl->group_thread, NULL);
 		else
@@ -573,6 +625,10 @@ changelog_start(changelog *cl, const changelog_handler *h)
 		pthread_join(cl->producer_thread, NULL);
 		pthread_join(cl->consumer_thread, NULL);
 		return PROFILE_RESOURCE_EXHAUSTED;
+	}
+	if (cl->stall && pthread_create(&cl->stall_thread, NULL, stall_main, cl) != 0) {
+		log_warn("kafka: cannot start a thread; stalls of this process are not watched for");
+		cl->stall = NULL;
 	}
 	cl->threads_started = 1;
 	return PROFILE_OK;

@@ -102,6 +102,15 @@ typedef struct changelog_config {
  * exist and cannot be made). */
 int changelog_open(changelog **out, const changelog_config *cfg);
 
+/* Watches for stalls of this process long enough to have ended its group
+ * session (stall.h), from changelog_start: limit_ms from the group
+ * consumer's session.timeout.ms and heartbeat.interval.ms (the session,
+ * less two heartbeats, and half of it at least), settle_ms from the
+ * heartbeat (one, and a second more). s must outlive the changelog. Call
+ * before changelog_start. */
+struct stall;
+void changelog_watch_stalls(changelog *cl, struct stall *s);
+
 /* Starts the threads and joins the group; h's callbacks begin. Once. */
 int changelog_start(changelog *cl, const changelog_handler *h);
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "changelog.h"
+#include "stall.h"
 
 /* A record of the topic this node produced, copied from its
  * acknowledgement for the consumer thread (changelog.h: acked). */
@@ -39,6 +40,10 @@ struct changelog {
 	int32_t partitions;
 	int stopping; /* atomic */
 	pthread_t consumer_thread, producer_thread;
+	/* changelog_watch_stalls: its thread ticks `stall`; the thread that
+	 * polls the group consumer ends a stall. */
+	stall *stall;
+	pthread_t stall_thread;
 	int threads_started;
 	/* Partitioned mode: the tracer reads partitions this node lost, from
 	 * where its store stopped, for the handler's traced callback. */

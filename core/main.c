@@ -384,6 +384,7 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 		h.follows = service_follows;
 		h.follows_arg = n->svc;
 	}
+	changelog_watch_stalls(n->cl, partitions_stall(n->table));
 	return changelog_start(n->cl, &h) == PROFILE_OK ? 0 : 1;
 }
 

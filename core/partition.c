@@ -600,47 +600,6 @@ partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 	pt_settle_unlock(t, pt, p);
 }
 
-int
-partitions_read_begin(partitions *t, int32_t p, int64_t min, store **s)
-{
-	part *pt = &t->parts[p];
-	int rc;
-
-	pthread_rwlock_rdlock(&pt->rw);
-	pthread_mutex_lock(&pt->mu);
-	rc = pt->held && !pt->owned && wire_mono_ms() < pt->held_until
-	         ? (pt->applied >= min ? PROFILE_OK : PROFILE_UNAVAILABLE) /* it applies nothing more */
-	     : !pt->owned                              ? PROFILE_UNAVAILABLE
-	     : pt->failed || !pt->st                   ? PROFILE_FAILED_PRECONDITION
-	     : !pt->active || pt->applied < min        ? PROFILE_ABORTED
-	                                               : PROFILE_OK;
-	pthread_mutex_unlock(&pt->mu);
-	if (rc != PROFILE_OK) {
-		pthread_rwlock_unlock(&pt->rw);
-		return rc;
-	}
-	*s = pt->st;
-	return PROFILE_OK;
-}
-
-int
-partitions_wait_read(partitions *t, int32_t p, int64_t min, partition_waiter *w, partition_wake_fn wake)
-{
-	part *pt = &t->parts[p];
-	int64_t offset;
-
-	pthread_mutex_lock(&pt->mu);
-	offset = pt->active && pt->applied < min ? min : PARTITION_ACTIVE;
-	pthread_mutex_unlock(&pt->mu);
-	return partitions_wait(t, p, offset, w, wake);
-}
-
-void
-partitions_read_end(partitions *t, int32_t p)
-{
-	pthread_rwlock_unlock(&t->parts[p].rw);
-}
-
 /* Queues w on p, or says why not: the status it would be woken with now,
  * PROFILE_UNAVAILABLE when p is not followed, or PROFILE_ABORTED when
  * queued. */

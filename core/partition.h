@@ -158,10 +158,16 @@ void partitions_on_caught_up(void *t, int32_t p, int64_t hi);
  * to consume p from, else CHANGELOG_CONTINUE. */
 int64_t partitions_on_idle(void *t, int32_t p);
 
+/* The table's stall watch (stall.h), for the changelog to drive: while it
+ * suspects a stall, no read is begun (PROFILE_UNAVAILABLE). Not watched
+ * until its first tick. */
+struct stall *partitions_stall(partitions *t);
+
 /* Starts a read of partition p that must see at least offset min (-1: any).
  * PROFILE_OK: *s is its store, valid until partitions_read_end(t, p), which
  * must follow. PROFILE_UNAVAILABLE: not served here (or a store held after
- * a loss that has not applied min). PROFILE_FAILED_PRECONDITION: its store
+ * a loss that has not applied min, or the process may have stalled past its
+ * group session: partitions_stall). PROFILE_FAILED_PRECONDITION: its store
  * is unavailable. PROFILE_ABORTED: served, but restoring or behind min
  * (wait with partitions_wait_read). */
 int partitions_read_begin(partitions *t, int32_t p, int64_t min, store **s);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "partition.h"
+#include "stall.h"
 
 /* Where the applied log's fence rose: records after `at` carrying a token
  * older than `fence` are fenced. */
@@ -76,6 +77,7 @@ struct partitions {
 	partition_hooks hooks;
 	int fencing;
 	uint64_t applied_on_ack; /* atomic: records applied from their acknowledgement */
+	stall stall;             /* reads refused while it says so */
 };
 
 enum { KEPT, REVOKED, LOST }; /* how take_waiters finds p */

@@ -1,10 +1,12 @@
 /* partition_view.c: what the partition table says about itself
- * (partition.h): who serves what, restore counts, the status snapshot.
+ * (partition.h): who serves what, reads of the stores, restore counts, the
+ * status snapshot.
  */
 #include <stdio.h>
 
 #include "partition.h"
 #include "partition_impl.h"
+#include "wire.h"
 
 int
 partitions_owned(partitions *t, int32_t p)
@@ -71,4 +73,53 @@ partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
 		snprintf(info[p].problem, sizeof info[p].problem, "%s", info[p].failed ? pt->problem : "");
 		pthread_mutex_unlock(&pt->mu);
 	}
+}
+
+struct stall *
+partitions_stall(partitions *t)
+{
+	return &t->stall;
+}
+
+int
+partitions_read_begin(partitions *t, int32_t p, int64_t min, store **s)
+{
+	part *pt = &t->parts[p];
+	int rc;
+
+	if (stall_suspect(&t->stall, stall_now_ms()))
+		return PROFILE_UNAVAILABLE;
+	pthread_rwlock_rdlock(&pt->rw);
+	pthread_mutex_lock(&pt->mu);
+	rc = pt->held && !pt->owned && wire_mono_ms() < pt->held_until
+	         ? (pt->applied >= min ? PROFILE_OK : PROFILE_UNAVAILABLE) /* it applies nothing more */
+	     : !pt->owned                              ? PROFILE_UNAVAILABLE
+	     : pt->failed || !pt->st                   ? PROFILE_FAILED_PRECONDITION
+	     : !pt->active || pt->applied < min        ? PROFILE_ABORTED
+	                                               : PROFILE_OK;
+	pthread_mutex_unlock(&pt->mu);
+	if (rc != PROFILE_OK) {
+		pthread_rwlock_unlock(&pt->rw);
+		return rc;
+	}
+	*s = pt->st;
+	return PROFILE_OK;
+}
+
+int
+partitions_wait_read(partitions *t, int32_t p, int64_t min, partition_waiter *w, partition_wake_fn wake)
+{
+	part *pt = &t->parts[p];
+	int64_t offset;
+
+	pthread_mutex_lock(&pt->mu);
+	offset = pt->active && pt->applied < min ? min : PARTITION_ACTIVE;
+	pthread_mutex_unlock(&pt->mu);
+	return partitions_wait(t, p, offset, w, wake);
+}
+
+void
+partitions_read_end(partitions *t, int32_t p)
+{
+	pthread_rwlock_unlock(&t->parts[p].rw);
 }

@@ -6,7 +6,9 @@
  * Writing: a claimed partition asks for its fence record and is writable
  * once that record is applied; a write is told whether it was applied or
  * fenced by a newer fence, also when the partition was lost first (read on
- * by the tracer).
+ * by the tracer). Stalls: a gap between the watch's ticks as long as the
+ * limit stops every read until a poll of the group after the settle time,
+ * and so does a watch that has not ticked for that long.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "check.h"
 #include "partition.h"
+#include "stall.h"
 
 static const char *uid = "74292b21-0fbb-4f1d-a18f-fa80f947fa5d";
 
@@ -333,6 +336,50 @@ test_a_lost_partition_can_keep_answering_reads(const char *base)
 	partitions_free(t);
 }
 
+/* A stall, on made-up clocks; then on the table, whose reads it stops. */
+static void
+test_a_stall_stops_reads_until_the_group_is_heard_from(partitions *t)
+{
+	stall s;
+	int64_t now;
+
+	stall_init(&s, 5000, 1500);
+	CHECK_INT(stall_suspect(&s, 1000000), 0); /* not watched yet */
+	CHECK_INT(stall_tick(&s, 1000), 0);
+	for (now = 1100; now <= 3000; now += 100)
+		CHECK_INT(stall_tick(&s, now), 0);
+	now -= 100; /* the last tick */
+	CHECK_INT(stall_suspect(&s, now), 0);
+	/* Resumed, before the watch ran again: already suspect. */
+	CHECK_INT(stall_suspect(&s, now + 4900), 0);
+	CHECK_INT(stall_suspect(&s, now + 5000), 1);
+	/* The watch runs: a stall of 5 s. */
+	now += 5000;
+	CHECK_INT(stall_tick(&s, now), 5000);
+	CHECK_INT(stall_suspect(&s, now), 1);
+	CHECK_INT(stall_polled(&s, now + 1499), 0);
+	CHECK_INT(stall_tick(&s, now + 100), 0);
+	CHECK_INT(stall_suspect(&s, now + 1499), 1);
+	CHECK_INT(stall_polled(&s, now + 1500), 1);
+	CHECK_INT(stall_suspect(&s, now + 1500), 0);
+	CHECK_INT(stall_polled(&s, now + 1600), 0); /* once */
+	CHECK_INT(s.stalls, 1);
+
+	/* The table: an active partition is read, then not while stalled. */
+	CHECK_INT(partitions_on_assigned(t, 1, 0, 0), CHANGELOG_OFFSET_BEGINNING);
+	CHECK_INT(readable(t, 1), PROFILE_OK);
+	stall_init(partitions_stall(t), 5000, 1500);
+	now = stall_now_ms();
+	CHECK_INT(stall_tick(partitions_stall(t), now - 6000), 0);
+	CHECK_INT(readable(t, 1), PROFILE_UNAVAILABLE); /* the watch is late */
+	CHECK_INT(stall_tick(partitions_stall(t), now) > 0, 1);
+	CHECK_INT(readable(t, 1), PROFILE_UNAVAILABLE); /* until heard from */
+	CHECK_INT(stall_polled(partitions_stall(t), now + 1500), 1);
+	CHECK_INT(readable(t, 1), PROFILE_OK);
+	stall_init(partitions_stall(t), 5000, 1500); /* unwatched again */
+	partitions_on_revoked(t, 1, 0);
+}
+
 int
 main(void)
 {
@@ -349,6 +396,7 @@ main(void)
 	test_writable_once_its_own_fence_is_applied(t);
 	test_a_write_after_a_newer_fence_is_fenced(t);
 	test_an_orderly_revoke_keeps_writes_that_landed(t);
+	test_a_stall_stops_reads_until_the_group_is_heard_from(t);
 	partitions_free(t);
 	test_a_store_that_cannot_be_opened_is_retried(dir);
 	test_a_lost_partition_can_keep_answering_reads(dir);
