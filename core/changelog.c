@@ -38,6 +38,11 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 	if (err == RD_KAFKA_RESP_ERR__FATAL && rd_kafka_type(rk) == RD_KAFKA_PRODUCER) {
 		rd_kafka_fatal_error(rk, why, sizeof why);
+		if (cl->txn) {
+			/* A partition's producer: its thread makes a new one. */
+			log_warn("kafka: a transactional producer hit a fatal error: %s", why);
+			return;
+		}
 		log_error("kafka: the producer hit a fatal error (%s); making a new one", why);
 		__atomic_store_n(&cl->producer_fatal, 1, __ATOMIC_RELEASE);
 		return;
@@ -444,7 +449,7 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	static const char *const consumer_defaults[] = {
 	    "enable.auto.commit=false", "auto.offset.reset=earliest", "enable.partition.eof=true",
 	    "partition.assignment.strategy=cooperative-sticky", "session.timeout.ms=10000",
-	    "heartbeat.interval.ms=1000", NULL};
+	    "heartbeat.interval.ms=1000", "isolation.level=read_committed", NULL};
 	rd_kafka_conf_t *pconf = NULL, *cconf = NULL;
 	changelog *cl;
 	char err[512];
@@ -455,6 +460,11 @@ changelog_open(changelog **out, const changelog_config *cfg)
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
 	cl->replicated = cfg->replicated;
+	if (cfg->transactional && (cl->group = strdup(cfg->group)) == NULL) {
+		free(cl->topic);
+		free(cl);
+		return PROFILE_RESOURCE_EXHAUSTED;
+	}
 	pthread_mutex_init(&cl->acked_mu, NULL);
 	cl->acked_tail = &cl->acked;
 
@@ -479,6 +489,8 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	pconf = NULL;
 
 	if ((rc = topic_partitions(cl, cfg)) != PROFILE_OK)
+		goto fail;
+	if (cfg->transactional && (rc = txn_open(cl)) != PROFILE_OK)
 		goto fail;
 	if ((cl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err)) == NULL) {
 		log_error("kafka: consumer: %s", err);
@@ -522,6 +534,8 @@ fail:
 		pthread_rwlock_destroy(&cl->producer_rw);
 	}
 	pthread_mutex_destroy(&cl->acked_mu);
+	txn_close(cl);
+	free(cl->group);
 	free(cl->topic);
 	free(cl);
 	return rc;
@@ -537,6 +551,7 @@ changelog_close(changelog *cl, int timeout_ms)
 	if (cl->threads_started && (left = producer_flush(cl, timeout_ms)) > 0)
 		log_warn("kafka: %d records not acknowledged at shutdown", left);
 	__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
+	txn_close(cl);
 	if (cl->threads_started) {
 		pthread_join(cl->consumer_thread, NULL);
 		pthread_join(cl->producer_thread, NULL);
@@ -572,6 +587,7 @@ changelog_close(changelog *cl, int timeout_ms)
 	rd_kafka_destroy(cl->producer);
 	rd_kafka_conf_destroy(cl->producer_conf);
 	pthread_rwlock_destroy(&cl->producer_rw);
+	free(cl->group);
 	free(cl->topic);
 	free(cl);
 }

@@ -91,6 +91,10 @@ typedef struct changelog_config {
 	 * partitions stay paused) and a follower consumer, assigned every
 	 * partition by hand, feeds the handler all of them. */
 	int replicated;
+	/* Writes in transactions, a producer per partition written (txn.c):
+	 * the fence of ownership moves. Else one idempotent producer, with no
+	 * fence (a test's fault point). */
+	int transactional;
 } changelog_config;
 
 /* Connects, makes sure the topic exists (trying to create it compacted; a
@@ -129,6 +133,20 @@ int32_t changelog_partition_count(const changelog *cl);
  * produced, d will not be called). */
 int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value,
                       size_t value_len, int64_t fence, changelog_delivery *d);
+
+/* Transactional mode: this node writes p from now on (the claim `gen`).
+ * A producer with p's transactional.id is made and initialized, which
+ * fences every earlier writer of p; then ready(arg, p, gen, end) tells the
+ * log end seen after that, which the store must reach before a write is
+ * validated (any thread; called again after a producer had to be made
+ * anew). PROFILE_OK, or PROFILE_INVALID_ARGUMENT when not transactional. */
+typedef void (*txn_ready_fn)(void *arg, int32_t p, uint64_t gen, int64_t end);
+int changelog_claim(changelog *cl, int32_t p, uint64_t gen, txn_ready_fn ready, void *arg);
+
+/* Transactional mode: p is no longer written here; its producer is closed
+ * once its transaction under way ends, and what waits is answered
+ * UNAVAILABLE. */
+void changelog_release(changelog *cl, int32_t p);
 
 /* Partitioned mode: reads partition p from offset `from` (or from where it
  * already reads it, if earlier) and hands its records to handler.traced

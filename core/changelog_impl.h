@@ -12,6 +12,8 @@
 #include "changelog.h"
 #include "stall.h"
 
+typedef struct txn_part txn_part;
+
 /* A record of the topic this node produced, copied from its
  * acknowledgement for the consumer thread (changelog.h: acked). */
 typedef struct acked_record {
@@ -51,6 +53,9 @@ struct changelog {
 	pthread_t tracer_thread;
 	pthread_mutex_t trace_mu;
 	int64_t *trace_from; /* per partition: next offset to read, -1 = none */
+	/* Transactional mode (txn.c): per partition, its producer and queue. */
+	txn_part *txn;
+	char *group;
 	uint8_t *following;  /* replicated mode with a follow set: per partition, followed now */
 	int trace_changed;
 	/* Acknowledged records for the consumer thread (oldest first), and
@@ -75,6 +80,24 @@ void *tracer_main(void *arg);
 void *producer_main(void *arg);
 void producer_conf_callbacks(rd_kafka_conf_t *conf);
 int producer_flush(changelog *cl, int timeout_ms);
+/* A record of the topic now in the log (committed), copied for the
+ * consumer thread to apply (changelog.h: acked); value NULL: a tombstone.
+ * Any thread. */
+void changelog_keep_acked(changelog *cl, int32_t p, int64_t offset, const void *key, size_t key_len,
+                          const void *value, size_t value_len);
+
+/* txn.c: the partitions' transactional producers: made by txn_open (each
+ * thread once its partition is first claimed), joined and freed by
+ * txn_close once `stopping` is set. txn_produce queues a record for p's
+ * next transaction (PROFILE_UNAVAILABLE when p is not ready to be written
+ * here: nothing was taken); txn_flush waits up to timeout_ms for the
+ * transactions under way and queued, and returns how many partitions still
+ * have some. */
+int txn_open(changelog *cl);
+void txn_close(changelog *cl);
+int txn_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value, size_t value_len,
+                changelog_delivery *d);
+int txn_flush(changelog *cl, int timeout_ms);
 /* Consumer thread: hands the acknowledged records to the handler's acked
  * callback (recs: room for ACKED_MAX), oldest first, a run of one
  * partition at a time; frees them. */

@@ -13,15 +13,26 @@ void
 partitions_on_acked(void *arg, int32_t p, const store_record *recs, size_t n)
 {
 	partitions *t = arg;
+	part *pt;
 
 	/* The consumer thread's, as every change to applied: no lock needed
 	 * to read it here. A store still to be checked against the log
-	 * (verify) takes its first record from the consumer. */
-	if (p < 0 || p >= t->count || n == 0 || t->parts[p].verify || recs[0].offset != t->parts[p].applied + 1)
+	 * (verify) takes its first record from the consumer. Right after a
+	 * record of this node's previous transaction, the one offset between
+	 * is that transaction's commit marker: nothing else can come between
+	 * while the node is the partition's only writer, and once it is not
+	 * (fenced), nothing it writes is committed. */
+	if (p < 0 || p >= t->count || n == 0)
+		return;
+	pt = &t->parts[p];
+	if (pt->verify || (recs[0].offset != pt->applied + 1 &&
+	                   !(t->fencing && pt->own_last == pt->applied && recs[0].offset == pt->applied + 2)))
 		return;
 	(void)partitions_on_records(t, p, recs, n);
-	if (t->parts[p].applied == recs[n - 1].offset)
+	if (pt->applied == recs[n - 1].offset) {
+		pt->own_last = pt->applied;
 		__atomic_add_fetch(&t->applied_on_ack, n, __ATOMIC_RELAXED);
+	}
 }
 
 /* Under pt->mu: p may take writes now. */
@@ -32,7 +43,9 @@ pt_writable(const partitions *t, const part *pt)
 		return 0;
 	if (!t->fencing)
 		return 1;
-	return pt->own_fence >= 0 && pt->applied >= pt->own_fence && pt->fence == pt->own_fence;
+	/* own_fence: the log end seen once this node's transactional producer
+	 * for p fenced every earlier one; the store must have read up to it. */
+	return pt->own_fence >= 0 && pt->applied >= pt->own_fence - 1;
 }
 
 /* Under pt->mu: the fate of the write stamped `token` at `offset`, which
@@ -227,6 +240,8 @@ partitions_claim(partitions *t, int32_t p, int claim)
 	pt->own_fence = -1;
 	pt->fence_asked = 0;
 	pt_settle_unlock(t, pt, p);
+	if (!claim && t->fencing && t->hooks.release)
+		t->hooks.release(t->hooks.arg, p);
 }
 
 void
@@ -242,7 +257,8 @@ partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset)
 	pt->fence_asked = 0; /* on a failure, the next tick asks again */
 	if (offset >= 0) {
 		pt->own_fence = offset;
-		log_info("partition %d: fenced at offset %lld; writes carry it", (int)p, (long long)offset);
+		log_info("partition %d: earlier writers fenced; writable once read up to offset %lld", (int)p,
+		         (long long)offset);
 		pt_settle_unlock(t, pt, p);
 		return;
 	}
@@ -272,7 +288,7 @@ partitions_write_token(partitions *t, int32_t p, int64_t *token)
 
 	pthread_mutex_lock(&pt->mu);
 	rc = pt_writable(t, pt) ? PROFILE_OK : PROFILE_UNAVAILABLE;
-	*token = t->fencing ? pt->own_fence : -1;
+	*token = -1; /* the transaction fences, not a token */
 	pthread_mutex_unlock(&pt->mu);
 	return rc;
 }

@@ -327,7 +327,8 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	                       .producer_opts = opt_producer,
 	                       .consumer_opts = opt_consumer,
 	                       /* Standbys: the replicated layout, following a set. */
-	                       .replicated = replicated || opt_standbys > 0};
+	                       .replicated = replicated || opt_standbys > 0,
+	                       .transactional = strcmp(opt_fault_fence, "off") != 0};
 	service_config sc = {.node_id = opt_node_id,
 	                     .address = opt_advertise,
 	                     .default_deadline_ms = (uint32_t)opt_deadline_ms,
@@ -354,7 +355,8 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	                       .rebalanced = on_rebalanced,
 	                       .rebalanced_arg = &n->ctx};
 	partition_hooks ph = {
-	    .need_fence = service_write_fence, .restate = restate_hook, .trace = service_trace};
+	    .need_fence = service_write_fence, .release = service_release, .restate = restate_hook,
+	    .trace = service_trace};
 	char dir[4096];
 	int rc;
 

@@ -50,6 +50,7 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 		t->parts[i].applied = -1;
 		t->parts[i].hi = -1;
 		t->parts[i].own_fence = -1;
+		t->parts[i].own_last = -1;
 		t->parts[i].fence = -1;
 		t->parts[i].trace_from = -1;
 	}
@@ -372,6 +373,7 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	pt->recovering = 0;
 	pt->retry_ms = 0;
 	pt->own_fence = -1;
+	pt->own_last = -1;
 	start = install_store(pt, p, st, hi, problem);
 	/* Writes that were waiting for the tracer: the stores tell again. */
 	while (pt->orphans) {
@@ -447,7 +449,7 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	partition_waiter *w;
 	part *pt;
 	int64_t from;
-	int held, was_active;
+	int held, was_active, was_claimed;
 
 	if (p < 0 || p >= t->count)
 		return;
@@ -455,11 +457,13 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	pthread_rwlock_wrlock(&pt->rw);
 	pthread_mutex_lock(&pt->mu);
 	was_active = pt->active;
+	was_claimed = pt->claimed;
 	pt->owned = 0;
 	pt->active = 0;
 	pt->claimed = 0;
 	pt->gen++;
 	pt->own_fence = -1;
+	pt->own_last = -1;
 	pt->trace_from = pt->applied + 1;
 	pt->trace_fence = pt->fence;
 	if (lost && t->fencing)
@@ -483,6 +487,8 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	else
 		log_info("partition %d %s (store kept on disk)", (int)p, lost ? "lost" : "revoked");
 	pt_wake_all(w);
+	if (was_claimed && t->fencing && t->hooks.release)
+		t->hooks.release(t->hooks.arg, p);
 	if (from >= 0 && t->hooks.trace)
 		t->hooks.trace(t->hooks.arg, p, from);
 }
@@ -589,6 +595,10 @@ partitions_on_caught_up(void *arg, int32_t p, int64_t hi)
 	pt = &t->parts[p];
 	pthread_mutex_lock(&pt->mu);
 	pt->hi = hi;
+	/* The consumer read everything before hi: what it did not hand over
+	 * were the markers of transactions (or records of aborted ones). */
+	if (pt->owned && pt->st && !pt->failed && !pt->verify && pt->applied < hi - 1)
+		pt->applied = hi - 1;
 	if (pt->applied >= hi - 1)
 		pt->fresh_at = wire_mono_ms();
 	if (pt->owned && !pt->active && pt->applied >= hi - 1 && !pt->verify) {

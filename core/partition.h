@@ -61,6 +61,8 @@ typedef struct partition_hooks {
 	/* p is writable and its store lists uids whose newest record was
 	 * fenced: append their current state again (store_fenced). */
 	void (*restate)(void *arg, int32_t p);
+	/* p is no longer claimed: stop writing it (changelog_release). */
+	void (*release)(void *arg, int32_t p);
 	/* p was lost with writes in flight: read it from offset `from` and
 	 * hand the records to partitions_on_traced (changelog_trace). */
 	void (*trace)(void *arg, int32_t p, int64_t from);

@@ -28,6 +28,7 @@ typedef struct part {
 	int owned;
 	int active;
 	int64_t applied;  /* last applied offset, -1 = none */
+	int64_t own_last; /* the last record applied from this node's acknowledgement, -1 = none */
 	int64_t target;   /* restoring until applied >= target */
 	int target_known; /* else: until the consumer reports the end */
 	int64_t hi;       /* log end last seen, -1 = unknown */

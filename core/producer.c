@@ -15,29 +15,26 @@
 #include "log.h"
 #include "wire.h"
 
-/* Keeps a copy of m, a record of the topic in the log now, for the
- * consumer thread, and wakes it: a write is answered once its node applied
- * it, and this spares it the wait for the consumer to read it back. */
-static void
-keep_acked(changelog *cl, const rd_kafka_message_t *m)
+void
+changelog_keep_acked(changelog *cl, int32_t p, int64_t offset, const void *key, size_t key_len, const void *value,
+                     size_t value_len)
 {
 	acked_record *a;
 	char *at;
 
 	/* Otherwise the consumer applies it when it reads it. */
-	if (cl->h.acked == NULL || cl->data_queue == NULL || m->key == NULL ||
-	    strcmp(rd_kafka_topic_name(m->rkt), cl->topic) != 0 ||
-	    (a = malloc(sizeof *a + m->key_len + m->len)) == NULL)
+	if (cl->h.acked == NULL || cl->data_queue == NULL || key == NULL ||
+	    (a = malloc(sizeof *a + key_len + value_len)) == NULL)
 		return;
 	at = (char *)(a + 1);
 	a->next = NULL;
-	a->p = m->partition;
-	a->rec = (store_record){.offset = m->offset,
-	                        .key = memcpy(at, m->key, m->key_len),
-	                        .key_len = m->key_len,
-	                        .value = m->payload ? memcpy(at + m->key_len, m->payload, m->len) : NULL,
-	                        .value_len = m->len,
-	                        .fence = fence_token_of((rd_kafka_message_t *)m)};
+	a->p = p;
+	a->rec = (store_record){.offset = offset,
+	                        .key = memcpy(at, key, key_len),
+	                        .key_len = key_len,
+	                        .value = value ? memcpy(at + key_len, value, value_len) : NULL,
+	                        .value_len = value ? value_len : 0,
+	                        .fence = -1};
 	pthread_mutex_lock(&cl->acked_mu);
 	if (cl->n_acked < ACKED_MAX) {
 		*cl->acked_tail = a;
@@ -48,6 +45,16 @@ keep_acked(changelog *cl, const rd_kafka_message_t *m)
 	pthread_mutex_unlock(&cl->acked_mu);
 	free(a);
 	rd_kafka_queue_yield(cl->data_queue);
+}
+
+/* A record of the topic in the log now, kept for the consumer thread: a
+ * write is answered once its node applied it, and this spares it the wait
+ * for the consumer to read it back. */
+static void
+keep_acked(changelog *cl, const rd_kafka_message_t *m)
+{
+	if (strcmp(rd_kafka_topic_name(m->rkt), cl->topic) == 0)
+		changelog_keep_acked(cl, m->partition, m->offset, m->key, m->key_len, m->payload, m->len);
 }
 
 static int
@@ -114,6 +121,8 @@ producer_flush(changelog *cl, int timeout_ms)
 {
 	int left;
 
+	if (cl->txn)
+		return txn_flush(cl, timeout_ms);
 	pthread_rwlock_rdlock(&cl->producer_rw);
 	left = rd_kafka_flush(cl->producer, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR
 	           ? 0
@@ -218,6 +227,11 @@ changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, voi
 	size_t n = 0;
 	rd_kafka_error_t *error;
 
+	if (cl->txn) {
+		int rc = txn_produce(cl, p, key, key_len, value, value_len, d);
+		(void)fence;
+		return rc;
+	}
 	/* The value is handed over (F_FREE); the key and the header are
 	 * copied. */
 	vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;

@@ -45,49 +45,32 @@ service_new(service **out, const service_config *cfg, partitions *t)
 
 /* ---- fencing: the partition table's hooks ------------------------------- */
 
-typedef struct fence_write {
-	changelog_delivery dl; /* first */
-	service *svc;
-	int32_t p;
-	uint64_t gen;
-} fence_write;
-
+/* changelog_claim's ready: every earlier writer of p is fenced, and the
+ * log ended at `end` then. */
 static void
-fence_delivered(changelog_delivery *d, int status, int32_t p, int64_t offset)
+fence_ready(void *arg, int32_t p, uint64_t gen, int64_t end)
 {
-	fence_write *f = (fence_write *)d;
+	service *svc = arg;
 
-	if (status != PROFILE_OK)
-		log_warn("partition %d: fence record not written (%s); trying again", (int)p,
-		         profile_status_name(status));
-	partitions_fence_written(f->svc->t, f->p, f->gen, status == PROFILE_OK ? offset : -1);
-	free(f);
+	partitions_fence_written(svc->t, p, gen, end);
 }
 
 void
 service_write_fence(void *arg, int32_t p, uint64_t gen)
 {
 	service *svc = arg;
-	Profile__V1__Fence fm = PROFILE__V1__FENCE__INIT;
-	fence_write *f = malloc(sizeof *f);
-	uint8_t *buf;
-	size_t len;
 
-	fm.node_id = (char *)svc->cfg.node_id;
-	fm.at = wire_now_ms();
-	len = profile__v1__fence__get_packed_size(&fm);
-	if (f == NULL || (buf = malloc(len)) == NULL) {
-		free(f);
+	if (changelog_claim(svc->cl, p, gen, fence_ready, svc) != PROFILE_OK)
 		partitions_fence_written(svc->t, p, gen, -1);
-		return;
-	}
-	profile__v1__fence__pack(&fm, buf);
-	*f = (fence_write){{fence_delivered}, svc, p, gen};
-	if (changelog_produce(svc->cl, p, FENCE_KEY, FENCE_KEY_LEN, buf, len, -1, &f->dl) != PROFILE_OK) {
-		free(buf);
-		free(f);
-		partitions_fence_written(svc->t, p, gen, -1);
-	}
+}
+
+void
+service_release(void *arg, int32_t p)
+{
+	service *svc = arg;
+
+	if (svc->cl)
+		changelog_release(svc->cl, p);
 }
 
 void

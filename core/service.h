@@ -52,9 +52,14 @@ int service_new(service **out, const service_config *cfg, partitions *t);
  * partitions_tick. Call once, before the changelog starts. */
 void service_attach(service *svc, changelog *cl);
 
-/* partition_hooks.need_fence (arg = the service): appends this node's
- * fence record to p, and reports it with partitions_fence_written. */
+/* partition_hooks.need_fence (arg = the service): takes p's transactional
+ * id (changelog_claim), which fences every earlier writer of p, and reports
+ * the log end seen then with partitions_fence_written. */
 void service_write_fence(void *svc, int32_t p, uint64_t gen);
+
+/* partition_hooks.release (arg = the service): p is no longer written
+ * here (changelog_release). */
+void service_release(void *svc, int32_t p);
 
 /* partition_hooks.trace (arg = the service): reads p on from `from` for
  * the fate of writes made before p was lost (changelog_trace). */

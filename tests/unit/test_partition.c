@@ -170,7 +170,7 @@ feed_one(partitions *t, int32_t p, int64_t offset, int is_fence, int64_t token)
 static void
 test_writable_once_its_own_fence_is_applied(partitions *t)
 {
-	partition_hooks h = {NULL, on_need_fence, NULL, on_trace};
+	partition_hooks h = {.need_fence = on_need_fence, .trace = on_trace};
 	waiter writer = {0}, stale_gen = {0};
 	int64_t token = 0;
 
