@@ -5,8 +5,9 @@
  * records, end-of-partition events) and hands records to the handler in
  * per-partition runs; the producer thread (producer.c) polls the producer so
  * that delivery reports arrive. librdkafka serves callbacks only from those
- * polls, so every handler callback runs on one of these two threads. The
- * tracer (tracer.c) has a thread of its own.
+ * polls, so every handler callback runs on one of these two threads. In
+ * replicated mode a third polls the group consumer; each transactional
+ * producer (txn.c) and the stall watch have a thread of their own.
  */
 #include "changelog.h"
 #include "changelog_impl.h"
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "fence_kafka.h"
 #include "kafka.h"
 #include "log.h"
 #include "wire.h"
@@ -62,8 +62,8 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
 		__atomic_store_n(&cl->assigned_once, 1, __ATOMIC_RELEASE);
 
-	/* An orderly revoke lets what this node produced land first, so that it
-	 * is in the log before the next owner's fence (changelog.h). */
+	/* An orderly revoke lets the transactions under way end first, so
+	 * that the next owner does not have to abort them. */
 	if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !lost && producer_flush(cl, REVOKE_FLUSH_MS) != 0)
 		log_warn("kafka: records still in flight after %d ms at a revoke", REVOKE_FLUSH_MS);
 	if (cl->replicated) {
@@ -144,6 +144,22 @@ seek(changelog *cl, int32_t p, int64_t offset)
 }
 
 /* Hands msgs[0..n) (one partition, log order) to the handler. */
+/* Read (and applied) up to next: the group's committed offset follows (for
+ * monitoring; the stores stay the truth). Not in replicated mode, whose
+ * followers share one group id and no assignment. */
+static void
+store_read(changelog *cl, int32_t p, int64_t next)
+{
+	rd_kafka_topic_partition_list_t *l;
+
+	if (cl->replicated)
+		return;
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset = next;
+	rd_kafka_offsets_store(cl->consumer, l);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void
 deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *recs)
 {
@@ -156,20 +172,12 @@ deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *re
 		recs[i].key_len = msgs[i]->key_len;
 		recs[i].value = msgs[i]->payload;
 		recs[i].value_len = msgs[i]->len;
-		recs[i].fence = fence_token_of(msgs[i]);
 	}
 	to = cl->h.records(cl->h.arg, p, recs, n);
-	if (to != CHANGELOG_CONTINUE) {
+	if (to != CHANGELOG_CONTINUE)
 		seek(cl, p, to);
-	} else if (!cl->replicated) {
-		/* Applied: the group's committed offset follows (for monitoring;
-		 * the stores stay the truth). Not in replicated mode, whose
-		 * followers share one group id and no assignment. */
-		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-		rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset = msgs[n - 1]->offset + 1;
-		rd_kafka_offsets_store(cl->consumer, l);
-		rd_kafka_topic_partition_list_destroy(l);
-	}
+	else
+		store_read(cl, p, msgs[n - 1]->offset + 1);
 }
 
 /* The consumer whose records feed the stores. */
@@ -325,6 +333,8 @@ consumer_main(void *arg)
 						start = i + 1;
 					}
 				cl->h.caught_up(cl->h.arg, m->partition, m->offset);
+				/* Past the transactions' markers, too. */
+				store_read(cl, m->partition, m->offset);
 				rd_kafka_message_destroy(m);
 			} else if (m->err) {
 				log_warn("kafka: consumer: %s", rd_kafka_message_errstr(m));
@@ -499,15 +509,6 @@ changelog_open(changelog **out, const changelog_config *cfg)
 	}
 	cconf = NULL;
 	rd_kafka_poll_set_consumer(cl->consumer);
-	if (!cl->replicated &&
-	    ((cl->tracer = follower_new(cfg, consumer_defaults, cl)) == NULL ||
-	     (cl->trace_from = malloc((size_t)cl->partitions * sizeof *cl->trace_from)) == NULL)) {
-		rc = PROFILE_INVALID_ARGUMENT;
-		goto fail;
-	}
-	for (int32_t p = 0; cl->trace_from && p < cl->partitions; p++)
-		cl->trace_from[p] = -1;
-	pthread_mutex_init(&cl->trace_mu, NULL);
 	if (cl->replicated && (cl->follower = follower_new(cfg, consumer_defaults, cl)) == NULL) {
 		rc = PROFILE_INVALID_ARGUMENT;
 		goto fail;
@@ -522,9 +523,6 @@ fail:
 		rd_kafka_conf_destroy(cconf);
 	if (cl->follower)
 		rd_kafka_destroy(cl->follower);
-	if (cl->tracer)
-		rd_kafka_destroy(cl->tracer);
-	free(cl->trace_from);
 	if (cl->consumer)
 		rd_kafka_destroy(cl->consumer);
 	if (cl->producer)
@@ -559,8 +557,6 @@ changelog_close(changelog *cl, int timeout_ms)
 			pthread_join(cl->stall_thread, NULL);
 		if (cl->replicated)
 			pthread_join(cl->group_thread, NULL);
-		else
-			pthread_join(cl->tracer_thread, NULL);
 	} else {
 		rd_kafka_consumer_close(cl->consumer);
 		if (cl->follower)
@@ -568,12 +564,6 @@ changelog_close(changelog *cl, int timeout_ms)
 	}
 	if (cl->follower)
 		rd_kafka_destroy(cl->follower);
-	if (cl->tracer) {
-		rd_kafka_consumer_close(cl->tracer);
-		rd_kafka_destroy(cl->tracer);
-		pthread_mutex_destroy(&cl->trace_mu);
-	}
-	free(cl->trace_from);
 	free(cl->following);
 	while (cl->acked != NULL) { /* acknowledged after the consumer stopped */
 		acked_record *next = cl->acked->next;
@@ -634,9 +624,8 @@ changelog_start(changelog *cl, const changelog_handler *h)
 		pthread_join(cl->producer_thread, NULL);
 		return PROFILE_RESOURCE_EXHAUSTED;
 	}
-	/* The third thread: the group's in replicated mode, else the tracer. */
-	if ((cl->replicated ? pthread_create(&cl->group_thread, NULL, group_main, cl)
-	                    : pthread_create(&cl->tracer_thread, NULL, tracer_main, cl)) != 0) {
+	/* The third thread: the group's, in replicated mode. */
+	if (cl->replicated && pthread_create(&cl->group_thread, NULL, group_main, cl) != 0) {
 		__atomic_store_n(&cl->stopping, 1, __ATOMIC_RELEASE);
 		pthread_join(cl->producer_thread, NULL);
 		pthread_join(cl->consumer_thread, NULL);

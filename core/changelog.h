@@ -1,13 +1,15 @@
 /* changelog.h: the Kafka side of a core node.
  *
- * Owns the librdkafka handles: one idempotent producer (acks=all, Kafka's
- * murmur2 partitioning computed by us and set explicitly) and one group
- * consumer on the `profiles` topic, with a thread each that polls them. The
- * consumer thread is the only thread that writes to the stores: it hands each
- * batch of records to the handler, and tells it when partitions are assigned
- * and revoked. In replicated mode a third handle, the follower, reads every
- * partition for the stores, and the group consumer only decides ownership. rd_kafka error codes are mapped to
- * profile statuses here and never leave this module.
+ * Owns the librdkafka handles: the producers (in transactional mode, the
+ * default, one transactional producer per partition this node writes; else
+ * one idempotent producer; acks=all, Kafka's murmur2 partitioning computed
+ * by us and set explicitly) and one group consumer on the `profiles` topic,
+ * which reads read_committed. The consumer thread is the only thread that
+ * writes to the stores: it hands each batch of records to the handler, and
+ * tells it when partitions are assigned and revoked. In replicated mode a
+ * second consumer, the follower, reads every partition for the stores, and
+ * the group consumer only decides ownership. rd_kafka error codes are
+ * mapped to profile statuses here and never leave this module.
  */
 #ifndef PROFILE_CHANGELOG_H
 #define PROFILE_CHANGELOG_H
@@ -60,10 +62,6 @@ typedef struct changelog_handler {
 	 * offset to be fed p again from there (a store that works again), or
 	 * CHANGELOG_CONTINUE. Optional. */
 	int64_t (*idle)(void *arg, int32_t p);
-	/* Partitioned mode: records of partition p, which this node lost, read
-	 * since changelog_trace asked for them (the tracer's thread). Return 1
-	 * to go on reading p, 0 to stop. */
-	int (*traced)(void *arg, int32_t p, const store_record *recs, size_t n);
 	/* After each rebalance: the whole assignment now (consumer thread). */
 	void (*rebalanced)(void *arg, const int32_t *parts, size_t n);
 	void *rebalanced_arg;
@@ -125,14 +123,15 @@ void changelog_close(changelog *cl, int timeout_ms);
 /* Partitions of the topic. */
 int32_t changelog_partition_count(const changelog *cl);
 
-/* Appends a record (value NULL = tombstone) to partition p, stamped with
- * fence (the FENCE_HEADER; none when -1). value, when not NULL, is
+/* Appends a record (value NULL = tombstone) to partition p: in its next
+ * transaction in transactional mode (changelog_claim first). value, when
+ * not NULL, is
  * malloc'd and taken on PROFILE_OK (librdkafka frees it once sent: no
  * copy); on failure it stays the caller's. The outcome arrives once through
  * d. PROFILE_OK when queued; PROFILE_UNAVAILABLE when not (nothing was
  * produced, d will not be called). */
 int changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value,
-                      size_t value_len, int64_t fence, changelog_delivery *d);
+                      size_t value_len, changelog_delivery *d);
 
 /* Transactional mode: this node writes p from now on (the claim `gen`).
  * A producer with p's transactional.id is made and initialized, which
@@ -147,13 +146,6 @@ int changelog_claim(changelog *cl, int32_t p, uint64_t gen, txn_ready_fn ready, 
  * once its transaction under way ends, and what waits is answered
  * UNAVAILABLE. */
 void changelog_release(changelog *cl, int32_t p);
-
-/* Partitioned mode: reads partition p from offset `from` (or from where it
- * already reads it, if earlier) and hands its records to handler.traced
- * until that says stop: how a node learns the fate of writes it made to a
- * partition it lost. Any thread; nothing in replicated mode (every
- * partition is followed anyway). */
-void changelog_trace(changelog *cl, int32_t p, int64_t from);
 
 /* What the changelog counted since it opened, for the status. */
 typedef struct changelog_stats {

@@ -1,6 +1,7 @@
 /* changelog_impl.h: the changelog's state, shared by its files
  * (changelog.c: the consumers and making everything; producer.c: the
- * producer; tracer.c: the reader of partitions this node lost). Nothing outside them includes it.
+ * producer; txn.c: the transactional producers). Nothing outside them
+ * includes it.
  */
 #ifndef PROFILE_CHANGELOG_IMPL_H
 #define PROFILE_CHANGELOG_IMPL_H
@@ -47,17 +48,10 @@ struct changelog {
 	stall *stall;
 	pthread_t stall_thread;
 	int threads_started;
-	/* Partitioned mode: the tracer reads partitions this node lost, from
-	 * where its store stopped, for the handler's traced callback. */
-	rd_kafka_t *tracer;
-	pthread_t tracer_thread;
-	pthread_mutex_t trace_mu;
-	int64_t *trace_from; /* per partition: next offset to read, -1 = none */
 	/* Transactional mode (txn.c): per partition, its producer and queue. */
 	txn_part *txn;
 	char *group;
 	uint8_t *following;  /* replicated mode with a follow set: per partition, followed now */
-	int trace_changed;
 	/* Acknowledged records for the consumer thread (oldest first), and
 	 * the queue its poll waits on, to wake it. */
 	pthread_mutex_t acked_mu;
@@ -70,8 +64,6 @@ struct changelog {
 	uint64_t retries_now, retries_base; /* this producer's, and those before it */
 };
 
-/* The tracer thread's body (tracer.c); arg is the changelog. */
-void *tracer_main(void *arg);
 
 /* producer.c: the producer thread's body (arg: the changelog), which also
  * renews a producer after a fatal error; the callbacks a producer's

@@ -1,10 +1,8 @@
 /* fencing.c: the writing side of the partition table (partition.h):
- * claims, this node's fence records, whether a partition is writable, and
- * the fate of each write: applied, or fenced by a newer owner's fence
- * (fence.h), also when the partition was lost first and the tracer reads
- * it on.
+ * claims, the fencing of earlier writers (the need_fence hook takes the
+ * partition's transactional id, changelog_claim), whether a partition is
+ * writable, and the wait of a committed write for its node's store.
  */
-#include <string.h>
 
 #include "log.h"
 #include "partition_impl.h"
@@ -48,39 +46,16 @@ pt_writable(const partitions *t, const part *pt)
 	return pt->own_fence >= 0 && pt->applied >= pt->own_fence - 1;
 }
 
-/* Under pt->mu: the fate of the write stamped `token` at `offset`, which
- * has been applied past: PROFILE_OK, PROFILE_FAILED_PRECONDITION (fenced),
- * or PROFILE_DEADLINE_EXCEEDED when the steps that would tell are gone. */
-int
-pt_write_fate(const part *pt, int64_t offset, int64_t token)
-{
-	if (token < 0)
-		return PROFILE_OK; /* fencing off */
-	for (size_t i = 0; i < pt->n_steps; i++)
-		if (pt->steps[i].at < offset && pt->steps[i].fence > token)
-			return PROFILE_FAILED_PRECONDITION;
-	if (pt->steps_lost && pt->n_steps > 0 && pt->steps[0].fence > token)
-		return PROFILE_DEADLINE_EXCEEDED;
-	return PROFILE_OK;
-}
-
 /* Under pt->mu: what p needs from the node now. */
 asks
 pt_asks_for(const partitions *t, part *pt)
 {
-	asks a = {0, 0, 0};
+	asks a = {0, 0};
 
 	if (t->fencing && pt->claimed && pt->active && pt->own_fence < 0 && !pt->fence_asked) {
 		pt->fence_asked = 1;
 		a.fence = 1;
 		a.gen = pt->gen;
-	}
-	/* Restates are asked for at most once a second: the list empties as
-	 * they apply, and one that failed is asked for again. */
-	if (pt_writable(t, pt) && pt->st != NULL && store_fenced_count(pt->st) > 0 &&
-	    wire_mono_ms() - pt->restate_at >= RESTATE_EVERY_MS) {
-		pt->restate_at = wire_mono_ms();
-		a.restate = 1;
 	}
 	return a;
 }
@@ -90,8 +65,6 @@ pt_ask(partitions *t, int32_t p, asks a)
 {
 	if (a.fence && t->hooks.need_fence)
 		t->hooks.need_fence(t->hooks.arg, p, a.gen);
-	if (a.restate && t->hooks.restate)
-		t->hooks.restate(t->hooks.arg, p);
 }
 
 /* Under pt->mu, which it releases: wakes what p's state now lets go on,
@@ -107,113 +80,13 @@ pt_settle_unlock(partitions *t, part *pt, int32_t p)
 	pt_ask(t, p, a);
 }
 
-/* Under pt->mu, p lost: its writes with a token wait for the tracer,
- * which reads p past their offsets, to tell whether a newer fence came
- * first (partitions_on_traced). */
-void
-pt_orphan_writes(part *pt)
-{
-	for (partition_waiter **pp = &pt->waiters; *pp;) {
-		partition_waiter *w = *pp;
-
-		if (w->write && w->token >= 0) {
-			*pp = w->next;
-			w->next = pt->orphans;
-			pt->orphans = w;
-		} else {
-			pp = &w->next;
-		}
-	}
-}
-
 int
-partitions_on_traced(void *arg, int32_t p, const store_record *recs, size_t n)
+partitions_wait_applied(partitions *t, int32_t p, int64_t offset, partition_waiter *w, partition_wake_fn wake)
 {
-	partitions *t = arg;
-	partition_waiter *wake = NULL;
-	part *pt;
-	int more;
-
-	if (p < 0 || p >= t->count)
-		return 0;
-	pt = &t->parts[p];
-	pthread_mutex_lock(&pt->mu);
-	for (size_t i = 0; i < n && pt->orphans; i++) {
-		int fenced = record_fenced(&recs[i], pt->trace_fence);
-
-		pt->trace_fence = record_fence_after(&recs[i], pt->trace_fence);
-		pt->trace_from = recs[i].offset + 1;
-		for (partition_waiter **pp = &pt->orphans; *pp;) {
-			partition_waiter *o = *pp;
-
-			if (o->offset > recs[i].offset) {
-				pp = &o->next;
-				continue;
-			}
-			/* Its own record, applied or fenced; or passed (compacted
-			 * away, which a day-long compaction lag rules out). */
-			o->status = o->offset < recs[i].offset ? PROFILE_DEADLINE_EXCEEDED
-			            : fenced                   ? PROFILE_FAILED_PRECONDITION
-			                                       : PROFILE_OK;
-			*pp = o->next;
-			o->queued = 0;
-			o->next = wake;
-			wake = o;
-		}
-	}
-	more = pt->orphans != NULL;
-	pthread_mutex_unlock(&pt->mu);
-	pt_wake_all(wake);
-	return more;
-}
-
-/* Under pt->mu: records where the fence rose in recs (just applied). */
-void
-pt_note_fence_steps(part *pt, const store_record *recs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int64_t next = record_fence_after(&recs[i], pt->fence);
-
-		if (next == pt->fence)
-			continue;
-		if (pt->n_steps == FENCE_STEPS) {
-			memmove(pt->steps, pt->steps + 1, (FENCE_STEPS - 1) * sizeof pt->steps[0]);
-			pt->n_steps--;
-			pt->steps_lost = 1;
-		}
-		pt->steps[pt->n_steps++] = (fence_step){recs[i].offset, next};
-		pt->fence = next;
-	}
-}
-
-int
-partitions_wait_applied(partitions *t, int32_t p, int64_t offset, int64_t token, partition_waiter *w,
-                        partition_wake_fn wake)
-{
-	part *pt = &t->parts[p];
-	int64_t from = -1;
-
 	w->offset = offset;
-	w->token = token;
 	w->write = 1;
-	if (token >= 0 && t->fencing) {
-		/* Landed after this node lost p: the tracer tells its fate. */
-		pthread_mutex_lock(&pt->mu);
-		if (!pt->owned && pt->trace_from >= 0) {
-			w->wake = wake;
-			w->queued = 1;
-			w->next = pt->orphans;
-			pt->orphans = w;
-			from = pt->trace_from;
-		}
-		pthread_mutex_unlock(&pt->mu);
-		if (from >= 0) {
-			if (t->hooks.trace)
-				t->hooks.trace(t->hooks.arg, p, from);
-			return PROFILE_ABORTED;
-		}
-	}
-	return pt_enqueue(t, p, w, wake, token >= 0 ? PROFILE_DEADLINE_EXCEEDED : PROFILE_OK);
+	/* Not followed here: committed, so in the log for good. */
+	return pt_enqueue(t, p, w, wake, PROFILE_OK);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -281,14 +154,13 @@ partitions_tick(partitions *t)
 }
 
 int
-partitions_write_token(partitions *t, int32_t p, int64_t *token)
+partitions_writable(partitions *t, int32_t p)
 {
 	part *pt = &t->parts[p];
 	int rc;
 
 	pthread_mutex_lock(&pt->mu);
 	rc = pt_writable(t, pt) ? PROFILE_OK : PROFILE_UNAVAILABLE;
-	*token = -1; /* the transaction fences, not a token */
 	pthread_mutex_unlock(&pt->mu);
 	return rc;
 }

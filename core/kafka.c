@@ -120,9 +120,9 @@ topic_create(rd_kafka_t *rk, const char *topic, int32_t partitions)
 		goto out;
 	}
 	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-	/* A day before compaction may act on a record: the owner appends again
-	 * the state of a key whose newest record was fenced long before a
-	 * fenced record could shadow the valid one before it (fence.h). */
+	/* A day before compaction may act on a record: a reader of the change
+	 * feed that is less than a day behind sees every change, not only the
+	 * newest of each key. */
 	rd_kafka_NewTopic_set_config(nt, "min.compaction.lag.ms", "86400000");
 	rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof err);
 	rd_kafka_CreateTopics(rk, &nt, 1, opt, q);

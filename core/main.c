@@ -111,8 +111,8 @@ static cli_option options[] = {
     {"log-level", 0, "PROFILED_LOG_LEVEL", CLI_STRING, "info", "LEVEL", "error, warn, info or debug",
      &opt_log_level},
     {"fault-fence", 0, "PROFILED_FAULT_FENCE", CLI_STRING, "on", "on|off",
-     "fault injection, for tests only: off writes no fence records, so a node that lost a partition "
-     "can still append to it",
+     "fault injection, for tests only: off writes without transactions (one idempotent producer), so "
+     "a node that lost a partition can still append to it",
      &opt_fault_fence},
     {"fault-write-delay-ms", 0, "PROFILED_FAULT_WRITE_DELAY_MS", CLI_INT, "0", "MS",
      "fault injection, for tests only: hold every write this long between its last check and Kafka",
@@ -176,13 +176,6 @@ typedef struct node_ctx {
 	service *svc;
 	members *m;
 } node_ctx;
-
-/* partition_hooks.restate (arg = the service). */
-static void
-restate_hook(void *svc, int32_t p)
-{
-	write_restate(svc, p);
-}
 
 static void
 on_rebalanced(void *arg, const int32_t *parts, size_t n)
@@ -351,12 +344,10 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 	                       .acked = partitions_on_acked,
 	                       .caught_up = partitions_on_caught_up,
 	                       .idle = partitions_on_idle,
-	                       .traced = partitions_on_traced,
 	                       .rebalanced = on_rebalanced,
 	                       .rebalanced_arg = &n->ctx};
 	partition_hooks ph = {
-	    .need_fence = service_write_fence, .release = service_release, .restate = restate_hook,
-	    .trace = service_trace};
+	    .need_fence = service_write_fence, .release = service_release};
 	char dir[4096];
 	int rc;
 

@@ -51,8 +51,6 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 		t->parts[i].hi = -1;
 		t->parts[i].own_fence = -1;
 		t->parts[i].own_last = -1;
-		t->parts[i].fence = -1;
-		t->parts[i].trace_from = -1;
 	}
 	t->fencing = 1;
 	t->keep_damaged = 3;
@@ -134,20 +132,16 @@ ready(const partitions *t, const part *pt, const partition_waiter *w)
 		return -1;
 	if (w->offset == PARTITION_ACTIVE)
 		return PROFILE_OK;
-	if (pt->applied < w->offset)
-		return -1;
-	return pt_write_fate(pt, w->offset, w->token);
+	return pt->applied < w->offset ? -1 : PROFILE_OK;
 }
 
-/* The status a waiter gets when p is revoked: a write that landed before an
- * orderly revoke is in the log ahead of the next owner's fence; after a
- * loss, another node may have fenced it first. */
+/* The status a waiter gets when p is revoked: a write waits to be applied
+ * only once its transaction committed, so it is in the log for good, and
+ * the next owner reads it before it writes. */
 static int
-revoked_status(const partition_waiter *w, int how)
+revoked_status(const partition_waiter *w)
 {
-	if (!w->write)
-		return PROFILE_UNAVAILABLE;
-	return how == LOST && w->token >= 0 ? PROFILE_DEADLINE_EXCEEDED : PROFILE_OK;
+	return w->write ? PROFILE_OK : PROFILE_UNAVAILABLE;
 }
 
 /* Takes, under pt->mu, the waiters to wake, each with its status set: all
@@ -161,7 +155,7 @@ pt_take_waiters(const partitions *t, part *pt, int how)
 
 	while (*pp) {
 		partition_waiter *w = *pp;
-		int st = how != KEPT ? revoked_status(w, how) : ready(t, pt, w);
+		int st = how != KEPT ? revoked_status(w) : ready(t, pt, w);
 
 		if (st < 0 && w->offset == PARTITION_WRITABLE && !pt->claimed)
 			st = PROFILE_UNAVAILABLE;
@@ -328,7 +322,6 @@ install_store(part *pt, int32_t p, store *st, int64_t hi, const char *problem)
 	pt->target = hi - 1;
 	pt->target_known = hi >= 0;
 	pt->replayed = 0;
-	pt->fence = st ? store_fence(st) : -1;
 	if (st == NULL) {
 		if (!pt->failed && !pt->recovering)
 			pt->failed_since = wire_mono_ms();
@@ -375,17 +368,7 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	pt->own_fence = -1;
 	pt->own_last = -1;
 	start = install_store(pt, p, st, hi, problem);
-	/* Writes that were waiting for the tracer: the stores tell again. */
-	while (pt->orphans) {
-		partition_waiter *o = pt->orphans;
-		pt->orphans = o->next;
-		o->next = pt->waiters;
-		pt->waiters = o;
-	}
-	pt->trace_from = -1;
 	pt->fence_asked = 0;
-	pt->n_steps = 0;
-	pt->steps_lost = 0;
 	log_info("partition %d assigned: store at offset %lld, log end %lld", (int)p, (long long)pt->applied,
 	         (long long)hi);
 	a = pt_asks_for(t, pt);
@@ -448,7 +431,6 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	partitions *t = arg;
 	partition_waiter *w;
 	part *pt;
-	int64_t from;
 	int held, was_active, was_claimed;
 
 	if (p < 0 || p >= t->count)
@@ -464,11 +446,6 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	pt->gen++;
 	pt->own_fence = -1;
 	pt->own_last = -1;
-	pt->trace_from = pt->applied + 1;
-	pt->trace_fence = pt->fence;
-	if (lost && t->fencing)
-		pt_orphan_writes(pt);
-	from = pt->orphans ? pt->trace_from : -1;
 	w = pt_take_waiters(t, pt, lost ? LOST : REVOKED);
 	/* A store that was serving keeps answering reads for a while after a
 	 * loss: as when Kafka is away, and nobody can take p over meanwhile. */
@@ -489,8 +466,6 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	pt_wake_all(w);
 	if (was_claimed && t->fencing && t->hooks.release)
 		t->hooks.release(t->hooks.arg, p);
-	if (from >= 0 && t->hooks.trace)
-		t->hooks.trace(t->hooks.arg, p, from);
 }
 
 /* The store of p could not apply a batch: p is unavailable until
@@ -552,9 +527,6 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 				log_error("partition %d: unavailable until its store can be used: %s", (int)p, problem);
 			pthread_mutex_lock(&pt->mu);
 			install_store(pt, p, st, pt->hi, problem);
-			pt->fence = -1;
-			pt->n_steps = 0;
-			pt->steps_lost = 0;
 			pthread_rwlock_unlock(&pt->rw);
 			pt_settle_unlock(t, pt, p);
 			return CHANGELOG_OFFSET_BEGINNING;
@@ -573,12 +545,11 @@ partitions_on_records(void *arg, int32_t p, const store_record *recs, size_t n)
 	}
 	pthread_mutex_lock(&pt->mu);
 	store_works(pt, p);
-	pt_note_fence_steps(pt, recs, n);
 	pt->applied = recs[n - 1].offset;
 	if (pt->applied >= pt->hi - 1)
 		pt->fresh_at = wire_mono_ms();
-	for (size_t i = 0; i < n && !pt->active; i++)
-		pt->replayed += !record_is_fence(&recs[i]); /* profile records only */
+	if (!pt->active)
+		pt->replayed += n;
 	maybe_activate(pt, p);
 	pt_settle_unlock(t, pt, p);
 	return CHANGELOG_CONTINUE;
@@ -642,7 +613,6 @@ int
 partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *w, partition_wake_fn wake)
 {
 	w->offset = offset;
-	w->token = -1;
 	w->write = 0;
 	return pt_enqueue(t, p, w, wake, PROFILE_UNAVAILABLE);
 }

@@ -9,11 +9,10 @@
  * a write replies only after its own store applied it (read-your-writes).
  *
  * Writing: the node claims the partitions it writes (its share of the
- * consumer group). A claimed partition is *writable* once it is active and
- * the node's own fence record (fence.h) has been applied with no newer
- * fence after it; the fence's offset is the token its writes carry. The
- * table asks for that record through its hooks, and tells whether each
- * write was applied or fenced.
+ * consumer group). A claimed partition is *writable* once it is active, the
+ * node has fenced every earlier writer of it (the need_fence hook: it takes
+ * the partition's transactional id) and its store has read the log up to
+ * the end seen after that.
  *
  * The changelog's consumer thread drives the table through the
  * partitions_on_* functions; any thread may read and wait.
@@ -31,7 +30,7 @@ typedef struct partitions partitions;
 typedef struct partition_waiter partition_waiter;
 
 /* Called once, without locks held, on the consumer thread (or on the thread
- * that claims, releases or hears of a fence record; never on the thread of
+ * that claims, releases or hears that earlier writers are fenced; never on the thread of
  * partitions_wait when the condition already holds: see partitions_wait).
  * status: PROFILE_OK when the condition holds, PROFILE_UNAVAILABLE when the
  * partition was revoked (or released) first; for partitions_wait_applied,
@@ -42,7 +41,6 @@ typedef void (*partition_wake_fn)(partition_waiter *w, int status);
 struct partition_waiter {
 	partition_waiter *next;
 	int64_t offset; /* wake when applied >= offset; PARTITION_ACTIVE, PARTITION_WRITABLE */
-	int64_t token;  /* partitions_wait_applied: the fence the write carried */
 	int write;      /* waits in partitions_wait_applied */
 	partition_wake_fn wake;
 	int queued;
@@ -55,17 +53,12 @@ struct partition_waiter {
 /* What the table asks of the node; each runs without locks held. */
 typedef struct partition_hooks {
 	void *arg;
-	/* p is claimed and active and has no fence of ours: append a fence
-	 * record to p and report it with partitions_fence_written(gen). */
+	/* p is claimed and active and its earlier writers are not fenced
+	 * yet: fence them, and report the log end seen then with
+	 * partitions_fence_written(gen). */
 	void (*need_fence)(void *arg, int32_t p, uint64_t gen);
-	/* p is writable and its store lists uids whose newest record was
-	 * fenced: append their current state again (store_fenced). */
-	void (*restate)(void *arg, int32_t p);
 	/* p is no longer claimed: stop writing it (changelog_release). */
 	void (*release)(void *arg, int32_t p);
-	/* p was lost with writes in flight: read it from offset `from` and
-	 * hand the records to partitions_on_traced (changelog_trace). */
-	void (*trace)(void *arg, int32_t p, int64_t from);
 } partition_hooks;
 
 typedef struct partition_info {
@@ -115,7 +108,7 @@ void partitions_free(partitions *t);
 
 /* Sets the hooks (before the changelog starts). fencing 0 turns fencing
  * off (a test's fault point): claimed partitions are writable once active,
- * with no fence record and no token. */
+ * and nothing fences earlier writers. */
 void partitions_set_hooks(partitions *t, const partition_hooks *h, int fencing);
 
 /* This node writes p from now (claim 1) or no longer (claim 0): a release
@@ -124,19 +117,20 @@ void partitions_set_hooks(partitions *t, const partition_hooks *h, int fencing);
  * elsewhere). */
 void partitions_claim(partitions *t, int32_t p, int claim);
 
-/* The fence record asked for by need_fence(gen) landed at offset (or, with
- * offset -1, could not be written: it is asked for again on the next
- * partitions_tick). Ignored when p was released or claimed again since. */
+/* The fencing asked for by need_fence(gen) is done, and the log ended at
+ * offset `end` then (or, with end -1, it failed: it is asked for again on
+ * the next partitions_tick). Ignored when p was released or claimed again
+ * since. */
 void partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset);
 
-/* Asks again for what a failure left undone: fence records not written,
- * fenced uids not restated. Call every second or so. */
+/* Asks again for what a failure left undone (fencing that failed), and ends
+ * the reads of stores held since a loss once their time is up. Call every
+ * second or so. */
 void partitions_tick(partitions *t);
 
-/* Just before a write of p is handed to Kafka: PROFILE_OK and *token (the
- * fence to stamp it with; -1 with fencing off) when p is writable here,
- * else PROFILE_UNAVAILABLE (nothing may be written). */
-int partitions_write_token(partitions *t, int32_t p, int64_t *token);
+/* Just before a write of p is handed to Kafka: PROFILE_OK when p is
+ * writable here, else PROFILE_UNAVAILABLE (nothing may be written). */
+int partitions_writable(partitions *t, int32_t p);
 
 int32_t partitions_count(const partitions *t);
 
@@ -150,10 +144,6 @@ int64_t partitions_on_records(void *t, int32_t p, const store_record *recs, size
  * the first follows the applied offset, so a write is answered without
  * waiting for the consumer to read it back; else left to the consumer. */
 void partitions_on_acked(void *t, int32_t p, const store_record *recs, size_t n);
-/* Records of p read after this node lost it (the changelog's traced
- * callback): tells the writes that wait on them whether they were applied
- * or fenced. 1 while some still wait, else 0. */
-int partitions_on_traced(void *t, int32_t p, const store_record *recs, size_t n);
 void partitions_on_caught_up(void *t, int32_t p, int64_t hi);
 /* The consumer is idle for p (called every half second or so): when p's
  * store failed and its retry is due, opens it again and returns the offset
@@ -187,17 +177,12 @@ int partitions_wait_read(partitions *t, int32_t p, int64_t min, partition_waiter
  * partitions_cancel removes it first. */
 int partitions_wait(partitions *t, int32_t p, int64_t offset, partition_waiter *w, partition_wake_fn wake);
 
-/* Waits until the write stamped with token landed at offset of p has been
- * applied or fenced. Returns, without calling wake: PROFILE_OK (applied),
- * PROFILE_FAILED_PRECONDITION (fenced: a newer fence came before it, so no
- * store applies it), PROFILE_DEADLINE_EXCEEDED (this node does not follow p
- * and cannot tell). PROFILE_ABORTED: queued, and wake gets one of those, or
- * PROFILE_OK when p was revoked in an orderly rebalance (the record is in
- * the log before any fence of the next owner). When p was lost, or the
- * write lands after p was revoked, the node reads p on (the trace hook) and
- * tells the same way whether it was applied or fenced. PROFILE_DEADLINE_EXCEEDED
- * only when nothing can tell (fencing off, or p never followed here). */
-int partitions_wait_applied(partitions *t, int32_t p, int64_t offset, int64_t token, partition_waiter *w,
+/* Waits until the write committed at offset of p has been applied here.
+ * Returns, without calling wake, PROFILE_OK when it has, or when this node
+ * does not follow p (the write is in the log for good; the next owner reads
+ * it before it writes). PROFILE_ABORTED: queued, and wake gets PROFILE_OK
+ * once applied, or when p is revoked first. */
+int partitions_wait_applied(partitions *t, int32_t p, int64_t offset, partition_waiter *w,
                             partition_wake_fn wake);
 
 /* Removes a queued waiter. 1 when removed (wake will not be called), 0 when

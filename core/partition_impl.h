@@ -1,7 +1,7 @@
 /* partition_impl.h: the partition table's insides, shared by partition.c
- * (ownership, restore state, reads and waits) and fencing.c (writing:
- * claims, fence records, the fate of each write). Not for other modules:
- * they use partition.h. */
+ * (ownership, restore state, reads and waits), partition_view.c and
+ * fencing.c (writing: claims, the fencing of earlier writers, writes
+ * waiting to be applied). Not for other modules: they use partition.h. */
 #ifndef PROFILE_PARTITION_IMPL_H
 #define PROFILE_PARTITION_IMPL_H
 
@@ -10,16 +10,8 @@
 #include "partition.h"
 #include "stall.h"
 
-/* Where the applied log's fence rose: records after `at` carrying a token
- * older than `fence` are fenced. */
-typedef struct fence_step {
-	int64_t at, fence;
-} fence_step;
-
-#define FENCE_STEPS 16
 #define STORE_RETRY_MS 1000
 #define STORE_RETRY_MAX_MS 8000
-#define RESTATE_EVERY_MS 1000
 
 typedef struct part {
 	pthread_mutex_t mu;
@@ -51,21 +43,12 @@ typedef struct part {
 	int retry_ms;                   /* backoff */
 	char problem[200];
 	partition_waiter *waiters;
-	/* Writing and fencing. */
-	int claimed;                   /* this node writes p */
-	uint64_t gen;                  /* bumped by every claim and release */
-	int fence_asked;               /* need_fence called for gen, no answer yet */
-	int64_t own_fence;             /* offset of our fence record, -1 = none yet */
-	int64_t fence;                 /* the applied log's current fence */
-	fence_step steps[FENCE_STEPS]; /* where the fence rose, newest last */
-	size_t n_steps;
-	int steps_lost;     /* older steps were dropped from the ring */
-	int64_t restate_at; /* monotonic ms: restate last asked for */
-	/* After a revoke: writes whose fate the tracer's reading tells. */
-	partition_waiter *orphans;
-	int64_t trace_from;  /* where reading resumes; -1 while owned or never revoked */
-	int64_t trace_fence; /* the fence there */
-	uint64_t restores;   /* atomic: times it replayed records to become active */
+	/* Writing. */
+	int claimed;       /* this node writes p */
+	uint64_t gen;      /* bumped by every claim and release */
+	int fence_asked;   /* need_fence called for gen, no answer yet */
+	int64_t own_fence; /* the log end once earlier writers were fenced, -1 = not yet */
+	uint64_t restores; /* atomic: times it replayed records to become active */
 } part;
 
 struct partitions {
@@ -87,7 +70,6 @@ enum { KEPT, REVOKED, LOST }; /* how take_waiters finds p */
 typedef struct asks {
 	int fence; /* need_fence(gen) */
 	uint64_t gen;
-	int restate;
 } asks;
 
 /* partition.c */
@@ -99,11 +81,8 @@ void pt_release_held(partitions *t, int32_t p, int expired_only);
 
 /* fencing.c */
 int pt_writable(const partitions *t, const part *pt);
-int pt_write_fate(const part *pt, int64_t offset, int64_t token);
 asks pt_asks_for(const partitions *t, part *pt);
 void pt_ask(partitions *t, int32_t p, asks a);
 void pt_settle_unlock(partitions *t, part *pt, int32_t p);
-void pt_orphan_writes(part *pt);
-void pt_note_fence_steps(part *pt, const store_record *recs, size_t n);
 
 #endif

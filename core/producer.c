@@ -10,7 +10,6 @@
 
 #include "changelog.h"
 #include "changelog_impl.h"
-#include "fence_kafka.h"
 #include "kafka.h"
 #include "log.h"
 #include "wire.h"
@@ -33,8 +32,7 @@ changelog_keep_acked(changelog *cl, int32_t p, int64_t offset, const void *key, 
 	                        .key = memcpy(at, key, key_len),
 	                        .key_len = key_len,
 	                        .value = value ? memcpy(at + key_len, value, value_len) : NULL,
-	                        .value_len = value ? value_len : 0,
-	                        .fence = -1};
+	                        .value_len = value ? value_len : 0};
 	pthread_mutex_lock(&cl->acked_mu);
 	if (cl->n_acked < ACKED_MAX) {
 		*cl->acked_tail = a;
@@ -170,7 +168,8 @@ producer_conf_callbacks(rd_kafka_conf_t *conf)
  * nothing it sends is accepted any more): a new producer takes over, and the
  * old one's records are purged, each answered by its delivery report as
  * surely not written (UNAVAILABLE) or possibly written (DEADLINE_EXCEEDED).
- * Fencing is unaffected: tokens belong to the node, not to a producer. */
+ * (This producer writes only with fencing off: transactional mode has a
+ * producer per partition, txn.c.) */
 static void
 renew_producer(changelog *cl)
 {
@@ -220,20 +219,15 @@ producer_main(void *arg)
 
 int
 changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value, size_t value_len,
-                  int64_t fence, changelog_delivery *d)
+                  changelog_delivery *d)
 {
-	uint8_t token[8];
-	rd_kafka_vu_t vu[7];
+	rd_kafka_vu_t vu[6];
 	size_t n = 0;
 	rd_kafka_error_t *error;
 
-	if (cl->txn) {
-		int rc = txn_produce(cl, p, key, key_len, value, value_len, d);
-		(void)fence;
-		return rc;
-	}
-	/* The value is handed over (F_FREE); the key and the header are
-	 * copied. */
+	if (cl->txn)
+		return txn_produce(cl, p, key, key_len, value, value_len, d);
+	/* The value is handed over (F_FREE); the key is copied. */
 	vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
 	vu[n++].u.cstr = cl->topic;
 	vu[n].vtype = RD_KAFKA_VTYPE_PARTITION;
@@ -246,11 +240,6 @@ changelog_produce(changelog *cl, int32_t p, const char *key, size_t key_len, voi
 	vu[n++].u.i = RD_KAFKA_MSG_F_FREE;
 	vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
 	vu[n++].u.ptr = d;
-	if (fence >= 0) {
-		fence_token_put(token, fence);
-		vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
-		vu[n++].u.header = (typeof(vu[0].u.header)){FENCE_HEADER, token, sizeof token};
-	}
 	pthread_rwlock_rdlock(&cl->producer_rw);
 	error = rd_kafka_produceva(cl->producer, vu, n);
 	pthread_rwlock_unlock(&cl->producer_rw);

@@ -73,15 +73,6 @@ service_release(void *arg, int32_t p)
 		changelog_release(svc->cl, p);
 }
 
-void
-service_trace(void *arg, int32_t p, int64_t from)
-{
-	service *svc = arg;
-
-	if (svc->cl)
-		changelog_trace(svc->cl, p, from);
-}
-
 static void
 tick(void *arg)
 {

@@ -61,10 +61,6 @@ void service_write_fence(void *svc, int32_t p, uint64_t gen);
  * here (changelog_release). */
 void service_release(void *svc, int32_t p);
 
-/* partition_hooks.trace (arg = the service): reads p on from `from` for
- * the fate of writes made before p was lost (changelog_trace). */
-void service_trace(void *svc, int32_t p, int64_t from);
-
 /* Routes requests for partitions this node does not serve through r
  * (borrowed: forwarding, scatter-gather). Without it the node answers only
  * for itself. Call once, before service_call. */

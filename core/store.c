@@ -4,9 +4,8 @@
  *   "P" + uid          -> ProfileEvent bytes (the newest full state)
  *   "E" + email key    -> n * 36 bytes of uids (order of arrival)
  *   "\0pos"            -> int64 offset (big-endian) + uint64 fingerprint
- *                        + int64 current fence (-1: none yet)
- *   "\0fenced"         -> n * 36 bytes of uids whose newest record was
- *                        fenced: the owner appends their state again
+ *                        (stores of 0.1.0 add 8 bytes, and may hold a
+ *                        "\0fenced" list: both are ignored)
  *   "I" + Idempotency-Key -> uid (36 bytes), request hash and created_at
  *                        (both int64 big-endian): the create the key made
  * The "\0" prefix keeps these keys apart from any profile or email.
@@ -31,8 +30,9 @@
 
 static const char pos_key[] = "\0pos";
 #define POS_KEY_LEN 4
-#define POS_LEN 24
-static const char fenced_key[] = "\0fenced";
+#define POS_LEN 16
+#define POS_LEN_0_1_0 24
+static const char fenced_key_0_1_0[] = "\0fenced";
 #define FENCED_KEY_LEN 7
 
 struct store {
@@ -40,9 +40,6 @@ struct store {
 	int32_t partition;
 	int64_t offset; /* last applied, -1 = none; written by the apply thread */
 	uint64_t fingerprint;
-	int64_t fence;    /* the partition's current fence, -1 = none */
-	size_t n_fenced;  /* uids in the fenced list: written by the apply thread, read by any */
-	uint64_t skipped; /* fenced records skipped since open */
 };
 
 /* Kyoto Cabinet's error codes, mapped to ours in one place. */
@@ -128,9 +125,9 @@ record_problem(const char *k, size_t klen, const char *v, size_t vlen)
 	int ok;
 
 	if (klen == POS_KEY_LEN && memcmp(k, pos_key, POS_KEY_LEN) == 0)
-		return vlen == 16 || vlen == POS_LEN ? NULL : "its position record is malformed";
-	if (klen == FENCED_KEY_LEN && memcmp(k, fenced_key, FENCED_KEY_LEN) == 0)
-		return vlen % WIRE_UID_LEN == 0 ? NULL : "its fenced list is malformed";
+		return vlen == POS_LEN || vlen == POS_LEN_0_1_0 ? NULL : "its position record is malformed";
+	if (klen == FENCED_KEY_LEN && memcmp(k, fenced_key_0_1_0, FENCED_KEY_LEN) == 0)
+		return NULL;
 	switch (klen > 1 ? k[0] : 0) {
 	case 'E':
 		return vlen > 0 && vlen % WIRE_UID_LEN == 0 ? NULL : "an email index entry is malformed";
@@ -220,17 +217,11 @@ store_open(store **out, const char *dir, int32_t partition, const char *tune, ch
 		return damaged ? PROFILE_FAILED_PRECONDITION : PROFILE_INTERNAL;
 	}
 	s->offset = -1;
-	s->fence = -1;
 	pos = kcdbget(s->db, pos_key, POS_KEY_LEN, &len);
-	if (pos != NULL && (len == 16 || len == POS_LEN)) {
+	if (pos != NULL && (len == POS_LEN || len == POS_LEN_0_1_0)) {
 		s->offset = (int64_t)get_be64((uint8_t *)pos);
 		s->fingerprint = get_be64((uint8_t *)pos + 8);
-		if (len == POS_LEN)
-			s->fence = (int64_t)get_be64((uint8_t *)pos + 16);
 	}
-	kcfree(pos);
-	pos = kcdbget(s->db, fenced_key, FENCED_KEY_LEN, &len);
-	s->n_fenced = pos ? len / WIRE_UID_LEN : 0;
 	kcfree(pos);
 	*out = s;
 	return PROFILE_OK;
@@ -271,10 +262,9 @@ make_key(char *buf, char prefix, const char *s, size_t len)
 	return len + 1;
 }
 
-/* Adds (add=1) or removes uid from the list of uids at key; *n, when
- * given, is set to the list's new length. */
+/* Adds (add=1) or removes uid from the list of uids at key. */
 static int
-uid_list_update(KCDB *db, const char *key, size_t klen, const char *uid, int add, size_t *n)
+uid_list_update(KCDB *db, const char *key, size_t klen, const char *uid, int add)
 {
 	size_t len = 0, found = (size_t)-1;
 	char *list = kcdbget(db, key, klen, &len);
@@ -293,8 +283,6 @@ uid_list_update(KCDB *db, const char *key, size_t klen, const char *uid, int add
 			ok = kcdbset(db, key, klen, list, len - WIRE_UID_LEN);
 		}
 	}
-	if (n)
-		*n = len / WIRE_UID_LEN + (add && found == (size_t)-1) - (!add && found != (size_t)-1);
 	kcfree(list);
 	return ok;
 }
@@ -306,7 +294,7 @@ index_update(KCDB *db, const char *email_key, const char *uid, int add)
 	char key[1 + WIRE_EMAIL_MAX];
 	size_t klen = make_key(key, 'E', email_key, strlen(email_key));
 
-	return uid_list_update(db, key, klen, uid, add, NULL);
+	return uid_list_update(db, key, klen, uid, add);
 }
 
 /* Records the create an Idempotency-Key made. */
@@ -323,17 +311,10 @@ idem_put(KCDB *db, const char *idem, const char *uid, uint64_t hash, int64_t cre
 	return kcdbset(db, key, klen, (const char *)v, sizeof v);
 }
 
-/* The fence state a batch changes, kept apart until its commit. */
-typedef struct fence_state {
-	int64_t fence;
-	size_t n_fenced;
-	uint64_t skipped;
-} fence_state;
-
 /* Applies one record inside the open transaction. 1 = ok (or skipped),
  * 0 = store failure. */
 static int
-apply_one(store *s, const store_record *r, fence_state *fs)
+apply_one(store *s, const store_record *r)
 {
 	char pkey[1 + WIRE_UID_LEN], old_email[WIRE_EMAIL_MAX + 1], new_email[WIRE_EMAIL_MAX + 1];
 	Profile__V1__Profile *next = NULL, *old = NULL;
@@ -342,11 +323,8 @@ apply_one(store *s, const store_record *r, fence_state *fs)
 	size_t plen, olen;
 	char *oldbuf, idem[WIRE_IDEM_KEY_MAX + 1] = "";
 	uint64_t hash = 0;
-	int ok = 1, fenced = record_fenced(r, fs->fence);
+	int ok = 1;
 
-	fs->fence = record_fence_after(r, fs->fence);
-	if (record_is_fence(r))
-		return 1;
 	if (r->key_len != WIRE_UID_LEN) {
 		log_warn("store: partition %d offset %lld: key is not a uid, skipped", (int)s->partition,
 		         (long long)r->offset);
@@ -354,18 +332,6 @@ apply_one(store *s, const store_record *r, fence_state *fs)
 	}
 	memcpy(uid, r->key, WIRE_UID_LEN);
 	uid[WIRE_UID_LEN] = '\0';
-	if (fenced) {
-		/* Written by a node that had lost the partition: never applied. Its
-		 * key is listed, so that the owner appends the key's state again
-		 * and compaction can never keep this record as the newest. */
-		log_info("store: partition %d offset %lld: write of %s fenced (its fence %lld, current %lld)",
-		         (int)s->partition, (long long)r->offset, uid, (long long)r->fence,
-		         (long long)fs->fence);
-		fs->skipped++;
-		return uid_list_update(s->db, fenced_key, FENCED_KEY_LEN, uid, 1, &fs->n_fenced);
-	}
-	if (fs->n_fenced > 0 && !uid_list_update(s->db, fenced_key, FENCED_KEY_LEN, uid, 0, &fs->n_fenced))
-		return 0;
 	if (r->value != NULL) {
 		next = decode_event(r->value, r->value_len, idem, &hash);
 		if (next == NULL || strcmp(next->uid, uid) != 0 ||
@@ -418,7 +384,6 @@ store_apply(store *s, const store_record *recs, size_t n)
 {
 	uint8_t pos[POS_LEN];
 	const store_record *last;
-	fence_state fs = {s->fence, s->n_fenced, 0};
 	uint64_t fp;
 
 	if (n == 0)
@@ -430,7 +395,7 @@ store_apply(store *s, const store_record *recs, size_t n)
 		return PROFILE_INTERNAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!apply_one(s, &recs[i], &fs)) {
+		if (!apply_one(s, &recs[i])) {
 			log_error("store: partition %d offset %lld: %s", (int)s->partition,
 			          (long long)recs[i].offset, kcdbemsg(s->db));
 			kcdbendtran(s->db, 0);
@@ -441,7 +406,6 @@ store_apply(store *s, const store_record *recs, size_t n)
 	fp = store_fingerprint(last->key, last->key_len, last->value, last->value_len);
 	put_be64(pos, (uint64_t)last->offset);
 	put_be64(pos + 8, fp);
-	put_be64(pos + 16, (uint64_t)fs.fence);
 	if (!kcdbset(s->db, pos_key, POS_KEY_LEN, (const char *)pos, sizeof pos) || !kcdbendtran(s->db, 1)) {
 		log_error("store: partition %d: commit: %s", (int)s->partition, kcdbemsg(s->db));
 		kcdbendtran(s->db, 0);
@@ -449,43 +413,8 @@ store_apply(store *s, const store_record *recs, size_t n)
 	}
 	__atomic_store_n(&s->offset, last->offset, __ATOMIC_RELEASE);
 	s->fingerprint = fp;
-	__atomic_store_n(&s->fence, fs.fence, __ATOMIC_RELEASE);
-	__atomic_store_n(&s->n_fenced, fs.n_fenced, __ATOMIC_RELEASE);
-	s->skipped += fs.skipped;
 	__atomic_add_fetch(&applied_transactions, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&applied_records, n, __ATOMIC_RELAXED);
-	return PROFILE_OK;
-}
-
-int64_t
-store_fence(store *s)
-{
-	return __atomic_load_n(&s->fence, __ATOMIC_ACQUIRE);
-}
-
-size_t
-store_fenced_count(store *s)
-{
-	return __atomic_load_n(&s->n_fenced, __ATOMIC_ACQUIRE);
-}
-
-int
-store_fenced(store *s, char (**uids)[WIRE_UID_LEN + 1], size_t *n)
-{
-	size_t len = 0;
-	char *list = kcdbget(s->db, fenced_key, FENCED_KEY_LEN, &len);
-
-	*uids = NULL;
-	*n = 0;
-	if (list == NULL)
-		return store_status(s->db) == PROFILE_NOT_FOUND ? PROFILE_OK : PROFILE_INTERNAL;
-	if ((*uids = calloc(len / WIRE_UID_LEN + 1, sizeof **uids)) == NULL) {
-		kcfree(list);
-		return PROFILE_RESOURCE_EXHAUSTED;
-	}
-	for (size_t i = 0; i + WIRE_UID_LEN <= len; i += WIRE_UID_LEN)
-		memcpy((*uids)[(*n)++], list + i, WIRE_UID_LEN);
-	kcfree(list);
 	return PROFILE_OK;
 }
 

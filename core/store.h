@@ -4,12 +4,10 @@
  * every live profile (key "P<uid>", value = the ProfileEvent bytes of its
  * newest record), the email index (key "E<lower-cased email>", value = the
  * uids with that email, 36 bytes each), the Idempotency-Keys of creates
- * (key "I<key>") and the applied position (the offset
- * and a fingerprint of the last record applied) with the partition's current
- * fence (fence.h). A batch of records, its index changes and the new
- * position are one transaction, so after a crash the data and the position
- * never disagree. A record older than the current fence is not applied; its
- * uid goes on the store's fenced list until a valid record of it comes.
+ * (key "I<key>") and the applied position (the offset and a fingerprint of
+ * the last record applied). A batch of records, its index changes and the
+ * new position are one transaction, so after a crash the data and the
+ * position never disagree.
  *
  * Threads: one writer (the changelog's apply thread) and any number of
  * readers at once. Reads may see a batch that is being applied: those records
@@ -71,17 +69,6 @@ int store_apply(store *s, const store_record *recs, size_t n);
  * transactions and the records they applied (their ratio: how many writes
  * share a transaction). */
 void store_applied_totals(uint64_t *transactions, uint64_t *records);
-
-/* The partition's current fence: the offset of the newest fence record
- * applied, or a newer fence a record carried; -1 when none. Any thread. */
-int64_t store_fence(store *s);
-
-/* Uids on the fenced list: their newest record was fenced, so their state
- * must be appended again by the owner. The count (any thread), and a copy
- * of the list: *uids (free) with *n entries. PROFILE_OK or
- * PROFILE_INTERNAL / PROFILE_RESOURCE_EXHAUSTED. */
-size_t store_fenced_count(store *s);
-int store_fenced(store *s, char (**uids)[WIRE_UID_LEN + 1], size_t *n);
 
 /* Looks up a profile. On PROFILE_OK *out is a new Profile for
  * profile__v1__profile__free_unpacked; PROFILE_NOT_FOUND when absent;

@@ -96,15 +96,18 @@ answer(txn_part *tp, txn_rec *list, int status)
 	}
 }
 
+/* The thread's, without tp->mu held (rk is the thread's alone). */
 static void
 drop_producer(txn_part *tp)
 {
+	pthread_mutex_lock(&tp->mu);
+	tp->have = 0; /* txn_produce takes nothing more */
+	pthread_mutex_unlock(&tp->mu);
 	if (tp->rk == NULL)
 		return;
 	rd_kafka_purge(tp->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_destroy(tp->rk);
 	tp->rk = NULL;
-	tp->have = 0;
 }
 
 /* A producer for p that fenced every earlier one, or NULL. */

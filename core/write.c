@@ -4,18 +4,16 @@
  * callbacks through its states:
  *
  *   (queued behind another write to its uid)
- *     -> WAIT_ACTIVE (partition restoring, or its fence not yet written)
- *     -> PRODUCING (handed to Kafka, stamped with the partition's fence)
- *     -> WAIT_APPLIED (this node's store has not applied or fenced the
+ *     -> WAIT_ACTIVE (partition restoring, or its earlier writers not yet
+ *        fenced)
+ *     -> PRODUCING (handed to Kafka, in the partition's next transaction)
+ *     -> WAIT_APPLIED (committed; this node's store has not applied the
  *        offset yet)
  *     -> answered and freed, and the next write to the uid starts
  *
  * The state is guarded by the pending table's lock, since the sweeper reads
  * it there (write_expire). Calls into the partition table and the changelog
  * are made without that lock held.
- *
- * A restate is a write with no caller: it appends a uid's current state
- * again after a fenced record of it (fence.h), through the same queue.
  *
  * A create with an Idempotency-Key is queued on the key (it has no uid
  * yet): it answers with what the key already made, if anything, else it
@@ -41,13 +39,12 @@ typedef struct op {
 	pending_call pc;
 	changelog_delivery dl;
 	service *svc;
-	Profile__V1__Request *req; /* NULL for a restate */
+	Profile__V1__Request *req;
 	reply_fn done;
 	void *arg;
 	int state;
-	int32_t p;     /* the partition of uid */
-	int64_t token; /* the fence the record carries */
-	int64_t at;    /* the offset its record landed at, -1 before */
+	int32_t p;  /* the partition of uid */
+	int64_t at; /* the offset its record landed at, -1 before */
 	partition_waiter w;
 	/* Set by write_expire for finish: why the sweeper took it. */
 	int expired_status;
@@ -108,7 +105,7 @@ static void
 op_reply(op *o, Profile__V1__Response *r)
 {
 	if (pending_claim_reply(o->svc->pd, &o->pc)) {
-		r->request_id = o->req ? o->req->request_id : 0;
+		r->request_id = o->req->request_id;
 		o->done(o->arg, r);
 	}
 }
@@ -185,19 +182,7 @@ write_state(op *o, const Profile__V1__Profile *cur, char *msgbuf, size_t msgsize
 {
 	const Profile__V1__Request *req = o->req;
 
-	if (req == NULL) { /* a restate: the state as it is, or its absence */
-		if (cur == NULL) {
-			o->deleting = 1;
-			o->username = strdup("");
-			o->email = strdup("");
-		} else {
-			o->username = strdup(cur->username);
-			o->email = strdup(cur->email);
-			o->state_after.version = cur->version;
-			o->state_after.created_at = cur->created_at;
-			o->state_after.updated_at = cur->updated_at;
-		}
-	} else if (req->body_case == PROFILE__V1__REQUEST__BODY_CREATE) {
+	if (req->body_case == PROFILE__V1__REQUEST__BODY_CREATE) {
 		if (cur != NULL) {
 			*msg = "uid already exists";
 			return PROFILE_ALREADY_EXISTS;
@@ -253,7 +238,7 @@ write_state(op *o, const Profile__V1__Profile *cur, char *msgbuf, size_t msgsize
 static op *
 write_hand_over(op *o, uint8_t *buf, size_t len)
 {
-	int rc = changelog_produce(o->svc->cl, o->p, o->uid, WIRE_UID_LEN, buf, len, o->token, &o->dl);
+	int rc = changelog_produce(o->svc->cl, o->p, o->uid, WIRE_UID_LEN, buf, len, &o->dl);
 
 	if (rc != PROFILE_OK) {
 		free(buf); /* not taken */
@@ -263,8 +248,8 @@ write_hand_over(op *o, uint8_t *buf, size_t len)
 }
 
 /* The fault point of the fencing tests (--fault-write-delay-ms): the write
- * was checked and stamped, and reaches Kafka only after the delay, as from
- * a node that stalled at the worst moment. */
+ * was checked, and reaches Kafka only after the delay, as from a node that
+ * stalled at the worst moment. */
 typedef struct delayed {
 	op *o;
 	uint8_t *buf;
@@ -311,7 +296,7 @@ write_produce(op *o)
 	size_t len = 0;
 
 	if (!o->deleting) {
-		ev.type = o->req && o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE
+		ev.type = o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE
 		              ? PROFILE__V1__EVENT_TYPE__CREATED
 		              : PROFILE__V1__EVENT_TYPE__UPDATED;
 		ev.profile = &o->state_after;
@@ -323,8 +308,9 @@ write_produce(op *o)
 		profile__v1__profile_event__pack(&ev, buf);
 	}
 	/* Last look before Kafka: a node that knows it lost the partition
-	 * writes nothing. One that does not know yet is fenced in the log. */
-	if (partitions_write_token(o->svc->t, o->p, &o->token) != PROFILE_OK) {
+	 * writes nothing. One that does not know yet is fenced by Kafka: the
+	 * next owner took the partition's transactional id. */
+	if (partitions_writable(o->svc->t, o->p) != PROFILE_OK) {
 		free(buf);
 		return write_end(o, PROFILE_UNAVAILABLE,
 		                 "this node no longer writes the partition; not executed");
@@ -396,7 +382,7 @@ write_read(op *o, store *st, Profile__V1__Profile **cur, const char **msg)
 {
 	int rc;
 
-	if (o->req && o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE &&
+	if (o->req->body_case == PROFILE__V1__REQUEST__BODY_CREATE &&
 	    o->req->create->idempotency_key[0] != '\0' && (rc = idem_resolve(o, st, msg)) != PROFILE_OK)
 		return rc;
 	/* A keyed create has its key already; anything else carries on what
@@ -471,32 +457,13 @@ write_start(op *o)
 	}
 }
 
-/* Ends a write whose record is in the log at its offset with the fate the
- * partition table found for it. */
-static op *
-write_landed(op *o, int fate)
-{
-	switch (fate) {
-	case PROFILE_OK:
-		return write_end(o, PROFILE_OK, NULL);
-	case PROFILE_FAILED_PRECONDITION:
-		log_info("partition %d: the write of %s was fenced by a newer owner; answered not executed",
-		         (int)o->p, o->uid);
-		return write_end(
-		    o, PROFILE_UNAVAILABLE,
-		    "another node took the partition over before the write landed; not executed");
-	default:
-		return write_end(
-		    o, PROFILE_DEADLINE_EXCEEDED,
-		    "the partition changed hands while the write was in flight; it may or may not "
-		    "have been applied");
-	}
-}
-
+/* A committed write is applied here, or its partition moved on (it is in
+ * the log for good): answered. */
 static void
 on_applied(partition_waiter *w, int status)
 {
-	write_drive(write_landed(OP_OF(w, w), status));
+	(void)status;
+	write_drive(write_end(OP_OF(w, w), PROFILE_OK, NULL));
 }
 
 static void
@@ -508,15 +475,15 @@ write_delivered(changelog_delivery *d, int status, int32_t p, int64_t offset)
 	if (status != PROFILE_OK) {
 		write_drive(write_end(o, status,
 		                      status == PROFILE_UNAVAILABLE
-		                          ? "Kafka did not take the write"
+		                          ? "Kafka did not take the write (or another node took the partition "
+		                            "over first); not executed"
 		                          : "Kafka did not acknowledge the write in time"));
 		return;
 	}
 	op_set_state(o, OP_WAIT_APPLIED);
 	o->at = offset;
-	if ((rc = partitions_wait_applied(o->svc->t, p, offset, o->token, &o->w, on_applied)) !=
-	    PROFILE_ABORTED)
-		write_drive(write_landed(o, rc));
+	if ((rc = partitions_wait_applied(o->svc->t, p, offset, &o->w, on_applied)) != PROFILE_ABORTED)
+		write_drive(write_end(o, PROFILE_OK, NULL));
 }
 
 /* ---- deadlines (pending_ops) ------------------------------------------- */
@@ -549,7 +516,7 @@ write_expire(pending_call *c, int all, pending_answer *out)
 		return PENDING_TAKE;
 	default:
 		*out = (pending_answer){
-		    o->done, o->arg, o->req ? o->req->request_id : 0, PROFILE_DEADLINE_EXCEEDED,
+		    o->done, o->arg, o->req->request_id, PROFILE_DEADLINE_EXCEEDED,
 		    o->state == OP_WAIT_APPLIED
 		        ? "Kafka took the write but this node's store had not applied it by the deadline; outcome unknown"
 		        : "no acknowledgement from Kafka within the deadline; the write may still apply"};
@@ -601,9 +568,8 @@ write_begin(service *svc, Profile__V1__Request *req, const char *uid, int32_t p,
 	op *o;
 
 	/* Past the cap a write is refused at once, not queued to wait out its
-	 * deadline: the caller is told to come back (restates are never
-	 * refused; they are the node's own). */
-	if (req && svc->cfg.max_writes > 0 &&
+	 * deadline: the caller is told to come back. */
+	if (svc->cfg.max_writes > 0 &&
 	    __atomic_load_n(&svc->writes, __ATOMIC_RELAXED) >= svc->cfg.max_writes) {
 		Profile__V1__Response r = PROFILE__V1__RESPONSE__INIT;
 
@@ -616,10 +582,8 @@ write_begin(service *svc, Profile__V1__Request *req, const char *uid, int32_t p,
 		return;
 	}
 	if ((o = op_new(svc, req, deadline, done, arg)) == NULL) {
-		reply_status(done, arg, req ? req->request_id : 0, PROFILE_RESOURCE_EXHAUSTED,
-		             "out of memory");
-		if (req)
-			profile__v1__request__free_unpacked(req, NULL);
+		reply_status(done, arg, req->request_id, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
+		profile__v1__request__free_unpacked(req, NULL);
 		return;
 	}
 	memcpy(o->qkey, uid, sizeof o->qkey);
@@ -633,39 +597,4 @@ write_begin(service *svc, Profile__V1__Request *req, const char *uid, int32_t p,
 		write_end(o, PROFILE_RESOURCE_EXHAUSTED, "out of memory");
 		break;
 	}
-}
-
-/* ---- restates ----------------------------------------------------------- */
-
-#define RESTATE_DEADLINE_MS 10000
-
-/* reply_fn of a restate: nobody waits for it. */
-static void
-restate_answered(void *arg, const Profile__V1__Response *resp)
-{
-	(void)arg;
-	if (resp->status != PROFILE__V1__STATUS__OK)
-		log_warn("restate: %s (%s); asked for again later", profile_status_name((int)resp->status),
-		         resp->message);
-}
-
-void
-write_restate(service *svc, int32_t p)
-{
-	char(*uids)[WIRE_UID_LEN + 1] = NULL;
-	size_t n = 0;
-	store *st;
-	int rc;
-
-	if (partitions_read_begin(svc->t, p, -1, &st) != PROFILE_OK)
-		return;
-	rc = store_fenced(st, &uids, &n);
-	partitions_read_end(svc->t, p);
-	if (rc != PROFILE_OK)
-		return;
-	log_info("partition %d: appending the state of %zu uid(s) whose newest record was fenced", (int)p, n);
-	for (size_t i = 0; i < n; i++)
-		write_begin(svc, NULL, uids[i], p, wire_mono_ms() + RESTATE_DEADLINE_MS, restate_answered,
-		            NULL);
-	free(uids);
 }

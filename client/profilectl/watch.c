@@ -3,9 +3,9 @@
  * Reads the profiles topic straight from Kafka (no consumer group: it
  * assigns itself every partition, so any number of watchers can run and none
  * disturbs the core nodes) and prints each record as one JSON line, flushed
- * at once so it can be piped into other systems. It follows the log's
- * fencing rule (fence.h) as the stores do: fence records are not changes,
- * and a record fenced by a newer owner never happened.
+ * at once so it can be piped into other systems. It reads read_committed,
+ * as the stores do: a write the service did not commit (a former owner's,
+ * fenced by the transactions) is never seen.
  */
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fence_kafka.h"
 #include "profile.pb-c.h"
 #include "profilectl.h"
 #include "wire.h"
@@ -26,24 +25,6 @@ on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-/* 1 when m is a change to print: not a fence record, and not fenced.
- * *current is m's partition's fence, kept up to date. */
-static int
-is_change(rd_kafka_message_t *m, int64_t *current)
-{
-	int is_fence = fence_is_record(m->key, m->key_len);
-	int64_t token = is_fence ? -1 : fence_token_of(m);
-	int fenced = !is_fence && fence_rejects(token, *current);
-
-	*current = fence_after(is_fence, m->offset, token, *current);
-	if (fenced)
-		fprintf(stderr,
-		        "watch: partition %d offset %lld: written by a node that had lost the partition, "
-		        "skipped\n",
-		        (int)m->partition, (long long)m->offset);
-	return !is_fence && !fenced;
 }
 
 /* One record as one line; records that are not profile events, or whose
@@ -127,7 +108,6 @@ watch_main(int argc, char **argv)
 	rd_kafka_t *rk;
 	int from_beginning = 0, c, count = -1;
 	rd_kafka_resp_err_t last_err = 0;
-	int64_t *fences;
 	char err[512];
 
 	optind = 0; /* full reset: the global options were parsed with "+" */
@@ -171,6 +151,7 @@ watch_main(int argc, char **argv)
 	}
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) ||
 	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) ||
+	    rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof err) ||
 	    rd_kafka_conf_set(conf, "client.id", "profilectl-watch", err, sizeof err) ||
 	    /* librdkafka's consumer wants a group id even with a manual
 	     * assignment; this one is never joined and nothing is committed. */
@@ -202,12 +183,6 @@ watch_main(int argc, char **argv)
 		rd_kafka_destroy(rk);
 		return 1;
 	}
-	if ((fences = malloc((size_t)count * sizeof *fences)) == NULL) {
-		rd_kafka_destroy(rk);
-		return 1;
-	}
-	for (int p = 0; p < count; p++)
-		fences[p] = -1;
 	parts = rd_kafka_topic_partition_list_new(count);
 	for (int p = 0; p < count; p++)
 		rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
@@ -222,8 +197,7 @@ watch_main(int argc, char **argv)
 		if (m == NULL)
 			continue;
 		if (m->err == 0) {
-			if (m->partition >= 0 && m->partition < count && is_change(m, &fences[m->partition]))
-				print_change(m);
+			print_change(m);
 			last_err = 0;
 		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && m->err != last_err) {
 			/* Once per distinct error, not once per poll. */
@@ -234,6 +208,5 @@ watch_main(int argc, char **argv)
 	}
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
-	free(fences);
 	return 0;
 }

@@ -67,7 +67,7 @@ main(int argc, char **argv)
 		size_t k = n - i < batch ? n - i : batch;
 		for (size_t j = 0; j < k; j++)
 			recs[j] =
-			    (store_record){(int64_t)(i + j), uids[i + j], 36, vals[i + j], lens[i + j], -1};
+			    (store_record){(int64_t)(i + j), uids[i + j], 36, vals[i + j], lens[i + j]};
 		if (store_apply(s, recs, k) != PROFILE_OK)
 			return 1;
 	}

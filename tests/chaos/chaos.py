@@ -12,7 +12,8 @@ and started, Kafka included.
 Each client owns its profiles (one writer per profile, so every profile has
 one history) and runs creates with an Idempotency-Key, updates and deletes
 with If-Match, reads and searches, recording what it sent and what it was
-told. The log is read as any consumer reads it (tests/tools/kafka_records).
+told. The log is read as any consumer reads it (tests/tools/kafka_records, a
+plain read_committed consumer that knows nothing of this project).
 The checks:
   lost     an acknowledged write is not the final state, unless a later write
            of the same client had an unknown outcome (504, cut off);
@@ -22,7 +23,7 @@ The checks:
            state, or a 503 delete's profile is gone with no other delete;
   stale    a read after an acknowledged write returned an older version;
   log      the last record of a profile in the log is not its final state
-           (a fenced record left last, not restated);
+           (a stale owner's write committed after a newer one);
   status   an answer outside what docs/reliability.md promises.
 Any finding fails the run and prints the profile's history.
 
@@ -92,27 +93,18 @@ def decode_event(value):
 
 
 def read_log(stack):
-    """Per uid: the valid records in log order [(username, version, key)
-    or None for a delete], every username a valid record carried, and the
-    last record as it stands (ignoring the fence rule) with whether it is
-    valid. (A fenced record, never applied, may hold a write answered 503:
-    that write did not happen.)"""
+    """Per uid, as a plain read_committed consumer of the topic sees it (a
+    write the service did not commit is not there): the records in log
+    order [(username, version, key) or None for a delete], every username
+    a record carried, and the last record, with whether it is valid (always
+    1: no record of the topic is to be ignored)."""
     valid, seen, last = {}, set(), {}
-    current = {}
-    for part, offset, key, value, token in stack.records(fences=True, tokens=True):
-        fence = current.get(part, -1)
-        if key == "fence":
-            current[part] = max(fence, offset)
-            continue
-        ok = token >= fence
-        if ok:
-            current[part] = max(fence, token)
+    for part, offset, key, value in stack.records():
         state = decode_event(value) if value is not None else None
-        if ok:
-            valid.setdefault(key, []).append(state)
-            if state:
-                seen.add(state[0])
-        last[key] = (state, ok)
+        valid.setdefault(key, []).append(state)
+        if state:
+            seen.add(state[0])
+        last[key] = (state, True)
     return valid, seen, last
 
 
@@ -405,7 +397,7 @@ def run(args):
             for uid, p in c.profiles.items():
                 if p.get("dirty"):
                     c.refresh(uid)
-        # Restates land within seconds of a fence: wait for the log to settle.
+        # Writes still finishing land within seconds: let the log settle.
         deadline = time.monotonic() + 30
         while True:
             findings, acked, keys = verify(stack, clients, log)

@@ -49,7 +49,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pos += vlen;
 		}
 		r->offset = offset++;
-		r->fence = (int64_t)(vlen % 5) - 1; /* some records fenced, some not */
 		n++;
 	}
 	if (n > 0) {

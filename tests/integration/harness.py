@@ -198,24 +198,21 @@ class Proc:
             return ""
 
 
-def topic_records(bootstrap, topic="profiles", fences=False, tokens=False):
-    """Every record Kafka holds in topic, read by a plain consumer to the
-    end of each partition (tests/tools/kafka_records.c), in log order per
-    partition: (partition, offset, key, value or None for a tombstone), and
-    the record's fence token (-1 when none) when tokens. Fence records (key
-    "fence") only when fences. Offsets are Kafka's: not contiguous
-    (compaction, transaction markers)."""
+def topic_records(bootstrap, topic="profiles"):
+    """Every record Kafka holds in topic, read by a plain read_committed
+    consumer to the end of each partition (tests/tools/kafka_records.c), in
+    log order per partition: (partition, offset, key, value or None for a
+    tombstone). Offsets are Kafka's: not contiguous (compaction, transaction
+    markers)."""
     argv = [os.path.join(BUILD, "tests", "kafka_records"), bootstrap, topic]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, "kafka_records: %s" % r.stderr
     out = []
     for line in r.stdout.splitlines():
-        part, offset, key, value, token = line.split(" ")
+        part, offset, key, value = line.split(" ")
         key = bytes.fromhex(key).decode("utf-8", "replace") if key != "-" else ""
-        if key == "fence" and not fences:
-            continue
         val = bytes.fromhex(value) if value != "-" else None
-        out.append((int(part), int(offset), key, val) + ((int(token),) if tokens else ()))
+        out.append((int(part), int(offset), key, val))
     return out
 
 
@@ -461,9 +458,9 @@ class Stack:
         assert r.returncode == 0 and r.stdout.startswith("ok"), (command, r.stdout, r.stderr)
         return r.stdout.strip()
 
-    def records(self, fences=False, tokens=False):
+    def records(self):
         """Every record of the stack's profiles topic (topic_records)."""
-        return topic_records(self.bootstrap, self.topic, fences, tokens)
+        return topic_records(self.bootstrap, self.topic)
 
     def kafka_args(self):
         """The flags that put a core on this stack's Kafka, topics and group."""

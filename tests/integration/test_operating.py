@@ -105,11 +105,13 @@ class Operating(StackTest):
             self.assertEqual(out.returncode, 0, out.stderr)
             return {int(a): int(b) for a, b in (line.split() for line in out.stdout.split("\n") if line)}
 
-        # Each partition's log holds a fence record first, then its profiles:
-        # the committed offset is the one after the last record applied.
-        ends = {p["partition"]: p["applied_offset"] + 1 for p in s.cluster()["partitions"]}
-        got = wait_for(lambda: (lambda c: c if all(c[p] == ends[p] for p in per_partition) else None)(committed()),
-                       20, "the group's committed offsets to reach what the stores applied")
+        # The committed offset is the one after the last record applied, and
+        # past the commit marker that follows it.
+        def agree():
+            c = committed()
+            ends = {p["partition"]: p["applied_offset"] + 1 for p in s.cluster()["partitions"]}
+            return c if all(c[p] == ends[p] for p in per_partition) else None
+        got = wait_for(agree, 20, "the group's committed offsets to reach what the stores applied")
         for p, n in per_partition.items():
             self.assertGreaterEqual(got[p], n)
 

@@ -31,6 +31,7 @@ class Positions(StackTest):
         self.assertEqual(p.status, 201, p)
         self.assertRegex(p.headers["x-profile-position"], TOKEN)
         uid = p.json["uid"]
+        created = p.headers["x-profile-position"]
         stale = 0
         for i in range(1, ROUNDS + 1):
             w, r = gws[i % 3], gws[(i + 1) % 3]
@@ -42,7 +43,7 @@ class Positions(StackTest):
             got = r.request("GET", "/api/profile/" + uid, headers={"X-Profile-Min-Position": token})
             self.assertEqual((got.status, got.json["version"]), (200, up.json["version"]), got)
             found = r.request("GET", "/api/search?email=pos%d@mail.com" % i,
-                              headers={"X-Profile-Min-Position": token + ", 0:0"})
+                              headers={"X-Profile-Min-Position": token + ", " + created})
             self.assertEqual((found.status, found.json["uid"]), (200, uid), found)
         print("%s: reads without the position that missed the write just made: %d of %d" %
               (self.state, stale, ROUNDS))
@@ -59,7 +60,9 @@ class Positions(StackTest):
 
     def test_a_read_waits_for_a_position_not_yet_reached(self):
         """A read asking for the next record of a partition, sent before
-        that record is written, answers with it, not with what was there."""
+        that record is written, answers with it, not with what was there.
+        (The offset after a write's is its transaction's commit marker: the
+        next record is at the one after.)"""
         gws = self.gateways()
         p = gws[0].request("POST", "/api/profile", {"username": "wait", "email": "wait@mail.com"})
         part, offset = map(int, p.headers["x-profile-position"].split(":"))
@@ -67,7 +70,7 @@ class Positions(StackTest):
 
         def read():
             box["r"] = gws[1].request("GET", "/api/profile/" + p.json["uid"],
-                                      headers={"X-Profile-Min-Position": "%d:%d" % (part, offset + 1)})
+                                      headers={"X-Profile-Min-Position": "%d:%d" % (part, offset + 2)})
         t = threading.Thread(target=read)
         t.start()
         time.sleep(0.5)

@@ -40,14 +40,15 @@ class Profilectl(StackTest):
     def test_commands(self):
         [p] = self.ok("create", "bob", "Bob@Mail.com")
         self.assertEqual((p["username"], p["email"], p["version"]), ("bob", "Bob@Mail.com", 1))
-        self.assertRegex(p.pop("position"), r"^\d+:\d+$")
+        at_create = p.pop("position")
+        self.assertRegex(at_create, r"^\d+:\d+$")
         uid = p["uid"]
         self.assertEqual(self.ok("get", uid), [p])
         [u] = self.ok("update", uid, "--email", "bob2@mail.com", "--if-version", "1")
         self.assertEqual((u["version"], u["username"], u["email"]), (2, "bob", "bob2@mail.com"))
         # A read at the update's position; a malformed one is a usage of the API, not of the CLI.
         self.assertEqual(self.ok("get", "--min-position", u["position"], uid)[0]["version"], 2)
-        self.assertEqual(len(self.ok("search", "--min-position", u["position"] + ",0:0", "bob2@mail.com")), 1)
+        self.assertEqual(len(self.ok("search", "--min-position", u["position"] + "," + at_create, "bob2@mail.com")), 1)
         self.fails(1, "INVALID_ARGUMENT", *self.core(), "get", "--min-position", "x", uid)
         # A stale copy allowed: the owner (this single node) still answers, so no age.
         [fresh] = self.ok("get", "--max-stale", "30", uid)

@@ -1,12 +1,12 @@
 /* kafka_records: prints every record a Kafka topic holds, as any consumer
- * that knows nothing of this project reads them: each partition from its
- * beginning to its end at the time of the call, one line per record,
+ * that knows nothing of this project reads them (read_committed): each
+ * partition from its beginning to its end at the time of the call, one line
+ * per record,
  *
- *     PARTITION OFFSET KEY VALUE TOKEN
+ *     PARTITION OFFSET KEY VALUE
  *
  * KEY and VALUE in hex ("-" for a null value: a tombstone; "" keys as "-"
- * too), TOKEN the record's profile-fence header as a number (-1 when it has
- * none). The tests' oracle of what Kafka stored: it replaces any journal of
+ * too). The tests' oracle of what Kafka stored: it replaces any journal of
  * a broker's own. Joins no group (manual assignment, nothing committed).
  * Usage: kafka_records BROKERS TOPIC */
 #include <librdkafka/rdkafka.h>
@@ -26,22 +26,6 @@ hex(const void *p, size_t n)
 	}
 	for (size_t i = 0; i < n; i++)
 		printf("%02x", b[i]);
-}
-
-static long long
-token(const rd_kafka_message_t *m)
-{
-	rd_kafka_headers_t *hdrs;
-	const void *v;
-	size_t n;
-	long long t = 0;
-
-	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-	    rd_kafka_header_get_last(hdrs, "profile-fence", &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || n != 8)
-		return -1;
-	for (size_t i = 0; i < 8; i++) /* big-endian int64 */
-		t = (long long)((unsigned long long)t << 8 | ((const unsigned char *)v)[i]);
-	return t;
 }
 
 int
@@ -66,6 +50,7 @@ main(int argc, char **argv)
 	    rd_kafka_conf_set(conf, "group.id", "kafka-records", err, sizeof err) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof err) != RD_KAFKA_CONF_OK ||
 	    (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err)) == NULL) {
 		fprintf(stderr, "kafka_records: %s\n", err);
 		return 1;
@@ -111,7 +96,7 @@ main(int argc, char **argv)
 			hex(m->key, m->key_len);
 			fputc(' ', stdout);
 			hex(m->payload, m->payload ? m->len : 0);
-			printf(" %lld\n", token(m));
+			fputc('\n', stdout);
 		}
 		rd_kafka_message_destroy(m);
 	}

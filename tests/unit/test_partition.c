@@ -3,10 +3,11 @@
  * are refused meanwhile (never answered from a store that is behind), and
  * waiters are woken when it becomes active, when an offset is applied, or,
  * with UNAVAILABLE, when it is revoked; a cancelled waiter is never woken.
- * Writing: a claimed partition asks for its fence record and is writable
- * once that record is applied; a write is told whether it was applied or
- * fenced by a newer fence, also when the partition was lost first (read on
- * by the tracer). Stalls: a gap between the watch's ticks as long as the
+ * Writing: a claimed partition asks for its earlier writers to be fenced
+ * and is writable once its store has read up to the log end seen then; a
+ * release (or a revoke) tells the node to stop writing; a committed write
+ * waits for its store, and the commit marker after this node's own
+ * transaction does not keep the next from being applied on acknowledgement. Stalls: a gap between the watch's ticks as long as the
  * limit stops every read until a poll of the group after the settle time,
  * and so does a watch that has not ticked for that long.
  */
@@ -43,7 +44,7 @@ feed(partitions *t, int32_t p, int64_t from, int64_t to)
 	size_t n = 0;
 
 	for (int64_t o = from; o <= to; o++)
-		recs[n++] = (store_record){o, uid, 36, NULL, 0, -1};
+		recs[n++] = (store_record){o, uid, 36, NULL, 0};
 	CHECK_INT(partitions_on_records(t, p, recs, n), CHANGELOG_CONTINUE);
 }
 
@@ -138,15 +139,7 @@ test_a_partition_that_comes_back_resumes_from_its_store(partitions *t)
 
 static int fence_asked;
 static uint64_t fence_gen;
-static int64_t trace_from = -1;
-
-static void
-on_trace(void *arg, int32_t p, int64_t from)
-{
-	(void)arg;
-	(void)p;
-	trace_from = from;
-}
+static int released;
 
 static void
 on_need_fence(void *arg, int32_t p, uint64_t gen)
@@ -157,45 +150,48 @@ on_need_fence(void *arg, int32_t p, uint64_t gen)
 	fence_gen = gen;
 }
 
-/* Feeds one record at offset: a fence record, or a tombstone of uid
- * stamped with token. */
 static void
-feed_one(partitions *t, int32_t p, int64_t offset, int is_fence, int64_t token)
+on_release(void *arg, int32_t p)
 {
-	store_record r = {offset, is_fence ? FENCE_KEY : uid, is_fence ? FENCE_KEY_LEN : 36, NULL, 0, token};
-
-	CHECK_INT(partitions_on_records(t, p, &r, 1), CHANGELOG_CONTINUE);
+	(void)arg;
+	(void)p;
+	released++;
 }
 
 static void
-test_writable_once_its_own_fence_is_applied(partitions *t)
+test_writable_once_earlier_writers_are_fenced_and_read(partitions *t)
 {
-	partition_hooks h = {.need_fence = on_need_fence, .trace = on_trace};
+	partition_hooks h = {.need_fence = on_need_fence, .release = on_release};
 	waiter writer = {0}, stale_gen = {0};
-	int64_t token = 0;
 
 	partitions_set_hooks(t, &h, 1);
 	CHECK_INT(partitions_on_assigned(t, 1, 0, 0), CHANGELOG_OFFSET_BEGINNING); /* active at once */
-	CHECK_INT(partitions_write_token(t, 1, &token), PROFILE_UNAVAILABLE);      /* not claimed */
+	CHECK_INT(partitions_writable(t, 1), PROFILE_UNAVAILABLE);                 /* not claimed */
 	CHECK_INT(partitions_wait(t, 1, PARTITION_WRITABLE, &writer.w, on_wake), PROFILE_UNAVAILABLE);
 	fence_asked = 0;
 	partitions_claim(t, 1, 1);
-	CHECK_INT(fence_asked, 1); /* claimed and active: a fence record is asked for, once */
+	CHECK_INT(fence_asked, 1); /* claimed and active: fencing is asked for, once */
 	partitions_tick(t);
 	CHECK_INT(fence_asked, 1);
 	CHECK_INT(partitions_wait(t, 1, PARTITION_WRITABLE, &writer.w, on_wake), PROFILE_ABORTED);
-	partitions_fence_written(t, 1, fence_gen + 1, 0); /* another claim's: ignored */
-	CHECK_INT(partitions_write_token(t, 1, &token), PROFILE_UNAVAILABLE);
-	partitions_fence_written(t, 1, fence_gen, 0); /* ours landed at 0... */
-	CHECK_INT(writer.woken, 0);                   /* ...but is not applied yet */
-	feed_one(t, 1, 0, 1, -1);
+	partitions_fence_written(t, 1, fence_gen + 1, 3); /* another claim's: ignored */
+	CHECK_INT(partitions_writable(t, 1), PROFILE_UNAVAILABLE);
+	partitions_fence_written(t, 1, fence_gen, 3); /* the log ended at 3 then... */
+	CHECK_INT(writer.woken, 0);                   /* ...and the store has not read it */
+	feed(t, 1, 0, 1);
+	CHECK_INT(writer.woken, 0);
+	/* Offset 2 is a commit marker the consumer never hands over: the end
+	 * of the partition tells that everything before 3 was read. */
+	partitions_on_caught_up(t, 1, 3);
 	CHECK_INT(writer.woken, 1);
 	CHECK_INT(writer.status, PROFILE_OK);
-	CHECK_INT(partitions_write_token(t, 1, &token), PROFILE_OK);
-	CHECK_INT(token, 0);
+	CHECK_INT(partitions_writable(t, 1), PROFILE_OK);
 
-	/* A failed fence write is asked for again by the tick. */
+	/* A failed fencing is asked for again by the tick; a release tells the
+	 * node, and the writers waiting. */
+	released = 0;
 	partitions_claim(t, 1, 0);
+	CHECK_INT(released, 1);
 	partitions_claim(t, 1, 1);
 	CHECK_INT(fence_asked, 2);
 	partitions_fence_written(t, 1, fence_gen, -1);
@@ -203,73 +199,56 @@ test_writable_once_its_own_fence_is_applied(partitions *t)
 	CHECK_INT(fence_asked, 3);
 	CHECK_INT(partitions_wait(t, 1, PARTITION_WRITABLE, &stale_gen.w, on_wake), PROFILE_ABORTED);
 	partitions_claim(t, 1, 0); /* released: the writer is told */
+	CHECK_INT(released, 2);
 	CHECK_INT(stale_gen.woken, 1);
 	CHECK_INT(stale_gen.status, PROFILE_UNAVAILABLE);
 }
 
 static void
-test_a_write_after_a_newer_fence_is_fenced(partitions *t)
+test_own_transactions_apply_on_acknowledgement(partitions *t)
 {
-	waiter before = {0}, after = {0}, lost = {0}, lost7 = {0}, late = {0};
+	store_record first[] = {{3, uid, 36, NULL, 0}, {4, uid, 36, NULL, 0}};
+	store_record next = {6, uid, 36, NULL, 0}, foreign = {9, uid, 36, NULL, 0};
+	waiter w = {0};
+	partition_info info[2];
 
-	/* Partition 1: our fence at 0 (above). Our writes at 1 and 3; another
-	 * node's fence lands at 2, between them. */
-	CHECK_INT(partitions_wait_applied(t, 1, 1, 0, &before.w, on_wake), PROFILE_ABORTED);
-	CHECK_INT(partitions_wait_applied(t, 1, 3, 0, &after.w, on_wake), PROFILE_ABORTED);
-	feed_one(t, 1, 1, 0, 0);
-	CHECK_INT(before.woken, 1);
-	CHECK_INT(before.status, PROFILE_OK);
-	feed_one(t, 1, 2, 1, -1);
-	feed_one(t, 1, 3, 0, 0);
-	CHECK_INT(after.woken, 1);
-	CHECK_INT(after.status, PROFILE_FAILED_PRECONDITION);
-	/* Asked again after the fact, the answers stay the same. */
-	CHECK_INT(partitions_wait_applied(t, 1, 1, 0, &before.w, on_wake), PROFILE_OK);
-	CHECK_INT(partitions_wait_applied(t, 1, 3, 0, &after.w, on_wake), PROFILE_FAILED_PRECONDITION);
-
-	/* Writes still in flight when the partition is lost (5, 7), and one
-	 * delivered after (9): the node reads the partition on from where its
-	 * store stopped, and each is told its fate there. */
-	CHECK_INT(partitions_wait_applied(t, 1, 5, 2, &lost.w, on_wake), PROFILE_ABORTED);
-	CHECK_INT(partitions_wait_applied(t, 1, 7, 2, &lost7.w, on_wake), PROFILE_ABORTED);
-	trace_from = -1;
-	partitions_on_revoked(t, 1, 1);
-	CHECK_INT(lost.woken, 0);
-	CHECK_INT(trace_from, 4);
-	CHECK_INT(partitions_wait_applied(t, 1, 9, 2, &late.w, on_wake), PROFILE_ABORTED);
-	{
-		store_record recs[] = {
-		    {4, uid, 36, NULL, 0, 2},                  /* another of ours */
-		    {5, uid, 36, NULL, 0, 2},                  /* ours: before any newer fence */
-		    {6, FENCE_KEY, FENCE_KEY_LEN, "n", 1, -1}, /* the next owner's fence */
-		    {7, uid, 36, NULL, 0, 2},                  /* ours: after it */
-		};
-		CHECK_INT(partitions_on_traced(t, 1, recs, 4), 1); /* 9 still waits */
-	}
-	CHECK_INT(lost.woken, 1);
-	CHECK_INT(lost.status, PROFILE_OK);
-	CHECK_INT(lost7.woken, 1);
-	CHECK_INT(lost7.status, PROFILE_FAILED_PRECONDITION);
-	CHECK_INT(late.woken, 0);
-	{
-		store_record r = {9, uid, 36, NULL, 0, 2};
-		CHECK_INT(partitions_on_traced(t, 1, &r, 1), 0);
-	}
-	CHECK_INT(late.woken, 1);
-	CHECK_INT(late.status, PROFILE_FAILED_PRECONDITION);
+	partitions_claim(t, 1, 1);
+	partitions_fence_written(t, 1, fence_gen, 3); /* read up to 2 already */
+	CHECK_INT(partitions_writable(t, 1), PROFILE_OK);
+	/* A transaction committed at 3 and 4 (its marker at 5), then one at 6:
+	 * both applied from their acknowledgements. */
+	CHECK_INT(partitions_wait_applied(t, 1, 6, &w.w, on_wake), PROFILE_ABORTED);
+	partitions_on_acked(t, 1, first, 2);
+	partitions_on_acked(t, 1, &next, 1);
+	CHECK_INT(w.woken, 1);
+	CHECK_INT(w.status, PROFILE_OK);
+	partitions_info(t, NULL, info);
+	CHECK_INT(info[1].applied, 6);
+	/* Past the one marker, a gap is not this node's to skip: the
+	 * consumer reads it. */
+	partitions_on_acked(t, 1, &foreign, 1);
+	partitions_info(t, NULL, info);
+	CHECK_INT(info[1].applied, 6);
 }
 
+/* A committed write waiting for its store is answered OK when the
+ * partition moves: it is in the log for good. */
 static void
-test_an_orderly_revoke_keeps_writes_that_landed(partitions *t)
+test_a_revoke_keeps_committed_writes(partitions *t)
 {
-	waiter landed = {0};
+	waiter landed = {0}, lost = {0};
 
-	CHECK_INT(partitions_on_assigned(t, 1, 0, 4), 3);
-	feed_one(t, 1, 3, 0, 0); /* verified: the record it stored last */
-	CHECK_INT(partitions_wait_applied(t, 1, 7, 2, &landed.w, on_wake), PROFILE_ABORTED);
+	CHECK_INT(partitions_wait_applied(t, 1, 9, &landed.w, on_wake), PROFILE_ABORTED);
 	partitions_on_revoked(t, 1, 0);
 	CHECK_INT(landed.woken, 1);
-	CHECK_INT(landed.status, PROFILE_OK); /* ahead of the next owner's fence */
+	CHECK_INT(landed.status, PROFILE_OK);
+	CHECK_INT(partitions_on_assigned(t, 1, 0, 7), 6);
+	feed(t, 1, 6, 6); /* verified: the record it stored last */
+	CHECK_INT(partitions_wait_applied(t, 1, 9, &lost.w, on_wake), PROFILE_ABORTED);
+	partitions_on_revoked(t, 1, 1);
+	CHECK_INT(lost.woken, 1);
+	CHECK_INT(lost.status, PROFILE_OK);
+	CHECK_INT(partitions_wait_applied(t, 1, 9, &lost.w, on_wake), PROFILE_OK); /* not followed */
 }
 
 /* A store that cannot be opened (here a directory stands where its file
@@ -393,9 +372,9 @@ main(void)
 	test_an_empty_log_is_active_at_once(t);
 	test_revocation_wakes_waiters_unavailable_and_cancel_silences_one(t);
 	test_a_partition_that_comes_back_resumes_from_its_store(t);
-	test_writable_once_its_own_fence_is_applied(t);
-	test_a_write_after_a_newer_fence_is_fenced(t);
-	test_an_orderly_revoke_keeps_writes_that_landed(t);
+	test_writable_once_earlier_writers_are_fenced_and_read(t);
+	test_own_transactions_apply_on_acknowledgement(t);
+	test_a_revoke_keeps_committed_writes(t);
 	test_a_stall_stops_reads_until_the_group_is_heard_from(t);
 	partitions_free(t);
 	test_a_store_that_cannot_be_opened_is_retried(dir);
