@@ -26,13 +26,11 @@
 
 #include "changelog.h"
 #include "changelog_impl.h"
-#include "kafka.h"
 #include "log.h"
 #include "wire.h"
 
 #define TXN_API_MS 10000  /* each transactional call's own timeout */
 #define TXN_RETRY_MS 1000 /* between attempts to initialize */
-#define TXN_BATCH_MAX 1024
 
 typedef struct txn_rec {
 	struct txn_rec *next;
@@ -72,11 +70,28 @@ txn_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	r->offset = m->offset;
 	r->err = m->err != RD_KAFKA_RESP_ERR_NO_ERROR;
 	r->done = 1;
-	if (r->err)
+	if (r->err) {
 		__atomic_add_fetch(&((changelog *)opaque)->produce_errors, 1, __ATOMIC_RELAXED);
-	if (r->err)
 		log_warn("kafka: transactional delivery to partition %d failed: %s", (int)m->partition,
 		         rd_kafka_err2str(m->err));
+	}
+}
+
+/* Under tp->mu: waits on tp->cv for a change, or for ms at most (its clock
+ * is CLOCK_MONOTONIC, txn_open). */
+static void
+wait_ms(txn_part *tp, int64_t ms)
+{
+	struct timespec at;
+
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	at.tv_sec += ms / 1000;
+	at.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&tp->cv, &tp->mu, &at);
 }
 
 /* Answers and frees a list of records. */
@@ -223,10 +238,7 @@ txn_main(void *arg)
 			}
 			pthread_mutex_lock(&tp->mu);
 			if (rk == NULL) {
-				struct timespec until;
-				clock_gettime(CLOCK_REALTIME, &until);
-				until.tv_sec += TXN_RETRY_MS / 1000;
-				pthread_cond_timedwait(&tp->cv, &tp->mu, &until);
+				wait_ms(tp, TXN_RETRY_MS);
 				continue;
 			}
 			tp->rk = rk;
@@ -293,8 +305,12 @@ txn_main(void *arg)
 int
 txn_open(changelog *cl)
 {
+	pthread_condattr_t ca;
+
 	if ((cl->txn = calloc((size_t)cl->partitions, sizeof *cl->txn)) == NULL)
 		return PROFILE_RESOURCE_EXHAUSTED;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	for (int32_t p = 0; p < cl->partitions; p++) {
 		txn_part *tp = &cl->txn[p];
 
@@ -302,8 +318,9 @@ txn_open(changelog *cl)
 		tp->p = p;
 		tp->qtail = &tp->q;
 		pthread_mutex_init(&tp->mu, NULL);
-		pthread_cond_init(&tp->cv, NULL);
+		pthread_cond_init(&tp->cv, &ca);
 	}
+	pthread_condattr_destroy(&ca);
 	return PROFILE_OK;
 }
 
@@ -397,16 +414,9 @@ txn_flush(changelog *cl, int timeout_ms)
 		txn_part *tp = &cl->txn[p];
 
 		pthread_mutex_lock(&tp->mu);
-		while ((tp->busy || (tp->q && tp->claimed)) && wire_mono_ms() < until) {
-			struct timespec at;
-			clock_gettime(CLOCK_REALTIME, &at);
-			at.tv_nsec += 10 * 1000000L;
-			if (at.tv_nsec >= 1000000000L) {
-				at.tv_sec++;
-				at.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&tp->cv, &tp->mu, &at);
-		}
+		/* The thread broadcasts when each transaction ends. */
+		while ((tp->busy || (tp->q && tp->claimed)) && wire_mono_ms() < until)
+			wait_ms(tp, until - wire_mono_ms());
 		left += tp->busy || (tp->q && tp->claimed);
 		pthread_mutex_unlock(&tp->mu);
 	}
