@@ -143,7 +143,6 @@ seek(changelog *cl, int32_t p, int64_t offset)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Hands msgs[0..n) (one partition, log order) to the handler. */
 /* Read (and applied) up to next: the group's committed offset follows (for
  * monitoring; the stores stay the truth). Not in replicated mode, whose
  * followers share one group id and no assignment. */
@@ -160,6 +159,7 @@ store_read(changelog *cl, int32_t p, int64_t next)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Hands msgs[0..n) (one partition, log order) to the handler. */
 static void
 deliver_run(changelog *cl, rd_kafka_message_t **msgs, size_t n, store_record *recs)
 {

@@ -18,7 +18,6 @@ stall_tick(stall *s, int64_t now)
 	 * stall too. */
 	if (last != 0 && gap >= s->limit_ms) {
 		__atomic_store_n(&s->settle_at, now + s->settle_ms, __ATOMIC_RELEASE);
-		__atomic_add_fetch(&s->stalls, 1, __ATOMIC_RELAXED);
 	}
 	__atomic_store_n(&s->tick_at, now, __ATOMIC_RELEASE);
 	return last != 0 && gap >= s->limit_ms ? gap : 0;

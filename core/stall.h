@@ -25,7 +25,6 @@ typedef struct stall {
 	int64_t limit_ms, settle_ms;
 	int64_t tick_at;   /* atomic: the watch's last tick, 0 = not watched */
 	int64_t settle_at; /* atomic: reads resume after a poll from then on, 0 = none */
-	uint64_t stalls;   /* atomic: stalls found */
 } stall;
 
 /* Not watched (stall_suspect is 0) until the first stall_tick. */
