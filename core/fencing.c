@@ -41,9 +41,9 @@ pt_writable(const partitions *t, const part *pt)
 		return 0;
 	if (!t->fencing)
 		return 1;
-	/* own_fence: the log end seen once this node's transactional producer
+	/* fenced_end: the log end seen once this node's transactional producer
 	 * for p fenced every earlier one; the store must have read up to it. */
-	return pt->own_fence >= 0 && pt->applied >= pt->own_fence - 1;
+	return pt->fenced_end >= 0 && pt->applied >= pt->fenced_end - 1;
 }
 
 /* Under pt->mu: what p needs from the node now. */
@@ -52,7 +52,7 @@ pt_asks_for(const partitions *t, part *pt)
 {
 	asks a = {0, 0};
 
-	if (t->fencing && pt->claimed && pt->active && pt->own_fence < 0 && !pt->fence_asked) {
+	if (t->fencing && pt->claimed && pt->active && pt->fenced_end < 0 && !pt->fence_asked) {
 		pt->fence_asked = 1;
 		a.fence = 1;
 		a.gen = pt->gen;
@@ -110,7 +110,7 @@ partitions_claim(partitions *t, int32_t p, int claim)
 	}
 	pt->claimed = !!claim;
 	pt->gen++;
-	pt->own_fence = -1;
+	pt->fenced_end = -1;
 	pt->fence_asked = 0;
 	pt_settle_unlock(t, pt, p);
 	if (!claim && t->fencing && t->hooks.release)
@@ -118,7 +118,7 @@ partitions_claim(partitions *t, int32_t p, int claim)
 }
 
 void
-partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset)
+partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t end)
 {
 	part *pt = &t->parts[p];
 
@@ -128,10 +128,10 @@ partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset)
 		return;
 	}
 	pt->fence_asked = 0; /* on a failure, the next tick asks again */
-	if (offset >= 0) {
-		pt->own_fence = offset;
-		log_info("partition %d: earlier writers fenced; writable once read up to offset %lld", (int)p,
-		         (long long)offset);
+	if (end >= 0) {
+		pt->fenced_end = end;
+		log_info("partition %d: earlier writers fenced; writable once read up to the log end (%lld)",
+		         (int)p, (long long)end);
 		pt_settle_unlock(t, pt, p);
 		return;
 	}

@@ -49,7 +49,7 @@ partitions_new(partitions **out, const char *dir, const char *tune, int32_t coun
 		pthread_rwlock_init(&t->parts[i].rw, NULL);
 		t->parts[i].applied = -1;
 		t->parts[i].hi = -1;
-		t->parts[i].own_fence = -1;
+		t->parts[i].fenced_end = -1;
 		t->parts[i].own_last = -1;
 	}
 	t->fencing = 1;
@@ -365,7 +365,7 @@ partitions_on_assigned(void *arg, int32_t p, int64_t lo, int64_t hi)
 	pt->failed = 0;
 	pt->recovering = 0;
 	pt->retry_ms = 0;
-	pt->own_fence = -1;
+	pt->fenced_end = -1;
 	pt->own_last = -1;
 	start = install_store(pt, p, st, hi, problem);
 	pt->fence_asked = 0;
@@ -444,7 +444,7 @@ partitions_on_revoked(void *arg, int32_t p, int lost)
 	pt->active = 0;
 	pt->claimed = 0;
 	pt->gen++;
-	pt->own_fence = -1;
+	pt->fenced_end = -1;
 	pt->own_last = -1;
 	w = pt_take_waiters(t, pt, lost ? LOST : REVOKED);
 	/* A store that was serving keeps answering reads for a while after a

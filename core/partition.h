@@ -121,7 +121,7 @@ void partitions_claim(partitions *t, int32_t p, int claim);
  * offset `end` then (or, with end -1, it failed: it is asked for again on
  * the next partitions_tick). Ignored when p was released or claimed again
  * since. */
-void partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t offset);
+void partitions_fence_written(partitions *t, int32_t p, uint64_t gen, int64_t end);
 
 /* Asks again for what a failure left undone (fencing that failed), and ends
  * the reads of stores held since a loss once their time is up. Call every

@@ -44,11 +44,11 @@ typedef struct part {
 	char problem[200];
 	partition_waiter *waiters;
 	/* Writing. */
-	int claimed;       /* this node writes p */
-	uint64_t gen;      /* bumped by every claim and release */
-	int fence_asked;   /* need_fence called for gen, no answer yet */
-	int64_t own_fence; /* the log end once earlier writers were fenced, -1 = not yet */
-	uint64_t restores; /* atomic: times it replayed records to become active */
+	int claimed;        /* this node writes p */
+	uint64_t gen;       /* bumped by every claim and release */
+	int fence_asked;    /* need_fence called for gen, no answer yet */
+	int64_t fenced_end; /* the log end once earlier writers were fenced, -1 = not yet */
+	uint64_t restores;  /* atomic: times it replayed records to become active */
 } part;
 
 struct partitions {

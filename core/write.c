@@ -92,8 +92,7 @@ static void
 op_free(op *o)
 {
 	__atomic_sub_fetch(&o->svc->writes, 1, __ATOMIC_RELAXED);
-	if (o->req)
-		profile__v1__request__free_unpacked(o->req, NULL);
+	profile__v1__request__free_unpacked(o->req, NULL);
 	free(o->username);
 	free(o->email);
 	free(o);
