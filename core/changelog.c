@@ -38,11 +38,6 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 	if (err == RD_KAFKA_RESP_ERR__FATAL && rd_kafka_type(rk) == RD_KAFKA_PRODUCER) {
 		rd_kafka_fatal_error(rk, why, sizeof why);
-		if (cl->txn) {
-			/* A partition's producer: its thread makes a new one. */
-			log_warn("kafka: a transactional producer hit a fatal error: %s", why);
-			return;
-		}
 		log_error("kafka: the producer hit a fatal error (%s); making a new one", why);
 		__atomic_store_n(&cl->producer_fatal, 1, __ATOMIC_RELEASE);
 		return;

@@ -70,6 +70,9 @@ struct changelog {
  * configuration needs; and a flush: waits up to timeout_ms for every record
  * in flight, 0 when none is left. */
 void *producer_main(void *arg);
+/* The requests a producer sent a broker again, summed over its brokers, from
+ * its statistics (json). */
+uint64_t producer_stats_retries(const char *json);
 void producer_conf_callbacks(rd_kafka_conf_t *conf);
 int producer_flush(changelog *cl, int timeout_ms);
 /* A record of the topic now in the log (committed), copied for the
@@ -90,6 +93,8 @@ void txn_close(changelog *cl);
 int txn_produce(changelog *cl, int32_t p, const char *key, size_t key_len, void *value, size_t value_len,
                 changelog_delivery *d);
 int txn_flush(changelog *cl, int timeout_ms);
+/* The transactional producers' request retries now (changelog_counters). */
+uint64_t txn_retries(changelog *cl);
 /* Consumer thread: hands the acknowledged records to the handler's acked
  * callback (recs: room for ACKED_MAX), oldest first, a run of one
  * partition at a time; frees them. */

@@ -133,17 +133,22 @@ producer_flush(changelog *cl, int timeout_ms)
  * request retries, summed over its brokers (their "txretries": requests
  * sent again after a timeout or a lost connection; the idempotent
  * producer's retries of messages a broker refused are not counted there). */
+uint64_t
+producer_stats_retries(const char *json)
+{
+	uint64_t sum = 0;
+
+	for (const char *at = json; (at = strstr(at, "\"txretries\":")) != NULL;)
+		sum += strtoull(at += 12, NULL, 10);
+	return sum;
+}
+
 static int
 on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
-	changelog *cl = opaque;
-	uint64_t sum = 0;
-
 	(void)rk;
 	(void)len;
-	for (const char *at = json; (at = strstr(at, "\"txretries\":")) != NULL;)
-		sum += strtoull(at += 12, NULL, 10);
-	__atomic_store_n(&cl->retries_now, sum, __ATOMIC_RELAXED);
+	__atomic_store_n(&((changelog *)opaque)->retries_now, producer_stats_retries(json), __ATOMIC_RELAXED);
 	return 0; /* librdkafka frees json */
 }
 
@@ -152,7 +157,7 @@ changelog_counters(changelog *cl, changelog_stats *out)
 {
 	out->produce_errors = __atomic_load_n(&cl->produce_errors, __ATOMIC_RELAXED);
 	out->request_retries = __atomic_load_n(&cl->retries_base, __ATOMIC_RELAXED) +
-	                       __atomic_load_n(&cl->retries_now, __ATOMIC_RELAXED);
+	                       __atomic_load_n(&cl->retries_now, __ATOMIC_RELAXED) + txn_retries(cl);
 	out->producer_restarts = __atomic_load_n(&cl->producer_restarts, __ATOMIC_RELAXED);
 	out->rebalances = __atomic_load_n(&cl->rebalances, __ATOMIC_RELAXED);
 }

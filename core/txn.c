@@ -59,8 +59,10 @@ struct txn_part {
 	rd_kafka_t *rk;
 	txn_rec *q, **qtail; /* waiting for the next transaction */
 	int busy;            /* a transaction is under way */
+	uint64_t retries;    /* atomic: rk's request retries (its statistics) */
 };
 
+/* A partition producer's callbacks; opaque is its txn_part. */
 static void
 txn_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -71,10 +73,35 @@ txn_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	r->err = m->err != RD_KAFKA_RESP_ERR_NO_ERROR;
 	r->done = 1;
 	if (r->err) {
-		__atomic_add_fetch(&((changelog *)opaque)->produce_errors, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&((txn_part *)opaque)->cl->produce_errors, 1, __ATOMIC_RELAXED);
 		log_warn("kafka: transactional delivery to partition %d failed: %s", (int)m->partition,
 		         rd_kafka_err2str(m->err));
 	}
+}
+
+static int
+txn_on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk;
+	(void)len;
+	__atomic_store_n(&((txn_part *)opaque)->retries, producer_stats_retries(json), __ATOMIC_RELAXED);
+	return 0; /* librdkafka frees json */
+}
+
+/* A fatal error (fenced, out of step with the broker) also fails the
+ * transaction's next call: the thread makes a new producer then. */
+static void
+txn_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	int32_t p = ((txn_part *)opaque)->p;
+	char why[512];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, why, sizeof why);
+		log_error("kafka: partition %d: the producer hit a fatal error (%s); making a new one", (int)p, why);
+		return;
+	}
+	log_warn("kafka: partition %d's producer: %s: %s", (int)p, rd_kafka_err2name(err), reason);
 }
 
 /* Under tp->mu: waits on tp->cv for a change, or for ms at most (its clock
@@ -120,6 +147,8 @@ drop_producer(txn_part *tp)
 	pthread_mutex_unlock(&tp->mu);
 	if (tp->rk == NULL)
 		return;
+	__atomic_add_fetch(&tp->cl->retries_base, __atomic_exchange_n(&tp->retries, 0, __ATOMIC_RELAXED),
+	                   __ATOMIC_RELAXED);
 	rd_kafka_purge(tp->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_destroy(tp->rk);
 	tp->rk = NULL;
@@ -135,7 +164,10 @@ init_producer(txn_part *tp)
 	rd_kafka_t *rk;
 
 	snprintf(id, sizeof id, "%s.%s.%d", tp->cl->group, tp->cl->topic, (int)tp->p);
+	rd_kafka_conf_set_opaque(conf, tp);
 	rd_kafka_conf_set_dr_msg_cb(conf, txn_on_delivery);
+	rd_kafka_conf_set_stats_cb(conf, txn_on_stats);
+	rd_kafka_conf_set_error_cb(conf, txn_on_error);
 	if (rd_kafka_conf_set(conf, "transactional.id", id, err, sizeof err) != RD_KAFKA_CONF_OK ||
 	    (rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL) {
 		log_error("kafka: partition %d: cannot make a transactional producer: %s", (int)tp->p, err);
@@ -421,4 +453,14 @@ txn_flush(changelog *cl, int timeout_ms)
 		pthread_mutex_unlock(&tp->mu);
 	}
 	return left;
+}
+
+uint64_t
+txn_retries(changelog *cl)
+{
+	uint64_t sum = 0;
+
+	for (int32_t p = 0; cl->txn && p < cl->partitions; p++)
+		sum += __atomic_load_n(&cl->txn[p].retries, __ATOMIC_RELAXED);
+	return sum;
 }

@@ -120,7 +120,7 @@ class KafkaFaults(StackTest):
         self.assertEqual(load.odd, [], load.statuses)
         with open(s.cores[1].log_path, encoding="utf-8", errors="replace") as f:
             log = f.read()
-        self.assertIn("producer hit a fatal error", log)
+        self.assertIn("the producer hit a fatal error", log)
         self.assertIn("a new producer took over", log)
         self.assertGreaterEqual(node_metric(s, "profile_node_produce_errors_total"), 1)
         self.assertEqual(node_metric(s, "profile_node_producer_restarts_total"), 1)
