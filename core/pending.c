@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
+
 #define KEY_BUCKETS 4096
 #define SWEEP_INTERVAL_MS 20
 
@@ -218,12 +220,7 @@ sweeper_main(void *arg)
 
 	pthread_mutex_lock(&pd->mu);
 	while (!pd->stopping) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += SWEEP_INTERVAL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		deadline_after(&ts, CLOCK_MONOTONIC, SWEEP_INTERVAL_MS);
 		pthread_cond_timedwait(&pd->cv, &pd->mu, &ts);
 		if (pd->stopping)
 			break;

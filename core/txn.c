@@ -26,6 +26,7 @@
 
 #include "changelog.h"
 #include "changelog_impl.h"
+#include "deadline.h"
 #include "log.h"
 #include "wire.h"
 
@@ -111,13 +112,7 @@ wait_ms(txn_part *tp, int64_t ms)
 {
 	struct timespec at;
 
-	clock_gettime(CLOCK_MONOTONIC, &at);
-	at.tv_sec += ms / 1000;
-	at.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (at.tv_nsec >= 1000000000L) {
-		at.tv_sec++;
-		at.tv_nsec -= 1000000000L;
-	}
+	deadline_after(&at, CLOCK_MONOTONIC, ms);
 	pthread_cond_timedwait(&tp->cv, &tp->mu, &at);
 }
 

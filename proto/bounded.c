@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 
 typedef struct step {
@@ -55,13 +56,7 @@ bounded_run(void (*fn)(void *arg), void *arg, int timeout_ms, const char *what)
 		fn(arg);
 		return 1;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_after(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&s->mu);
 	while (!s->done && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
 		;
