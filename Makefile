@@ -44,11 +44,13 @@ test: test-deps
 	@$(MAKE) --no-print-directory build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j$(JOBS)
 
-# What the tests need besides the build: Debian packages, then the npm tools
-# pinned by tests/tools/package-lock.json (again only when the lock changed).
+# What the tests need besides the build: Debian packages, MirrorMaker 2's
+# jars (test_mirror), then the npm tools pinned by
+# tests/tools/package-lock.json (again only when the lock changed).
 test-deps:
 	@scripts/deps.sh --test
 	@scripts/kafka.sh libs >/dev/null
+	@scripts/kafka.sh mirror-libs >/dev/null
 	@if [ ! -f tests/tools/node_modules/.package-lock.json ] || \
 	    [ tests/tools/package-lock.json -nt tests/tools/node_modules/.package-lock.json ]; then \
 	  SCARF_ANALYTICS=false npm ci --prefix tests/tools --ignore-scripts --no-audit --no-fund --loglevel=error; fi

@@ -5,7 +5,13 @@
 #   scripts/kafka.sh libs
 #       Fetches the broker's jars (scripts/kafka/pom.xml) once into
 #       KAFKA_CACHE (default .cache/kafka-VERSION under the repository) and
-#       prints that folder. Later calls, and Maven itself (~/.m2), are offline.
+#       prints that folder. Later calls, and Maven itself (~/.m2), are offline
+#       (until the pom changes).
+#   scripts/kafka.sh mirror-libs
+#       The same for MirrorMaker 2 (scripts/kafka/mirror/pom.xml).
+#   scripts/kafka.sh mirror PROPERTIES [HEAP]
+#       Runs MirrorMaker 2 in dedicated mode with those settings, in the
+#       foreground (exec); its log on stderr (default heap 256m).
 #   scripts/kafka.sh run DIR [--port P] [--controller-port C] [--node-id N]
 #                            [--voters LIST] [--cluster-id ID] [--replication R]
 #                            [--min-isr M] [--heap SIZE] [--set KEY=VALUE]...
@@ -38,20 +44,37 @@ cache=${KAFKA_CACHE:-$root/.cache/kafka-$version}
 die() { echo "kafka: $*" >&2; exit 1; }
 
 # The broker's jars, fetched once; prints the folder.
-libs() {
-  local dir=$cache/libs
-  if [ ! -f "$dir/.complete" ]; then
+# Jars fetched once with Maven from a pom (the broker's, or MirrorMaker's)
+# into a folder of the cache; fetched again when the pom changed. Prints the
+# folder.
+fetch() {
+  local pom=$1 dir=$2 what=$3 stamp
+  stamp=$(sha256sum "$pom" | cut -d' ' -f1)
+  if [ "$(cat "$dir/.complete" 2>/dev/null)" != "$stamp" ]; then
     command -v java >/dev/null || die "java is not installed (make deps installs it; or use a Kafka of yours: BROKERS=host:port)"
     command -v mvn >/dev/null || die "mvn is not installed (make deps installs it; or use a Kafka of yours: BROKERS=host:port)"
-    echo "kafka: fetching Apache Kafka $version from Maven Central into $dir" >&2
+    echo "kafka: fetching $what $version from Maven Central into $dir" >&2
     rm -rf "$dir.tmp"
     mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir.tmp" >&2 ||
-      die "Maven could not fetch Apache Kafka $version (is Maven Central reachable?); or use a Kafka of yours: BROKERS=host:port"
+      die "Maven could not fetch $what $version (is Maven Central reachable?); or use a Kafka of yours: BROKERS=host:port"
     rm -rf "$dir"
     mv "$dir.tmp" "$dir"
-    touch "$dir/.complete"
+    echo "$stamp" > "$dir/.complete"
   fi
   echo "$dir"
+}
+
+libs() { fetch "$pom" "$cache/libs" "Apache Kafka"; }
+mirror_libs() { fetch "$here/kafka/mirror/pom.xml" "$cache/mirror-libs" "Kafka's MirrorMaker 2"; }
+
+# MirrorMaker 2 in dedicated mode, in the foreground (exec), with the
+# settings in PROPERTIES; its log on stderr.
+mirror() {
+  local props=${1:?mirror PROPERTIES} heap=${2:-256m} lib
+  lib=$(mirror_libs)
+  exec java "-Xmx$heap" -Xms32m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    "-Dlog4j.configuration=file:$here/kafka/mirror/log4j.properties" -cp "$lib/*" \
+    org.apache.kafka.connect.mirror.MirrorMaker "$props"
 }
 
 # A fresh cluster id: 16 random bytes, base64url without padding (Kafka's
@@ -219,6 +242,8 @@ wait_ready() {
 
 case "${1:-}" in
   libs) libs ;;
+  mirror-libs) mirror_libs ;;
+  mirror) shift; mirror "$@" ;;
   run) shift; run "$@" ;;
   properties) shift; configure "$@"; cat "$dir/server.properties" ;;
   wait) shift; wait_ready "$@" ;;
