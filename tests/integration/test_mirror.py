@@ -87,6 +87,14 @@ class Mirror(StackTest):
             except AssertionError:
                 print(mm2.tail(40))
                 raise
+            # The consumer that copies the records read only committed ones
+            # (from mm2.properties: MirrorMaker's own default is to read all).
+            with open(mm2.log_path) as f:
+                configs = f.read().split("ConsumerConfig values:")[1:]
+            copiers = [re.search(r"isolation\.level = (\S+)", c).group(1) for c in configs
+                       if re.search(r"client\.id = \S*replication-consumer", c)]
+            self.assertTrue(copiers, "no replication consumer in MirrorMaker's log")
+            self.assertEqual(set(copiers), {"read_committed"})
             print("mirrored: %d profiles, %d deleted" % (sum(v is not None for v in served.values()),
                                                           sum(v is None for v in served.values())))
         finally:
