@@ -85,7 +85,7 @@ chaos: deps
 chaos-control: deps
 	@$(MAKE) --no-print-directory build
 	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/chaos/chaos.py --rounds $(ROUNDS) --faults stall \
-	  --write-delay-ms 1500 --fault-fence-off --expect-anomalies $(CHAOS_ARGS)
+	  --write-delay-ms 1500 --fault-fence-off --expect version $(CHAOS_ARGS)
 
 # The soak (minutes): a steady mixed load for SOAK_SECONDS, then requests,
 # answers by status and every process's memory; flat memory passes.

@@ -6,31 +6,33 @@ promise is checked against what the clients were told and what the log holds.
 Faults: a random core node killed (SIGKILL) and started again; a random core
 node stopped (SIGSTOP) past its group session and resumed; the gateway killed
 and started again; the Kafka broker (a real one, of the run's own) killed
-(SIGKILL) and started again on its data; and once, the whole stack stopped
-and started, Kafka included.
+(SIGKILL) and started again on its data; once, the whole stack stopped and
+started, Kafka included. And, as root (tests/integration/netns.py: each core
+node in a network namespace of its own), partitions past the group session
+while the node keeps running: a node cut from Kafka only, the gateway still
+reaching it (cut-kafka); a node cut from everything (cut-all); a node's
+answers to the gateway dropped, one way (cut-gateway); every node cut from
+Kafka at once, for up to a session (cut-kafka-all); and every link to Kafka
+100-500 ms slower each way for about a session (slow-kafka; a delaying
+relay, tests/chaos/relay.py, in front of the broker).
 
-Each client owns its profiles (one writer per profile, so every profile has
-one history) and runs creates with an Idempotency-Key, updates and deletes
-with If-Match, reads and searches, recording what it sent and what it was
-told. The log is read as any consumer reads it (tests/tools/kafka_records, a
-plain read_committed consumer that knows nothing of this project).
-The checks:
-  lost     an acknowledged write is not the final state, unless a later write
-           of the same client had an unknown outcome (504, cut off);
-  version  two acknowledged writes of a profile share a version;
-  key      an Idempotency-Key made more than one profile (in the log);
-  revived  a write answered 503 (not executed) is found in the log or in a
-           state, or a 503 delete's profile is gone with no other delete;
-  stale    a read after an acknowledged write returned an older version;
-  log      the last record of a profile in the log is not its final state
-           (a stale owner's write committed after a newer one);
-  status   an answer outside what docs/reliability.md promises.
-Any finding fails the run and prints the profile's history.
+Each client is the only writer of its profiles (creates with an
+Idempotency-Key, updates and deletes with If-Match) and reads and searches
+every client's, deleted ones included, one read in five accepting a copy up
+to 2 s stale. Every operation is recorded with the caller's interval
+(invocation to completion). Once the load stopped and the service's
+answers settled, the nodes are stopped (nothing is written afterwards) and
+the topic is read as any consumer reads it (tests/tools/kafka_records, a
+plain read_committed consumer that knows nothing of this project). The
+history is then checked against the log as a linearizable register's would
+be (tests/chaos/checker.py: lost, revived, version, log, key, stale,
+future, body, status); any finding fails the run and prints the operations
+that show it.
 
     python3 tests/chaos/chaos.py [--rounds N] [--clients N] [--seed N]
         [--faults kill,stall,gateway,broker,stack] [--plan KIND,...]
         [--write-delay-ms MS]
-        [--fault-fence-off] [--expect-anomalies]
+        [--fault-fence-off] [--expect KIND[,KIND...]]
 """
 import argparse
 import http.client
@@ -46,10 +48,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from harness import SESSION_MS, Stack, wait_for  # noqa: E402
+import checker  # noqa: E402
+import netns  # noqa: E402
+from harness import SESSION_MS, Stack  # noqa: E402
 
 SESSION_S = SESSION_MS / 1000  # the group session the harness gives the cores
-WRITE_STATUSES = {200, 201, 204, 412, 503, 504}
 
 
 # ---- the log ----------------------------------------------------------------
@@ -86,40 +89,41 @@ def fields(b):
 
 
 def decode_event(value):
-    """(username, version, idempotency key) of a ProfileEvent record."""
+    """A ProfileEvent record as the checker reads it."""
     ev = fields(value)
     p = fields(ev.get(2, b""))
-    return p.get(2, b"").decode(), p.get(4, 0), ev.get(3, b"").decode()
+    return {"username": p.get(2, b"").decode(), "email": p.get(3, b"").decode(), "version": p.get(4, 0),
+            "key": ev.get(3, b"").decode()}
 
 
 def read_log(stack):
-    """Per uid, as a plain read_committed consumer of the topic sees it (a
-    write the service did not commit is not there): its records in log
-    order [(username, version, key) or None for a delete], and every
-    username a record carried."""
-    records, seen = {}, set()
+    """Per uid, its records in log order (None for a tombstone), as a plain
+    read_committed consumer of the topic sees them: a write the service did
+    not commit is not there."""
+    records = {}
     for part, offset, key, value in stack.records():
-        state = decode_event(value) if value is not None else None
-        records.setdefault(key, []).append(state)
-        if state:
-            seen.add(state[0])
-    return records, seen
+        records.setdefault(key, []).append(decode_event(value) if value is not None else None)
+    return records
 
 
 # ---- the clients ------------------------------------------------------------
 
 class Client(threading.Thread):
-    def __init__(self, cid, port, stop, rng):
+    """A client of its own profiles (the only writer of each) that also
+    reads and searches every client's, deleted ones included, recording
+    every operation with its interval for the checker."""
+
+    def __init__(self, cid, port, stop, rng, known):
         super().__init__(daemon=True)
         self.cid, self.port, self.stop_ev, self.rng = cid, port, stop, rng
-        self.profiles = {}  # uid -> {"believed": profile or None, "history": [...]}
-        self.keys = {}  # idempotency key -> uid
+        self.known = known  # uid -> email, of every client's acknowledged creates (shared)
+        self.mine = {}  # uid -> the profile as last read or written (None: deleted), or "dirty"
         self.seq = 0
-        self.ops = {}
-        self.findings = []
+        self.history = []
 
     def request(self, method, path, body=None, headers=None):
-        """(status, json) or (None, why) when no answer came."""
+        """(status, json, timed out): status 0 when refused (never sent),
+        None when no answer came."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
         try:
             h = {"Content-Type": "application/json"} if body is not None else {}
@@ -127,23 +131,26 @@ class Client(threading.Thread):
             conn.request(method, path, json.dumps(body) if body is not None else None, h)
             r = conn.getresponse()
             data = r.read()
-            return r.status, (json.loads(data) if data else None)
+            return r.status, (json.loads(data) if data else None), False
         except ConnectionRefusedError:
-            return 0, "refused"  # never sent
-        except (OSError, http.client.HTTPException) as e:
-            return None, str(e)  # sent, no answer: unknown
+            return 0, None, False
+        except TimeoutError:
+            return None, None, True
+        except (OSError, http.client.HTTPException):
+            return None, None, False  # cut off: unknown
         finally:
             conn.close()
 
-    def note(self, op, status):
-        self.ops.setdefault(op, {}).setdefault(status, 0)
-        self.ops[op][status] += 1
-
-    def finding(self, kind, uid, what):
-        self.findings.append((kind, uid, what))
+    def call(self, kind, method, path, body=None, headers=None, **op):
+        start = time.monotonic()
+        status, resp, timeout = self.request(method, path, body, headers)
+        op.update(kind=kind, client=self.cid, start=start, end=time.monotonic(), status=status, timeout=timeout,
+                  resp=resp if status in (200, 201) and isinstance(resp, dict) else None)
+        self.history.append(op)
+        return op
 
     def live(self):
-        return [u for u, p in self.profiles.items() if p["believed"] is not None and not p.get("dirty")]
+        return [u for u, p in self.mine.items() if isinstance(p, dict)]
 
     def run(self):
         while not self.stop_ev.is_set():
@@ -157,79 +164,55 @@ class Client(threading.Thread):
             elif r < 0.6:
                 self.delete(self.rng.choice(live))
             elif r < 0.85:
-                self.get(self.rng.choice(live))
+                self.get(self.pick(live))
             else:
-                self.search(self.rng.choice(live))
+                self.search(self.pick(live))
+
+    def pick(self, live):
+        """A profile to read: half the time one of this client's live ones,
+        else any client's, deleted ones included."""
+        if live and self.rng.random() < 0.5:
+            return self.rng.choice(live)
+        return self.rng.choice(list(self.known))
 
     def create(self):
         key = "c%d-%d" % (self.cid, self.seq)
         body = {"username": "n-%d-%d" % (self.cid, self.seq), "email": "c%d-%d@mail.com" % (self.cid, self.seq)}
         for _ in range(60):  # a keyed create is retried until it is answered
-            status, resp = self.request("POST", "/api/profile", body, {"Idempotency-Key": key})
-            self.note("create", status)
-            if status == 201:
-                uid = resp["uid"]
-                if key in self.keys and self.keys[key] != uid:
-                    self.finding("key", uid, "key %s answered %s, then %s" % (key, self.keys[key], uid))
-                self.keys[key] = uid
-                p = self.profiles.setdefault(uid, {"believed": resp, "history": []})
-                p["history"].append(("create", key, 201, resp["version"], resp["username"]))
-                p["acked"] = [(resp["version"], "create")]
+            o = self.call("create", "POST", "/api/profile", body, {"Idempotency-Key": key}, key=key,
+                          value=body["username"], email=body["email"])
+            if o["status"] == 201:
+                o["uid"] = o["resp"]["uid"]
+                self.mine[o["uid"]] = o["resp"]
+                self.known[o["uid"]] = body["email"]
                 return
-            if status not in (0, None, 503, 504):
-                self.finding("status", key, "create answered %s %s" % (status, resp))
-                return
-            if self.stop_ev.is_set():
-                self.keys.setdefault(key, None)
+            if o["status"] not in (0, None, 503, 504) or self.stop_ev.is_set():
                 return
             time.sleep(0.25)
-        self.keys.setdefault(key, None)
 
     def refresh(self, uid):
-        """After an unknown outcome: learn the state before going on."""
-        p = self.profiles[uid]
+        """After an unknown outcome or a refusal: learn the state (by reads
+        the checker judges like any other) before writing again."""
         for _ in range(120):
-            status, resp = self.request("GET", "/api/profile/" + uid)
-            if status == 200:
-                p["believed"], p["dirty"] = resp, False
-                return
-            if status == 404:
-                p["believed"], p["dirty"] = None, False
+            o = self.call("get", "GET", "/api/profile/" + uid, uid=uid)
+            if o["status"] in (200, 404):
+                self.mine[uid] = o["resp"]
                 return
             if self.stop_ev.is_set():
                 break
             time.sleep(0.25)
-        p["dirty"] = True  # not known yet: left alone
+        self.mine[uid] = "dirty"  # not known yet: left alone
 
-    def write(self, op, uid, method, body):
-        p = self.profiles[uid]
-        version = p["believed"]["version"]
-        status, resp = self.request(method, "/api/profile/" + uid, body, {"If-Match": '"%d"' % version})
-        self.note(op, status)
-        value = body["username"] if body else None
-        if status in (200, 204):
-            got = resp["version"] if status == 200 else version + 1
-            p["history"].append((op, value, status, got, value))
-            p["acked"] = p.get("acked", []) + [(got, op)]
-            p["believed"] = resp if status == 200 else None
-            # Writes to a uid run one at a time: whatever was unknown
-            # before this one has landed or never will.
-            p["uncertain"] = False
-        elif status == 503 or status == 0:
-            p["history"].append((op, value, 503, None, value))
-            p.setdefault("not_run", []).append(value or "delete@%d" % version)
-        elif status == 412 or (status == 404 and p.get("uncertain")):
-            p["history"].append((op, value, status, None, value))
+    def write(self, kind, uid, method, body):
+        version = self.mine[uid]["version"]
+        o = self.call(kind, method, "/api/profile/" + uid, body, {"If-Match": '"%d"' % version}, uid=uid,
+                      match=version, value=body["username"] if body else None)
+        if o["status"] == 200:
+            self.mine[uid] = o["resp"]
+        elif o["status"] == 204:
+            self.mine[uid] = None
+        elif o["status"] in (412, 404, 504, None):
             self.refresh(uid)
-        elif status in (504, None):
-            # Outcome unknown: it may land later, even after a read that does
-            # not show it. Reads are not held to it until a write settles it.
-            p["history"].append((op, value, "unknown", None, value))
-            p["uncertain"] = True
-            self.refresh(uid)
-        else:
-            p["history"].append((op, value, status, None, value))
-            self.finding("lost" if status == 404 else "status", uid, "%s answered %s %s" % (op, status, resp))
 
     def update(self, uid):
         self.write("update", uid, "PUT", {"username": "u-%d-%d" % (self.cid, self.seq)})
@@ -238,26 +221,13 @@ class Client(threading.Thread):
         self.write("delete", uid, "DELETE", None)
 
     def get(self, uid):
-        p = self.profiles[uid]
-        status, resp = self.request("GET", "/api/profile/" + uid)
-        self.note("get", status)
-        if p.get("uncertain"):
-            if status not in (0, None, 200, 404, 503):
-                self.finding("status", uid, "get answered %s %s" % (status, resp))
-        elif status == 200 and p["believed"] and resp["version"] < p["believed"]["version"]:
-            self.finding("stale", uid, "read version %d after version %d was acknowledged" %
-                         (resp["version"], p["believed"]["version"]))
-        elif status == 404 and p["believed"] is not None and not p.get("dirty"):
-            self.finding("lost", uid, "read 404 of a profile acknowledged as version %d" % p["believed"]["version"])
-        elif status not in (0, None, 200, 404, 503):
-            self.finding("status", uid, "get answered %s %s" % (status, resp))
+        # One read in five accepts a copy up to 2 s stale.
+        stale = 2 if self.rng.random() < 0.2 else None
+        self.call("get", "GET", "/api/profile/" + uid, headers={"Cache-Control": "max-stale=2"} if stale else {},
+                  uid=uid, stale=stale)
 
     def search(self, uid):
-        email = self.profiles[uid]["believed"]["email"]
-        status, resp = self.request("GET", "/api/search?email=" + email)
-        self.note("search", status)
-        if status not in (0, None, 200, 404, 503):
-            self.finding("status", uid, "search answered %s %s" % (status, resp))
+        self.call("search", "GET", "/api/search?email=" + self.known[uid], uid=uid, email=self.known[uid])
 
 
 # ---- faults -----------------------------------------------------------------
@@ -276,6 +246,32 @@ def fault(stack, kind, rng, log):
         time.sleep(pause)
         stack.cores[i].p.send_signal(signal.SIGCONT)
         log("stopped node%d (SIGSTOP) for %.1f s, past its session" % (i, pause))
+    elif kind in ("cut-kafka", "cut-all", "cut-gateway"):
+        # A partition past the group session: the node keeps running (and,
+        # but for cut-all, keeps being asked) while Kafka gives its
+        # partitions to the others.
+        i = rng.choice(sorted(stack.cores))
+        what = kind.split("-", 1)[1]
+        pause = SESSION_S + 2 + rng.random() * 2
+        stack.net.cut(i, what)
+        time.sleep(pause)
+        stack.net.heal(i)
+        log("cut node%d %s for %.1f s, then healed" % (i, CUTS[what], pause))
+    elif kind == "cut-kafka-all":
+        pause = 2 + rng.random() * SESSION_S
+        for i in sorted(stack.cores):
+            stack.net.cut(i, "kafka")
+        time.sleep(pause)
+        for i in sorted(stack.cores):
+            stack.net.heal(i)
+        log("cut every node from Kafka for %.1f s, then healed" % pause)
+    elif kind == "slow-kafka":
+        ms = 100 + rng.random() * 400
+        pause = SESSION_S + rng.random() * 2
+        stack.slow_kafka(ms)
+        time.sleep(pause)
+        stack.slow_kafka(0)
+        log("every link to Kafka %.0f ms slower each way for %.1f s" % (ms, pause))
     elif kind == "broker":
         stack.broker.stop(signal.SIGKILL)
         time.sleep(1 + rng.random() * 2)
@@ -297,6 +293,13 @@ def fault(stack, kind, rng, log):
     stack.wait_ready(120)
 
 
+CUTS = {"kafka": "from Kafka (the gateway still reaching it)", "all": "from everything",
+        "gateway": "from the gateway (its answers dropped, one way)"}
+KINDS = ("kill", "stall", "gateway", "broker", "stack", "cut-kafka", "cut-all", "cut-gateway", "cut-kafka-all",
+         "slow-kafka")
+NET_KINDS = KINDS[5:]  # in network namespaces: root only
+
+
 def schedule(rounds, rng, kinds):
     plan = [rng.choice(kinds) for _ in range(rounds)]
     if "stack" in kinds:
@@ -307,77 +310,45 @@ def schedule(rounds, rng, kinds):
 
 # ---- the checks ---------------------------------------------------------------
 
-def verify(stack, clients, log):
-    findings = []
-    for c in clients:
-        findings += c.findings
-    logged, seen = read_log(stack)
-    # Final states, as the service answers them now.
+def final_states(clients):
+    """The service's answer for every profile a client made, once the load
+    stopped (a read that is not 200 or 404 is retried); each read is in the
+    client's history, checked like any other."""
     final = {}
     for c in clients:
-        for uid in c.profiles:
-            status, resp = c.request("GET", "/api/profile/" + uid)
-            final[uid] = resp if status == 200 else None
-            if status not in (200, 404):
-                findings.append(("status", uid, "final read answered %s" % status))
-    acked_writes = 0
-    for c in clients:
-        for uid, p in c.profiles.items():
-            h = p["history"]
-            acked = [i for i, e in enumerate(h) if e[2] in (200, 201, 204)]
-            acked_writes += len(acked)
-            last_ack = acked[-1] if acked else None
-            allowed = []  # states the final one may be
-            if last_ack is not None:
-                e = h[last_ack]
-                allowed.append(None if e[0] == "delete" else e[4])
-            for e in h[(last_ack or 0) + 1:]:
-                if e[2] == "unknown":
-                    allowed.append(None if e[0] == "delete" else e[1])
-            f = final.get(uid)
-            got = None if f is None else f["username"]
-            if got not in allowed:
-                findings.append(("lost", uid, "final state %r, expected one of %r" % (got, allowed)))
-            versions = [v for v, _ in p.get("acked", [])]
-            if len(versions) != len(set(versions)):
-                findings.append(("version", uid, "acknowledged versions %r" % versions))
-            for value in p.get("not_run", []):
-                if value in seen or (f is not None and f["username"] == value):
-                    findings.append(("revived", uid, "a write answered 503 (%s) is in the log" % value))
-            # The log's last record is the final state.
-            if uid not in logged or (None if logged[uid][-1] is None else logged[uid][-1][0]) != got:
-                findings.append(("log", uid, "last record %r, final state %r" % (
-                    logged[uid][-1] if uid in logged else "none", got)))
-    keys = {}
-    for uid, records in logged.items():
-        for r in records:
-            if r and r[2]:
-                keys.setdefault(r[2], set()).add(uid)
-    for key, uids in keys.items():
-        if len(uids) > 1:
-            findings.append(("key", sorted(uids)[0], "key %s made %d profiles: %s" % (key, len(uids), sorted(uids))))
-    return findings, acked_writes, len(keys)
+        for uid in c.mine:
+            for _ in range(120):
+                o = c.call("get", "GET", "/api/profile/" + uid, uid=uid)
+                if o["status"] in (200, 404):
+                    final[uid] = o["resp"]
+                    break
+                time.sleep(0.25)
+    return final
+
+
+def settled(final, logged):
+    last = {uid: records[-1] for uid, records in logged.items()}
+    return all((final[u] and (final[u]["version"], final[u]["username"])) ==
+               (last.get(u) and (last[u]["version"], last[u]["username"])) for u in final)
 
 
 def run(args):
     rng = random.Random(args.seed)
     t0 = time.monotonic()
-    lines = []
 
     def log(msg):
-        line = "[%6.1f s] %s" % (time.monotonic() - t0, msg)
-        lines.append(line)
-        print(line, flush=True)
+        print("[%6.1f s] %s" % (time.monotonic() - t0, msg), flush=True)
 
-    stack = Stack(nodes=3, partitions=args.partitions, broker="own")
+    net = any(k in NET_KINDS for k in (args.plan or args.faults).split(","))
+    stack = Stack(nodes=3, partitions=args.partitions, broker="own", net=net)
     for i in (1, 2, 3):
         stack.core_args[i] = ["--fault-write-delay-ms", str(args.write_delay_ms),
                               "--fault-fence", "off" if args.fault_fence_off else "on"]
-    stack.start()
-    stop = threading.Event()
-    clients = [Client(c, stack.port, stop, random.Random(rng.random())) for c in range(args.clients)]
+    stop, known = threading.Event(), {}
     plan = args.plan.split(",") if args.plan else schedule(args.rounds, rng, args.faults.split(","))
     try:
+        stack.start()
+        clients = [Client(c, stack.port, stop, random.Random(rng.random()), known) for c in range(args.clients)]
         stack.wait_ready(60)
         for c in clients:
             c.start()
@@ -391,38 +362,44 @@ def run(args):
         for c in clients:
             c.join(120)
         stack.wait_ready(120)
-        for c in clients:  # what an unknown outcome left unread
-            for uid, p in c.profiles.items():
-                if p.get("dirty"):
-                    c.refresh(uid)
-        # Writes still finishing land within seconds: let the log settle.
+        # Writes of unknown outcome land within seconds: wait until the
+        # service's answers and the log agree (30 s at most), then stop the
+        # nodes, so that nothing is written after the log is read.
         deadline = time.monotonic() + 30
         while True:
-            findings, acked, keys = verify(stack, clients, log)
-            if not [f for f in findings if f[0] == "log"] or time.monotonic() > deadline:
+            final = final_states(clients)
+            if settled(final, read_log(stack)) or time.monotonic() > deadline:
                 break
             time.sleep(1)
-        ops = {}
-        for c in clients:
-            for op, statuses in c.ops.items():
-                for st, k in statuses.items():
-                    ops.setdefault(op, {}).setdefault(st, 0)
-                    ops[op][st] += k
+        stack.stop_service()
+        logged = read_log(stack)
+        ops = [o for c in clients for o in c.history]
+        findings = checker.check(ops, logged, final)
+
+        tally = {}
+        for o in ops:
+            st = "none" if o["status"] is None else "refused" if o["status"] == 0 else o["status"]
+            tally.setdefault(o["kind"], {}).setdefault(st, 0)
+            tally[o["kind"]][st] += 1
         log("faults: %d rounds (%s)" % (len(plan), ", ".join("%d %s" % (v, k) for k, v in sorted(counts.items()))))
-        for op in sorted(ops):
-            log("  %-7s %6d  %s" % (op, sum(ops[op].values()),
-                                    " ".join("%s:%d" % ("none" if k is None else "refused" if k == 0 else k, v)
-                                             for k, v in sorted(ops[op].items(), key=lambda x: str(x[0])))))
-        profiles = sum(len(c.profiles) for c in clients)
-        log("checked: %d profiles, %d acknowledged writes, %d idempotency keys" % (profiles, acked, keys))
-        kinds_found = {}
-        for kind, _, _ in findings:
-            kinds_found[kind] = kinds_found.get(kind, 0) + 1
-        log("anomalies: %d %s" % (len(findings), kinds_found or ""))
-        for kind, uid, what in findings[:20]:
-            hist = next((c.profiles[uid]["history"] for c in clients if uid in c.profiles), [])
-            print("  %s %s: %s\n    history: %s" % (kind, uid, what, hist), flush=True)
-        return findings
+        for kind in sorted(tally):
+            log("  %-7s %6d  %s" % (kind, sum(tally[kind].values()),
+                                    " ".join("%s:%d" % kv for kv in sorted(tally[kind].items(), key=str))))
+        acked = sum(o["status"] in (200, 201, 204) for o in ops if o["kind"] in ("create", "update", "delete"))
+        keys = len({o["key"] for o in ops if o["kind"] == "create"})
+        cross = sum(1 for c in clients for o in c.history
+                    if o["kind"] in ("get", "search") and o.get("uid") not in c.mine)
+        log("checked: %d profiles, %d acknowledged writes, %d idempotency keys, %d operations "
+            "(%d reads of other clients' profiles)" % (len(final), acked, keys, len(ops), cross))
+        found = {}
+        for kind, _, _, _ in findings:
+            found[kind] = found.get(kind, 0) + 1
+        log("anomalies: %d %s" % (len(findings), found or ""))
+        for kind, uid, what, shown in findings[:20]:
+            print("  %s %s: %s" % (kind, uid, what), flush=True)
+            for line in shown[:6]:
+                print("      " + line, flush=True)
+        return found
     finally:
         stop.set()
         stack.destroy()
@@ -435,8 +412,9 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--between", type=float, default=3.0, help="seconds of load between faults (about)")
-    ap.add_argument("--faults", default="kill,stall,gateway,broker,stack",
-                    help="the kinds of fault to draw from (a whole-stack restart happens once, midway)")
+    ap.add_argument("--faults", default=",".join(KINDS if netns.available() else KINDS[:5]),
+                    help="the kinds of fault to draw from (a whole-stack restart happens once, midway); "
+                         "default: all of %s (%s as root only)" % (", ".join(KINDS), ", ".join(NET_KINDS)))
     ap.add_argument("--plan", help="a fixed sequence of fault kinds (comma-separated) instead of --rounds drawn "
                     "at random from --faults")
     ap.add_argument("--write-delay-ms", type=int, default=0,
@@ -445,20 +423,28 @@ def main():
     ap.add_argument("--fault-fence-off", action="store_true",
                     help="run the nodes without fencing: with stalls and a write delay the checks must find "
                          "the stale writes this allows")
-    ap.add_argument("--expect-anomalies", action="store_true", help="exit 0 only if an anomaly was found")
+    ap.add_argument("--expect", metavar="KIND[,KIND...]",
+                    help="exit 0 only if anomalies of each of these kinds were found (%s)" % ", ".join(checker.KINDS))
     args = ap.parse_args()
-    kinds = {"kill", "stall", "gateway", "broker", "stack"}
     for k in (args.plan or args.faults).split(","):
-        if k not in kinds:
-            ap.error("unknown fault kind %r (kinds: %s)" % (k, ", ".join(sorted(kinds))))
+        if k not in KINDS:
+            ap.error("unknown fault kind %r (kinds: %s)" % (k, ", ".join(KINDS)))
+        if k in NET_KINDS and not netns.available():
+            ap.error("fault %s acts on the network between network namespaces: it needs root and iproute2" % k)
     print("chaos: seed %d, %s, %d clients, write delay %d ms, fence %s" %
           (args.seed, "plan " + args.plan if args.plan else "%d rounds of %s" % (args.rounds, args.faults),
            args.clients, args.write_delay_ms,
            "off" if args.fault_fence_off else "on"), flush=True)
-    findings = run(args)
-    if args.expect_anomalies:
-        sys.exit(0 if findings else 1)
-    sys.exit(1 if findings else 0)
+    expect = set(args.expect.split(",")) if args.expect else set()
+    if expect - set(checker.KINDS):
+        ap.error("unknown anomaly kind in --expect (kinds: %s)" % ", ".join(checker.KINDS))
+    found = run(args)
+    if expect:
+        missing = expect - set(found)
+        print("expected %s: %s" % (", ".join(sorted(expect)), "missing " + ", ".join(sorted(missing))
+                                   if missing else "found"), flush=True)
+        sys.exit(1 if missing else 0)
+    sys.exit(1 if found else 0)
 
 
 if __name__ == "__main__":

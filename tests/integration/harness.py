@@ -33,6 +33,8 @@ import time
 import unittest
 import uuid
 
+import netns
+
 BUILD = os.environ.get("PROFILE_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -234,10 +236,11 @@ class KafkaBroker:
         self.extra = list(extra)
         self.proc = None
         self.ready_ms = None
+        self.host = "127.0.0.1"  # the address it advertises
 
     @property
     def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def start(self, wait=True):
         argv = [KAFKA_SCRIPT, "run", self.dir, "--port", str(self.port), "--controller-port", str(self.cport),
@@ -359,8 +362,14 @@ class Stack:
     fault controls only). On a shared broker the stack's topics and group
     carry a name of its own; on a broker of its own they are the defaults."""
 
-    def __init__(self, nodes=1, partitions=12, data=None, tls=False, broker="shared", kafka_nodes=1):
+    def __init__(self, nodes=1, partitions=12, data=None, tls=False, broker="shared", kafka_nodes=1, net=False):
         self.data = data or tempfile.mkdtemp(prefix="profile-it-")
+        # net: every core node in a network namespace of its own, Kafka on
+        # an address of its own (tests/integration/netns.py), so that a test
+        # can cut the network between them; root only, a broker of its own.
+        assert not net or broker == "own", "network cuts need a broker of the stack's own"
+        self.net = netns.Net() if net else None
+        self.relay = None  # the delaying relay in front of Kafka, on a net stack
         # tls: every hop over TLS, with certificates (scripts/tls-certs.sh)
         # in DATA/tls: the cores serve tls+tcp://, the gateway HTTPS.
         self.tls = os.path.join(self.data, "tls") if tls else None
@@ -411,10 +420,25 @@ class Stack:
             return self._start_cluster()
         if self.kafka is None:
             self.kafka = KafkaBroker(os.path.join(self.data, "kafka"), self.data)
+            if self.net:
+                # Every client, the broker's own included, reaches it at the
+                # net's Kafka address through a delaying relay
+                # (tests/chaos/relay.py; no delay until slow_kafka).
+                self.relay_at = "%s:%d" % (self.net.kafka, free_port())
+                self.kafka.extra += ["advertised.listeners=PLAINTEXT://" + self.relay_at]
+        if self.net and not (self.relay and self.relay.alive()):
+            self.relay = Proc("relay", [sys.executable, os.path.join(SOURCE, "tests", "chaos", "relay.py"),
+                                        self.relay_at, "127.0.0.1:%d" % self.kafka.port,
+                                        os.path.join(self.data, "kafka-delay-ms")], self.data)
         self.kafka.start()
         self.broker = self.kafka.proc
-        self.bootstrap = self.kafka.bootstrap
+        self.bootstrap = self.relay_at if self.net else self.kafka.bootstrap
         return self.bootstrap
+
+    def slow_kafka(self, ms):
+        """Every byte to and from Kafka late by ms (net stacks only)."""
+        with open(os.path.join(self.data, "kafka-delay-ms"), "w") as f:
+            f.write("%d\n" % ms)
 
     def _start_cluster(self):
         if not self.kafkas:
@@ -469,17 +493,19 @@ class Stack:
 
     def start_core(self, i=1, data_name=None, extra=()):
         if i not in self.core_addr:
-            self.core_addr[i] = "%s://127.0.0.1:%d" % ("tls+tcp" if self.tls else "tcp", free_port())
+            self.core_addr[i] = "%s://%s:%d" % ("tls+tcp" if self.tls else "tcp",
+                                                self.net.addr(i) if self.net else "127.0.0.1", free_port())
         name = data_name or "core%d" % i
         if self.tls:
             extra = self.tls_args("node%d" % i) + list(extra)
-        self.cores[i] = Proc(name, [os.path.join(BUILD, "profiled"),
+        self.cores[i] = Proc(name, (self.net.prefix(i) if self.net else []) + [os.path.join(BUILD, "profiled"),
                                     "--listen", self.core_addr[i],
                                     "--data", os.path.join(self.data, name),
                                     "--node-id", "node%d" % i,
                                     "--partitions", str(self.partitions),
                                     "--state", self.state]
-                             + self.kafka_args() + list(self.core_args.get(i, ())) + list(extra), self.data)
+                             + self.kafka_args() + list(self.core_args.get(i, ())) + list(extra)
+                             + (["--allow-plaintext"] if self.net else []), self.data)
         return self.cores[i]
 
     def start_gateway(self):
@@ -533,6 +559,8 @@ class Stack:
         out = [(k.name, k.proc) for k in self.kafkas if k.proc]
         if self.broker:
             out.append((self.broker.name, self.broker))
+        if self.relay:
+            out.append(("relay", self.relay))
         out += [("core%d" % i, p) for i, p in sorted(self.cores.items())]
         if self.gateway:
             out.append(("gateway", self.gateway))
@@ -591,13 +619,15 @@ class Stack:
         try:
             gateways = [(n, p) for n, p in self.procs() if n.startswith("gateway")]
             cores = [(n, p) for n, p in self.procs() if n.startswith("core")]
-            broker = [(n, p) for n, p in self.procs() if p is self.broker or n.startswith("kafka")]
+            broker = [(n, p) for n, p in self.procs() if p is self.broker or n.startswith("kafka") or n == "relay"]
             for group in (gateways, cores, broker):
                 problems += terminate(group, bound)
             problems += ["sanitizer: " + r for r in self.sanitizer_reports()]
             if problems:
                 raise AssertionError("teardown:\n" + "\n".join(problems))
         finally:
+            if self.net:
+                self.net.close()
             if self.own_data:
                 shutil.rmtree(self.data, ignore_errors=True)
 
