@@ -19,7 +19,7 @@ TOKENS     ?=
 CMAKE_ARGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps test-deps configure build run test bench bench-ab fuzz chaos chaos-control soak clean
+.PHONY: all deps test-deps configure build run test bench bench-ab fuzz chaos chaos-control chaos-control-partition soak clean
 
 all: build
 
@@ -86,6 +86,14 @@ chaos-control: deps
 	@$(MAKE) --no-print-directory build
 	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/chaos/chaos.py --rounds $(ROUNDS) --faults stall \
 	  --write-delay-ms 1500 --fault-fence-off --expect version $(CHAOS_ARGS)
+
+# The partitions' control (root): nodes cut from Kafka while they answer
+# reads of the partitions they lost (--lost-read-ms); it succeeds only if
+# the checks find the stale reads this allows.
+chaos-control-partition: deps
+	@$(MAKE) --no-print-directory build
+	@PROFILE_BUILD=$(abspath $(BUILD)) python3 tests/chaos/chaos.py --plan cut-kafka,cut-kafka,cut-kafka \
+	  --lost-read-ms 20000 --expect stale $(CHAOS_ARGS)
 
 # The soak (minutes): a steady mixed load for SOAK_SECONDS, then requests,
 # answers by status and every process's memory; flat memory passes.

@@ -32,7 +32,7 @@ that show it.
     python3 tests/chaos/chaos.py [--rounds N] [--clients N] [--seed N]
         [--faults kill,stall,gateway,broker,stack] [--plan KIND,...]
         [--write-delay-ms MS]
-        [--fault-fence-off] [--expect KIND[,KIND...]]
+        [--fault-fence-off] [--lost-read-ms MS] [--expect KIND[,KIND...]]
 """
 import argparse
 import http.client
@@ -343,7 +343,8 @@ def run(args):
     stack = Stack(nodes=3, partitions=args.partitions, broker="own", net=net)
     for i in (1, 2, 3):
         stack.core_args[i] = ["--fault-write-delay-ms", str(args.write_delay_ms),
-                              "--fault-fence", "off" if args.fault_fence_off else "on"]
+                              "--fault-fence", "off" if args.fault_fence_off else "on",
+                              "--lost-read-ms", str(args.lost_read_ms)]
     stop, known = threading.Event(), {}
     plan = args.plan.split(",") if args.plan else schedule(args.rounds, rng, args.faults.split(","))
     try:
@@ -423,6 +424,10 @@ def main():
     ap.add_argument("--fault-fence-off", action="store_true",
                     help="run the nodes without fencing: with stalls and a write delay the checks must find "
                          "the stale writes this allows")
+    ap.add_argument("--lost-read-ms", type=int, default=0,
+                    help="the nodes' --lost-read-ms: a node cut from Kafka answers reads from the stores it lost "
+                         "this long, which the checks must find stale once another node wrote (a control for "
+                         "the partitions)")
     ap.add_argument("--expect", metavar="KIND[,KIND...]",
                     help="exit 0 only if anomalies of each of these kinds were found (%s)" % ", ".join(checker.KINDS))
     args = ap.parse_args()

@@ -155,7 +155,10 @@ class Checker(unittest.TestCase):
 
     def test_unanswered_and_undocumented_answers(self):
         ops = [create(0, 1), dict(get(2, 17, None), timeout=True), get(18, 19, 500)]
-        self.assertEqual(kinds(check(ops, {U: [rec(1, "n1")]}, {U: prof(1, "n1")})), ["status"])
+        f = check(ops, {U: [rec(1, "n1")]}, {U: prof(1, "n1")})
+        self.assertEqual([(k, what) for k, _, what, _ in f],
+                         [("status", "no answer within the client's timeout"),
+                          ("status", "an answer outside the documented ones")])
 
 
 if __name__ == "__main__":
