@@ -3,7 +3,8 @@
 # Uses sudo when not root. Safe to run again: it does nothing when all are there.
 # A Java runtime and Maven run the local Apache Kafka (scripts/kafka.sh); a
 # machine that has them already (another JDK) keeps its own.
-# --test: also what the tests use (a browser, promtool, nngcat, kcat, Node.js
+# --test: also what the tests use (a browser, promtool, nngcat, kcat, iproute2
+# for the chaos verifier's network partitions, Node.js
 # and npm for the tools in tests/tools, which `make test` then installs with
 # npm ci).
 set -euo pipefail
@@ -18,7 +19,7 @@ packages=(
 command -v java >/dev/null || packages+=(default-jre-headless)
 command -v mvn >/dev/null || packages+=(maven)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium prometheus nng-utils kcat mandoc docker-compose)
+  packages+=(chromium prometheus nng-utils kcat mandoc docker-compose iproute2)
   # Node.js 20 where the machine has it; Debian's own otherwise.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi

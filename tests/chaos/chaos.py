@@ -18,8 +18,9 @@ relay, tests/chaos/relay.py, in front of the broker).
 
 Each client is the only writer of its profiles (creates with an
 Idempotency-Key, updates and deletes with If-Match) and reads and searches
-every client's, deleted ones included, one read in five accepting a copy up
-to 2 s stale. Every operation is recorded with the caller's interval
+every client's, deleted ones included (one get in five accepting a copy up
+to 2 s stale, one in five of its own profiles any copy that applied its
+last write there, by that write's position). Every operation is recorded with the caller's interval
 (invocation to completion). Once the load stopped and the service's
 answers settled, the nodes are stopped (nothing is written afterwards) and
 the topic is read as any consumer reads it (tests/tools/kafka_records, a
@@ -118,12 +119,13 @@ class Client(threading.Thread):
         self.cid, self.port, self.stop_ev, self.rng = cid, port, stop, rng
         self.known = known  # uid -> email, of every client's acknowledged creates (shared)
         self.mine = {}  # uid -> the profile as last read or written (None: deleted), or "dirty"
+        self.wrote = {}  # uid -> (X-Profile-Position, the state it made) of the last acknowledged write
         self.seq = 0
         self.history = []
 
     def request(self, method, path, body=None, headers=None):
-        """(status, json, timed out): status 0 when refused (never sent),
-        None when no answer came."""
+        """(status, json, timed out, X-Profile-Position): status 0 when
+        refused (never sent), None when no answer came."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
         try:
             h = {"Content-Type": "application/json"} if body is not None else {}
@@ -131,21 +133,21 @@ class Client(threading.Thread):
             conn.request(method, path, json.dumps(body) if body is not None else None, h)
             r = conn.getresponse()
             data = r.read()
-            return r.status, (json.loads(data) if data else None), False
+            return r.status, (json.loads(data) if data else None), False, r.getheader("X-Profile-Position")
         except ConnectionRefusedError:
-            return 0, None, False
+            return 0, None, False, None
         except TimeoutError:
-            return None, None, True
+            return None, None, True, None
         except (OSError, http.client.HTTPException):
-            return None, None, False  # cut off: unknown
+            return None, None, False, None  # cut off: unknown
         finally:
             conn.close()
 
     def call(self, kind, method, path, body=None, headers=None, **op):
         start = time.monotonic()
-        status, resp, timeout = self.request(method, path, body, headers)
+        status, resp, timeout, position = self.request(method, path, body, headers)
         op.update(kind=kind, client=self.cid, start=start, end=time.monotonic(), status=status, timeout=timeout,
-                  resp=resp if status in (200, 201) and isinstance(resp, dict) else None)
+                  resp=resp if status in (200, 201) and isinstance(resp, dict) else None, position=position)
         self.history.append(op)
         return op
 
@@ -184,6 +186,7 @@ class Client(threading.Thread):
             if o["status"] == 201:
                 o["uid"] = o["resp"]["uid"]
                 self.mine[o["uid"]] = o["resp"]
+                self.wrote[o["uid"]] = (o["position"], {"version": 1})
                 self.known[o["uid"]] = body["email"]
                 return
             if o["status"] not in (0, None, 503, 504) or self.stop_ev.is_set():
@@ -209,8 +212,10 @@ class Client(threading.Thread):
                       match=version, value=body["username"] if body else None)
         if o["status"] == 200:
             self.mine[uid] = o["resp"]
+            self.wrote[uid] = (o["position"], {"version": o["resp"]["version"]})
         elif o["status"] == 204:
             self.mine[uid] = None
+            self.wrote[uid] = (o["position"], {"deleted": True})
         elif o["status"] in (412, 404, 504, None):
             self.refresh(uid)
 
@@ -221,10 +226,19 @@ class Client(threading.Thread):
         self.write("delete", uid, "DELETE", None)
 
     def get(self, uid):
-        # One read in five accepts a copy up to 2 s stale.
-        stale = 2 if self.rng.random() < 0.2 else None
-        self.call("get", "GET", "/api/profile/" + uid, headers={"Cache-Control": "max-stale=2"} if stale else {},
-                  uid=uid, stale=stale)
+        r = self.rng.random()
+        if r < 0.2 and self.wrote.get(uid, (None,))[0]:
+            # Any copy up to a minute stale, if it has applied this client's
+            # last write of the profile (its position).
+            position, after = self.wrote[uid]
+            self.call("get", "GET", "/api/profile/" + uid, headers={
+                "Cache-Control": "max-stale=60", "X-Profile-Min-Position": position}, uid=uid, stale=60,
+                after=after)
+        elif r < 0.4:  # a copy up to 2 s stale
+            self.call("get", "GET", "/api/profile/" + uid, headers={"Cache-Control": "max-stale=2"}, uid=uid,
+                      stale=2)
+        else:
+            self.call("get", "GET", "/api/profile/" + uid, uid=uid)
 
     def search(self, uid):
         self.call("search", "GET", "/api/search?email=" + self.known[uid], uid=uid, email=self.known[uid])
@@ -390,8 +404,10 @@ def run(args):
         keys = len({o["key"] for o in ops if o["kind"] == "create"})
         cross = sum(1 for c in clients for o in c.history
                     if o["kind"] in ("get", "search") and o.get("uid") not in c.mine)
+        positioned = sum(1 for o in ops if o.get("after"))
         log("checked: %d profiles, %d acknowledged writes, %d idempotency keys, %d operations "
-            "(%d reads of other clients' profiles)" % (len(final), acked, keys, len(ops), cross))
+            "(%d reads of other clients' profiles, %d carrying a write's position)" %
+            (len(final), acked, keys, len(ops), cross, positioned))
         found = {}
         for kind, _, _, _ in findings:
             found[kind] = found.get(kind, 0) + 1

@@ -19,7 +19,8 @@ register, and the history is checked as a linearizable register's would be:
   key      an Idempotency-Key made more than one profile;
   stale    a read returned a state that a newer write, acknowledged before
            the read began, had replaced (for a read that allowed staleness,
-           before its bound);
+           before its bound), or, for a read that carried a write's
+           position, a state before that write's;
   future   a read returned a state whose write had not begun when it ended;
   body     a read returned a committed version with other contents;
   status   an answer the service does not promise: outside the documented
@@ -32,8 +33,9 @@ of the caller), status (an HTTP status; 0: refused, never sent; None: no
 answer), timeout (no answer because the client gave up), value (the
 username a create or update wrote), email, key (a create's Idempotency-Key),
 match (the version an update or delete sent in If-Match), stale (the
-max-stale seconds a read allowed, or None) and resp (the profile answered,
-or None). A record of the log is a dict (username, email, version, key) or
+max-stale seconds a read allowed, or None), after (for a read that sent a
+write's position: {"version": V} or {"deleted": True}, the state that
+write made) and resp (the profile answered, or None). A record of the log is a dict (username, email, version, key) or
 None for a tombstone.
 """
 
@@ -207,6 +209,11 @@ def check(ops, log, final):
             if o["status"] not in (200, 404):
                 continue
             ok = prof.admissible(o["start"], o["end"], o.get("stale") or 0.0)
+            if o.get("after"):  # it carried a write's position: that state or a later one
+                floor = [i for i in range(1, len(records) + 1)
+                         if (records[i - 1] is None) == bool(o["after"].get("deleted")) and
+                         (records[i - 1] is None or records[i - 1]["version"] == o["after"]["version"])]
+                ok = [i for i in ok if floor and i >= floor[0]]
             resp = o["resp"] if o["status"] == 200 else None
             if resp is None:
                 got = [i for i in range(len(records) + 1) if prof.state(i) is None]
@@ -223,7 +230,7 @@ def check(ops, log, final):
                         r["version"], {k: resp.get(k) for k in ("uid", "username", "email")}, r), o)
             if any(i in ok for i in got):
                 continue
-            if got and min(got) > max(ok):
+            if got and ok and min(got) > max(ok):
                 find("future", uid, "a read returned a state whose write had not begun when it ended", o,
                      *[w for i in got for w in prof.writers[i] if "kind" in w])
             else:

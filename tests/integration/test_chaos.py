@@ -33,7 +33,8 @@ def chaos(test, plan, rounds, *args):
         test.assertIn("anomalies: 0", r.stdout)
     test.assertRegex(r.stdout, r"faults: %d rounds \(%s\)" % (len(plan.split(",")), rounds))
     test.assertRegex(r.stdout, r"checked: \d+ profiles, [1-9]\d* acknowledged writes, \d+ idempotency keys, "
-                               r"\d+ operations \([1-9]\d* reads of other clients' profiles\)")
+                               r"\d+ operations \([1-9]\d* reads of other clients' profiles, "
+                               r"[1-9]\d* carrying a write's position\)")
 
 
 class Chaos(unittest.TestCase):

@@ -100,6 +100,14 @@ class Checker(unittest.TestCase):
         self.assertEqual(kinds(check(base + [get(9, 9.1, 200, 1, "n1", stale=5)], log, {U: prof(2, "u2")})),
                          ["stale"])
 
+    def test_a_read_with_a_position_must_reach_it_however_stale_it_allows(self):
+        base = [create(0, 1), update(2, 3, 200, 1, "u2", 2)]
+        log = {U: [rec(1, "n1"), rec(2, "u2")]}
+        at = dict(get(4, 4.1, 200, 1, "n1", stale=60), after={"version": 2})
+        self.assertEqual(kinds(check(base + [at], log, {U: prof(2, "u2")})), ["stale"])
+        at = dict(get(4, 4.1, 200, 2, "u2", stale=60), after={"version": 2})
+        self.assertEqual(check(base + [at], log, {U: prof(2, "u2")}), [])
+
     def test_a_503_that_was_applied(self):
         ops = [create(0, 1), update(2, 3, 503, 1, "u2")]
         f = check(ops, {U: [rec(1, "n1"), rec(2, "u2")]}, {U: prof(2, "u2")})
