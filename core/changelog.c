@@ -148,6 +148,8 @@ store_read(changelog *cl, int32_t p, int64_t next)
 
 	if (cl->replicated)
 		return;
+	if (cl->applied_next && p >= 0 && p < cl->partitions)
+		__atomic_store_n(&cl->applied_next[p], next, __ATOMIC_RELEASE);
 	l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset = next;
 	rd_kafka_offsets_store(cl->consumer, l);
@@ -277,13 +279,26 @@ conf_ms(rd_kafka_t *rk, const char *name, int64_t otherwise)
 }
 
 void
-changelog_watch_stalls(changelog *cl, stall *s)
+changelog_watch_stalls(changelog *cl, stall *s, int64_t lease_ms)
 {
 	int64_t session = conf_ms(cl->consumer, "session.timeout.ms", 45000),
-	        beat = conf_ms(cl->consumer, "heartbeat.interval.ms", 3000);
+	        beat = conf_ms(cl->consumer, "heartbeat.interval.ms", 3000),
+	        limit = session - 2 * beat > session / 2 ? session - 2 * beat : session / 2;
 
-	stall_init(s, session - 2 * beat > session / 2 ? session - 2 * beat : session / 2, beat + 1000);
+	stall_init(s, limit, beat + 1000);
 	cl->stall = s;
+	/* No lease in replicated mode: there no node owns partitions to read. */
+	if (lease_ms != 0 && !cl->replicated &&
+	    (cl->applied_next = malloc((size_t)cl->partitions * sizeof *cl->applied_next)) != NULL) {
+		for (int32_t p = 0; p < cl->partitions; p++)
+			cl->applied_next[p] = -1;
+		if (lease_ms >= session)
+			log_warn("kafka: a read lease of %lld ms is not shorter than the group session (%lld ms); "
+			         "using %lld ms", (long long)lease_ms, (long long)session, (long long)limit);
+		stall_lease(s, lease_ms < 0 || lease_ms >= session ? limit : lease_ms);
+		cl->lease_tick_ms = beat / 2 > STALL_TICK_MS ? beat / 2 : STALL_TICK_MS;
+		cl->leasing = 1;
+	}
 }
 
 static void *
@@ -550,6 +565,8 @@ changelog_close(changelog *cl, int timeout_ms)
 		pthread_join(cl->producer_thread, NULL);
 		if (cl->stall)
 			pthread_join(cl->stall_thread, NULL);
+		if (cl->leasing)
+			pthread_join(cl->lease_thread, NULL);
 		if (cl->replicated)
 			pthread_join(cl->group_thread, NULL);
 	} else {
@@ -560,6 +577,7 @@ changelog_close(changelog *cl, int timeout_ms)
 	if (cl->follower)
 		rd_kafka_destroy(cl->follower);
 	free(cl->following);
+	free(cl->applied_next);
 	while (cl->acked != NULL) { /* acknowledged after the consumer stopped */
 		acked_record *next = cl->acked->next;
 		free(cl->acked);
@@ -629,6 +647,12 @@ changelog_start(changelog *cl, const changelog_handler *h)
 	if (cl->stall && pthread_create(&cl->stall_thread, NULL, stall_main, cl) != 0) {
 		log_warn("kafka: cannot start a thread; stalls of this process are not watched for");
 		cl->stall = NULL;
+	}
+	if (cl->leasing && (cl->stall == NULL || pthread_create(&cl->lease_thread, NULL, lease_main, cl) != 0)) {
+		log_warn("kafka: cannot start a thread; reads are not bound by a lease");
+		if (cl->stall)
+			stall_lease(cl->stall, 0);
+		cl->leasing = 0;
 	}
 	cl->threads_started = 1;
 	return PROFILE_OK;

@@ -108,10 +108,12 @@ int changelog_open(changelog **out, const changelog_config *cfg);
  * session (stall.h), from changelog_start: limit_ms from the group
  * consumer's session.timeout.ms and heartbeat.interval.ms (the session,
  * less two heartbeats, and half of it at least), settle_ms from the
- * heartbeat (one, and a second more). s must outlive the changelog. Call
- * before changelog_start. */
+ * heartbeat (one, and a second more). And, unless lease_ms is 0 or the
+ * changelog is replicated, keeps s's read lease (lease_ms; -1: the same as
+ * limit_ms), renewed every half heartbeat. s must outlive the changelog.
+ * Call before changelog_start. */
 struct stall;
-void changelog_watch_stalls(changelog *cl, struct stall *s);
+void changelog_watch_stalls(changelog *cl, struct stall *s, int64_t lease_ms);
 
 /* Starts the threads and joins the group; h's callbacks begin. Once. */
 int changelog_start(changelog *cl, const changelog_handler *h);

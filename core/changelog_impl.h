@@ -1,7 +1,7 @@
 /* changelog_impl.h: the changelog's state, shared by its files
  * (changelog.c: the consumers and making everything; producer.c: the
- * producer; txn.c: the transactional producers). Nothing outside them
- * includes it.
+ * producer; txn.c: the transactional producers; lease.c: the read lease).
+ * Nothing outside them includes it.
  */
 #ifndef PROFILE_CHANGELOG_IMPL_H
 #define PROFILE_CHANGELOG_IMPL_H
@@ -47,6 +47,14 @@ struct changelog {
 	 * polls the group consumer ends a stall. */
 	stall *stall;
 	pthread_t stall_thread;
+	/* The read lease (stall.h), renewed by lease.c's thread every
+	 * lease_tick_ms when stall->lease_ms is set; applied_next: per
+	 * partition, the offset after what its store applied (-1: none yet),
+	 * which the renewals commit. */
+	int64_t *applied_next; /* atomics */
+	int64_t lease_tick_ms;
+	pthread_t lease_thread;
+	int leasing;
 	int threads_started;
 	/* Transactional mode (txn.c): per partition, its producer and queue. */
 	txn_part *txn;
@@ -64,6 +72,9 @@ struct changelog {
 	uint64_t retries_now, retries_base; /* this producer's, and those before it */
 };
 
+
+/* lease.c: the read lease's thread (arg: the changelog). */
+void *lease_main(void *arg);
 
 /* producer.c: the producer thread's body (arg: the changelog), which also
  * renews a producer after a fatal error; the callbacks a producer's

@@ -36,6 +36,8 @@ static int opt_allow_plaintext;
 static call_tls *node_tls; /* NULL: no TLS files given */
 static long opt_partitions, opt_contexts, opt_deadline_ms, opt_max_writes, opt_keep_damaged, opt_lost_read_ms,
     opt_standbys, opt_fault_write_delay_ms;
+static const char *opt_read_lease;
+static long read_lease_ms; /* -1: auto, 0: off */
 static const char **opt_kafka, **opt_producer, **opt_consumer;
 
 static cli_option options[] = {
@@ -88,6 +90,13 @@ static cli_option options[] = {
      "of the partitions it held from their stores this long; another node that took one over meanwhile "
      "may have newer writes, so this trades read-your-writes for availability (0: off)",
      &opt_lost_read_ms},
+    {"read-lease", 0, "PROFILED_READ_LEASE", CLI_STRING, "auto", "MS",
+     "answer reads of the partitions this node owns only within MS of sending the last request the group "
+     "coordinator accepted from it as a current member (an offset commit every half heartbeat), so that a "
+     "node cut off from Kafka stops before its partitions can be another's; MS, or auto (the group session "
+     "less two heartbeats, at least half the session), or off (no lease: then only librdkafka's own "
+     "session timer stops it)",
+     &opt_read_lease},
     {"tls-ca", 0, "PROFILED_TLS_CA", CLI_STRING, NULL, "FILE",
      "the cluster's CA certificate(s), PEM: a tls+tcp:// caller (gateway, client, other node) must "
      "present a certificate it signed, and so must every node this one forwards to",
@@ -207,6 +216,21 @@ watchdog_main(void *arg)
 	_exit(1);
 }
 
+/* --read-lease: MS (1..3600000), -1 for auto, 0 for off; -2 when invalid. */
+static long
+parse_lease(const char *v)
+{
+	char *end;
+	long ms;
+
+	if (strcmp(v, "auto") == 0)
+		return -1;
+	if (strcmp(v, "off") == 0)
+		return 0;
+	ms = strtol(v, &end, 10);
+	return end != v && *end == '\0' && ms >= 1 && ms <= 3600000 ? ms : -2;
+}
+
 /* The TLS files, read when given; the listening address checked against
  * them. 0, or the exit status. */
 static int
@@ -269,9 +293,10 @@ options_check(char *brokers, size_t bsize, char *node_id, size_t nsize, int *rep
 		return rc;
 	if (opt_partitions < 1 || opt_partitions > 10000 || opt_contexts < 1 || opt_contexts > 4096 ||
 	    opt_deadline_ms < 1 || opt_max_writes < 0 || opt_max_writes > 1000000 || opt_keep_damaged < 0 || opt_keep_damaged > 1000 || opt_lost_read_ms < 0 ||
-	    opt_lost_read_ms > 3600000) {
+	    opt_lost_read_ms > 3600000 || (read_lease_ms = parse_lease(opt_read_lease)) < -1) {
 		fprintf(stderr, "profiled: --partitions must be 1..10000, --contexts 1..4096, --deadline-ms > 0, "
-		                "--max-writes 0..1000000, --keep-damaged 0..1000, --lost-read-ms 0..3600000\n");
+		                "--max-writes 0..1000000, --keep-damaged 0..1000, --lost-read-ms 0..3600000, "
+		                "--read-lease 1..3600000, auto or off\n");
 		return 2;
 	}
 	if ((strcmp(opt_fault_fence, "on") != 0 && strcmp(opt_fault_fence, "off") != 0) ||
@@ -377,7 +402,7 @@ parts_open(node_parts *n, const char *brokers, int replicated)
 		h.follows = service_follows;
 		h.follows_arg = n->svc;
 	}
-	changelog_watch_stalls(n->cl, partitions_stall(n->table));
+	changelog_watch_stalls(n->cl, partitions_stall(n->table), read_lease_ms);
 	return changelog_start(n->cl, &h) == PROFILE_OK ? 0 : 1;
 }
 

@@ -85,9 +85,10 @@ int
 partitions_read_begin(partitions *t, int32_t p, int64_t min, store **s)
 {
 	part *pt = &t->parts[p];
+	int64_t now = stall_now_ms();
 	int rc;
 
-	if (stall_suspect(&t->stall, stall_now_ms()))
+	if (stall_suspect(&t->stall, now))
 		return PROFILE_UNAVAILABLE;
 	pthread_rwlock_rdlock(&pt->rw);
 	pthread_mutex_lock(&pt->mu);
@@ -96,6 +97,7 @@ partitions_read_begin(partitions *t, int32_t p, int64_t min, store **s)
 	     : !pt->owned                              ? PROFILE_UNAVAILABLE
 	     : pt->failed || !pt->st                   ? PROFILE_FAILED_PRECONDITION
 	     : !pt->active || pt->applied < min        ? PROFILE_ABORTED
+	     : !stall_leased(&t->stall, now)           ? PROFILE_UNAVAILABLE /* another node may own it */
 	                                               : PROFILE_OK;
 	pthread_mutex_unlock(&pt->mu);
 	if (rc != PROFILE_OK) {

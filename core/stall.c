@@ -41,6 +41,29 @@ stall_suspect(const stall *s, int64_t now)
 	return tick != 0 && (now - tick >= s->limit_ms || __atomic_load_n(&s->settle_at, __ATOMIC_ACQUIRE) != 0);
 }
 
+void
+stall_lease(stall *s, int64_t lease_ms)
+{
+	s->lease_ms = lease_ms > 0 ? lease_ms : 0;
+}
+
+void
+stall_renewed(stall *s, int64_t sent_at)
+{
+	int64_t until = sent_at + s->lease_ms, was = __atomic_load_n(&s->lease_until, __ATOMIC_ACQUIRE);
+
+	/* Answers may come out of order: a lease only grows. */
+	while (until > was &&
+	       !__atomic_compare_exchange_n(&s->lease_until, &was, until, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
+int
+stall_leased(const stall *s, int64_t now)
+{
+	return s->lease_ms == 0 || now < __atomic_load_n(&s->lease_until, __ATOMIC_ACQUIRE);
+}
+
 int64_t
 stall_now_ms(void)
 {

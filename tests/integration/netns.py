@@ -30,6 +30,7 @@ import re
 import subprocess
 
 _used = set()
+_made = []  # this process's nets, for names of their own
 
 
 def available():
@@ -55,7 +56,8 @@ class Net:
         # side do not meet.
         self.sub = next(s for s in range(200 + os.getpid() % 40, 256) if s not in _used)
         _used.add(self.sub)
-        self.tag = "pf%d" % os.getpid()
+        self.tag = "pf%d%s" % (os.getpid(), "abcdefghijklmnopqrstuvwxyz"[len(_made) % 26])
+        _made.append(self.tag)
         self.kafka = "10.%d.0.1" % self.sub
         self.nodes = {}  # i -> namespace
         self.cuts = {}  # i -> [route destinations blackholed]
@@ -69,7 +71,7 @@ class Net:
     def _sweep():
         """Removes the namespaces a run that died left behind."""
         for line in ip("netns", "list").stdout.splitlines():
-            m = re.match(r"pf(\d+)-n\d+", line)
+            m = re.match(r"pf(\d+)[a-z]-n\d+", line)
             if m and not os.path.exists("/proc/" + m.group(1)):
                 ip("netns", "del", line.split()[0], check=False)
 
@@ -126,7 +128,8 @@ class Net:
 
     def close(self):
         """Removes every namespace (and so its veth pair) and the address."""
-        for ns in self.nodes.values():
+        for i, ns in self.nodes.items():
+            ip("link", "del", "%sh%d" % (self.tag, i), check=False)  # at once, not when the kernel gets to it
             ip("netns", "del", ns, check=False)
         self.nodes = {}
         ip("addr", "del", self.kafka + "/32", "dev", "lo", check=False)

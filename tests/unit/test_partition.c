@@ -358,6 +358,42 @@ test_a_stall_stops_reads_until_the_group_is_heard_from(partitions *t)
 	partitions_on_revoked(t, 1, 0);
 }
 
+/* The read lease, on made-up clocks; then on the table: an owned
+ * partition is read only while the lease runs. */
+static void
+test_reads_of_owned_partitions_stop_when_the_lease_runs_out(partitions *t)
+{
+	stall s;
+	int64_t now;
+
+	stall_init(&s, 5000, 1500);
+	CHECK_INT(stall_leased(&s, 1000), 1); /* no lease: always */
+	stall_lease(&s, 4000);
+	CHECK_INT(stall_leased(&s, 1000), 0); /* none granted yet */
+	stall_renewed(&s, 1000);
+	CHECK_INT(stall_leased(&s, 4999), 1);
+	CHECK_INT(stall_leased(&s, 5000), 0);
+	stall_renewed(&s, 3000);
+	CHECK_INT(stall_leased(&s, 6999), 1);
+	stall_renewed(&s, 2000); /* an older commit's answer, late: the lease only grows */
+	CHECK_INT(stall_leased(&s, 6999), 1);
+	CHECK_INT(stall_leased(&s, 7000), 0);
+
+	CHECK_INT(partitions_on_assigned(t, 1, 0, 0), CHANGELOG_OFFSET_BEGINNING);
+	CHECK_INT(readable(t, 1), PROFILE_OK);
+	stall_lease(partitions_stall(t), 4000);
+	now = stall_now_ms();
+	CHECK_INT(readable(t, 1), PROFILE_UNAVAILABLE); /* not granted yet */
+	stall_renewed(partitions_stall(t), now);
+	CHECK_INT(readable(t, 1), PROFILE_OK);
+	stall_init(partitions_stall(t), 5000, 1500);
+	stall_lease(partitions_stall(t), 4000);
+	stall_renewed(partitions_stall(t), now - 4000); /* sent 4 s ago: run out */
+	CHECK_INT(readable(t, 1), PROFILE_UNAVAILABLE);
+	stall_init(partitions_stall(t), 5000, 1500); /* no lease again */
+	partitions_on_revoked(t, 1, 0);
+}
+
 int
 main(void)
 {
@@ -375,6 +411,7 @@ main(void)
 	test_own_transactions_apply_on_acknowledgement(t);
 	test_a_revoke_keeps_committed_writes(t);
 	test_a_stall_stops_reads_until_the_group_is_heard_from(t);
+	test_reads_of_owned_partitions_stop_when_the_lease_runs_out(t);
 	partitions_free(t);
 	test_a_store_that_cannot_be_opened_is_retried(dir);
 	test_a_lost_partition_can_keep_answering_reads(dir);
