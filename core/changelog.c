@@ -84,6 +84,11 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			                                     WATERMARK_TIMEOUT_MS) != 0)
 				lo = hi = -1;
 			tp->offset = cl->h.assigned(cl->h.arg, tp->partition, lo, hi);
+			/* What the store holds already: the read lease's commits
+			 * start from it (before the consumer has read anything). */
+			if (cl->applied_next && tp->partition >= 0 && tp->partition < cl->partitions)
+				__atomic_store_n(&cl->applied_next[tp->partition],
+				                 tp->offset >= 0 ? tp->offset : lo > 0 ? lo : 0, __ATOMIC_RELEASE);
 			if (tp->offset == CHANGELOG_OFFSET_BEGINNING)
 				tp->offset = RD_KAFKA_OFFSET_BEGINNING;
 		}
