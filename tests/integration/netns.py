@@ -25,12 +25,15 @@ lost return path looks in practice.
 What it does not model: loss or delay short of a cut (there is no netem
 here: see tests/chaos/relay.py for delay), partitions among Kafka's own
 nodes, or clock skew."""
+import itertools
 import os
 import re
 import subprocess
 
 _used = set()
-_made = []  # this process's nets, for names of their own
+FORWARD_SAVED = "/run/profile-tests-ip-forward"
+_made = []  # this process's live nets
+_serial = itertools.count()  # for names of their own
 
 
 def available():
@@ -56,16 +59,31 @@ class Net:
         # side do not meet.
         self.sub = next(s for s in range(200 + os.getpid() % 40, 256) if s not in _used)
         _used.add(self.sub)
-        self.tag = "pf%d%s" % (os.getpid(), "abcdefghijklmnopqrstuvwxyz"[len(_made) % 26])
+        self.tag = "pf%d%s" % (os.getpid(), "abcdefghijklmnopqrstuvwxyz"[next(_serial) % 26])
         _made.append(self.tag)
         self.kafka = "10.%d.0.1" % self.sub
         self.nodes = {}  # i -> namespace
         self.cuts = {}  # i -> [route destinations blackholed]
         self._sweep()
-        with open("/proc/sys/net/ipv4/ip_forward") as f:
-            self.forward = f.read().strip()
+        # Forwarding is the host's, shared by runs side by side (ctest -j):
+        # the first to start keeps its setting in FORWARD_SAVED, the last to
+        # close (no other process has namespaces) puts it back.
+        if len(_made) == 1 and not self._others():
+            try:  # the first writer wins: a run starting beside it saw forwarding on already
+                with open("/proc/sys/net/ipv4/ip_forward") as f, open(FORWARD_SAVED, "x") as saved:
+                    saved.write(f.read())
+            except FileExistsError:
+                pass
         ip("addr", "replace", self.kafka + "/32", "dev", "lo")
         self._forward("1")
+
+    def _others(self):
+        """Whether another live process has namespaces of its own."""
+        for line in ip("netns", "list").stdout.splitlines():
+            m = re.match(r"pf(\d+)[a-z]-n\d+", line)
+            if m and int(m.group(1)) != os.getpid() and os.path.exists("/proc/" + m.group(1)):
+                return True
+        return False
 
     @staticmethod
     def _sweep():
@@ -93,6 +111,7 @@ class Net:
         ns, host, peer = "%s-n%d" % (self.tag, i), "%sh%d" % (self.tag, i), "%sp%d" % (self.tag, i)
         ip("netns", "add", ns)
         self.nodes[i] = ns
+        self._forward("1")  # again: a run that closed meanwhile saw no namespace of ours
         ip("link", "add", host, "type", "veth", "peer", "name", peer)
         ip("link", "set", peer, "netns", ns)
         ip("addr", "add", self.host_side(i) + "/24", "dev", host)
@@ -133,5 +152,9 @@ class Net:
             ip("netns", "del", ns, check=False)
         self.nodes = {}
         ip("addr", "del", self.kafka + "/32", "dev", "lo", check=False)
-        self._forward(self.forward)
         _used.discard(self.sub)
+        _made.remove(self.tag)
+        if not self._others() and not _made and os.path.exists(FORWARD_SAVED):
+            with open(FORWARD_SAVED) as f:
+                self._forward(f.read().strip())
+            os.unlink(FORWARD_SAVED)
