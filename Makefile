@@ -71,8 +71,9 @@ fuzz: deps
 	done
 
 # The chaos verifier (minutes): ROUNDS fault rounds (nodes killed and
-# stalled, the gateway killed, the whole stack restarted once) under a mixed
-# load, then every promise checked; any anomaly fails it. CHAOS_ARGS passes
+# stalled, the gateway and the broker killed, the whole stack restarted
+# once; as root also network partitions and a slow link) under a mixed
+# load, then the history checked; any anomaly fails it. CHAOS_ARGS passes
 # more (see tests/chaos/chaos.py --help).
 ROUNDS ?= 20
 CHAOS_ARGS ?=

@@ -86,7 +86,7 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			tp->offset = cl->h.assigned(cl->h.arg, tp->partition, lo, hi);
 			/* What the store holds already: the read lease's commits
 			 * start from it (before the consumer has read anything). */
-			if (cl->applied_next && tp->partition >= 0 && tp->partition < cl->partitions)
+			if (cl->leasing && tp->partition >= 0 && tp->partition < cl->partitions)
 				__atomic_store_n(&cl->applied_next[tp->partition],
 				                 tp->offset >= 0 ? tp->offset : lo > 0 ? lo : 0, __ATOMIC_RELEASE);
 			if (tp->offset == CHANGELOG_OFFSET_BEGINNING)
@@ -153,8 +153,12 @@ store_read(changelog *cl, int32_t p, int64_t next)
 
 	if (cl->replicated)
 		return;
-	if (cl->applied_next && p >= 0 && p < cl->partitions)
+	if (cl->leasing && p >= 0 && p < cl->partitions) {
+		/* The lease's commits carry it (lease.c); stored for the
+		 * auto-commit too, it was committed twice and could go back. */
 		__atomic_store_n(&cl->applied_next[p], next, __ATOMIC_RELEASE);
+		return;
+	}
 	l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, cl->topic, p)->offset = next;
 	rd_kafka_offsets_store(cl->consumer, l);

@@ -67,16 +67,14 @@ lease_main(void *arg)
 		rd_kafka_topic_partition_list_t *l;
 		rd_kafka_event_t *ev;
 
-		if ((l = applied_offsets(cl)) != NULL && outstanding >= LEASE_OUTSTANDING) {
+		l = applied_offsets(cl);
+		assigned = l != NULL;
+		/* The send time rides along as the commit's opaque. */
+		if (l && outstanding < LEASE_OUTSTANDING &&
+		    rd_kafka_commit_queue(cl->consumer, l, q, NULL, (void *)(intptr_t)now) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			outstanding++;
+		if (l)
 			rd_kafka_topic_partition_list_destroy(l);
-			assigned = 1;
-		} else if ((assigned = l != NULL)) {
-			/* The send time rides along as the commit's opaque. */
-			if (rd_kafka_commit_queue(cl->consumer, l, q, NULL, (void *)(intptr_t)now) ==
-			    RD_KAFKA_RESP_ERR_NO_ERROR)
-				outstanding++;
-			rd_kafka_topic_partition_list_destroy(l);
-		}
 		/* Answers until the next tick: sooner while the lease has lapsed. */
 		until = now + (stall_leased(cl->stall, now) ? cl->lease_tick_ms : STALL_TICK_MS);
 		while ((now = stall_now_ms()) < until && !__atomic_load_n(&cl->stopping, __ATOMIC_ACQUIRE)) {

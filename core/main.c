@@ -93,9 +93,10 @@ static cli_option options[] = {
     {"read-lease", 0, "PROFILED_READ_LEASE", CLI_STRING, "auto", "MS",
      "answer reads of the partitions this node owns only within MS of sending the last request the group "
      "coordinator accepted from it as a current member (an offset commit every half heartbeat), so that a "
-     "node cut off from Kafka stops before its partitions can be another's; MS, or auto (the group session "
-     "less two heartbeats, at least half the session), or off (no lease: then only librdkafka's own "
-     "session timer stops it)",
+     "node cut off from Kafka stops before its partitions can be another's (these commits are also the "
+     "group's committed offsets); MS (shorter than the session, else auto is used), or auto (the group "
+     "session less two heartbeats, at least half the session), or off (no lease: then only librdkafka's "
+     "own session timer stops it); partitioned state only",
      &opt_read_lease},
     {"tls-ca", 0, "PROFILED_TLS_CA", CLI_STRING, NULL, "FILE",
      "the cluster's CA certificate(s), PEM: a tls+tcp:// caller (gateway, client, other node) must "
