@@ -65,7 +65,8 @@ status_build(service *svc, status_buf *b, int with_metrics)
 			continue;
 		profile__v1__partition_state__init(&b->ps[served]);
 		b->ps[served].partition = p;
-		b->ps[served].state = b->info[p].failed   ? PROFILE__V1__PARTITION_STATE__STATE__UNAVAILABLE
+		b->ps[served].state = b->info[p].failed || b->info[p].held_back
+		                          ? PROFILE__V1__PARTITION_STATE__STATE__UNAVAILABLE
 		                      : b->info[p].active ? PROFILE__V1__PARTITION_STATE__STATE__ACTIVE
 		                                          : PROFILE__V1__PARTITION_STATE__STATE__RESTORING;
 		b->ps[served].problem = b->info[p].problem;

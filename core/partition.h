@@ -69,7 +69,8 @@ typedef struct partition_info {
 	int64_t lag;       /* records between the store and the log end seen */
 	uint64_t replayed; /* records applied while restoring, since assignment */
 	int failed;        /* owned, but its store cannot be opened or written */
-	char problem[200]; /* why, when failed */
+	int held_back;     /* owned and working, but reads are held back (partitions_held_back) */
+	char problem[200]; /* why, when failed or held back */
 	uint64_t store_bytes, store_records; /* store_size, 0 without a store */
 } partition_info;
 
@@ -197,5 +198,10 @@ int partitions_owned(partitions *t, int32_t p);
  * log_end[p], when given, is the log end offset of p as the caller last saw
  * it (for the lag); NULL: only what the table itself has seen. */
 void partitions_info(partitions *t, const int64_t *log_end, partition_info *info);
+
+/* Why this node refuses reads of every partition it follows right now (the
+ * process stalled and has not caught up with Kafka, or its read lease has
+ * lapsed), or NULL when it serves them. */
+const char *partitions_held_back(partitions *t);
 
 #endif

@@ -53,6 +53,8 @@ partitions_restores(partitions *t)
 void
 partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
 {
+	const char *held = partitions_held_back(t);
+
 	for (int32_t p = 0; p < t->count; p++) {
 		part *pt = &t->parts[p];
 		int64_t hi = log_end ? log_end[p] : -1;
@@ -67,12 +69,27 @@ partitions_info(partitions *t, const int64_t *log_end, partition_info *info)
 		info[p].replayed = pt->replayed;
 		info[p].lag = hi >= 0 && hi - 1 > pt->applied ? hi - 1 - pt->applied : 0;
 		info[p].failed = pt->owned && pt->failed;
+		info[p].held_back = pt->owned && !pt->failed && held != NULL;
 		info[p].store_bytes = info[p].store_records = 0;
 		if (pt->st)
 			store_size(pt->st, &info[p].store_bytes, &info[p].store_records);
-		snprintf(info[p].problem, sizeof info[p].problem, "%s", info[p].failed ? pt->problem : "");
+		snprintf(info[p].problem, sizeof info[p].problem, "%s",
+		         info[p].failed ? pt->problem : info[p].held_back ? held : "");
 		pthread_mutex_unlock(&pt->mu);
 	}
+}
+
+const char *
+partitions_held_back(partitions *t)
+{
+	int64_t now = stall_now_ms();
+
+	return stall_suspect(&t->stall, now)
+	           ? "this node stalled; its reads resume once it has caught up with Kafka"
+	       : !stall_leased(&t->stall, now)
+	           ? "this node's read lease has lapsed: the group coordinator has not accepted its offset commits "
+	             "lately, so another node may own its partitions; reads resume once it does"
+	           : NULL;
 }
 
 struct stall *

@@ -113,8 +113,11 @@ get_read(service *svc, const Profile__V1__Request *req, int64_t deadline, reply_
 	if ((rc = partitions_read_begin(svc->t, p, node_min_position(req, p), &st)) == PROFILE_ABORTED)
 		return rc; /* *part is the one to wait for */
 	if (rc != PROFILE_OK) {
+		const char *held = partitions_held_back(svc->t);
+
 		reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
 		             rc == PROFILE_FAILED_PRECONDITION ? "partition store unavailable on this node; retry later"
+		             : held                            ? held
 		             : node_min_position(req, p) >= 0  ? "this node cannot reach the position asked for"
 		                                               : "partition is not served by this node");
 		return rc;

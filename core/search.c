@@ -177,8 +177,10 @@ search_scatter(service *svc, const Profile__V1__Request *req, reply_fn done, voi
 		size_t k;
 
 		if (peers_owner(svc->peers, remote[i], addr, sizeof addr, &self) != PROFILE_OK || self) {
+			const char *held = self ? partitions_held_back(svc->t) : NULL;
+
 			reply_status(done, arg, req->request_id, PROFILE_UNAVAILABLE,
-			             "no node serves a partition right now");
+			             held ? held : "no node serves a partition right now");
 			search_ctx_free(c);
 			return;
 		}

@@ -651,6 +651,16 @@ class Stack:
         assert r.status == 201, r
         return r.json
 
+    def served(self, path, timeout=60):
+        """A GET asked again while it answers a promised 503 (a partition
+        restoring or moving): the first other answer."""
+        end = time.monotonic() + timeout
+        while True:
+            r = self.request("GET", path)
+            if not promised_failure(r, write=False) or time.monotonic() > end:
+                return r
+            time.sleep(0.1)
+
     def cluster(self):
         """The cluster view; a 503 (a node still reading the membership)
         is asked again for a few seconds."""

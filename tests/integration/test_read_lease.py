@@ -3,7 +3,8 @@ partition: node 2 is cut from Kafka while its caller still reaches it. It
 answers reads of the partitions it owns until its lease runs out, counted
 from the last offset commit the group coordinator accepted from it, which
 is before its group session can end, and so before node 1 can be given
-those partitions. Writes sent to it meanwhile answer 503 or 504 within
+those partitions, and says why (its error, its partitions `unavailable` in
+/api/cluster, /readyz 503). Writes sent to it meanwhile answer 503 or 504 within
 their deadline. Root only: each node runs in a network namespace of its
 own (netns.py)."""
 import threading
@@ -42,8 +43,24 @@ def measure(test, lease_args):
                 except OSError:
                     pass
                 time.sleep(0.05)
+        said = []
+        quick = s.node_gateway(2, ["--timeout-ms", "200"])  # answers well before node 2 gives the partition up
+
+        def watch_said():  # node 2's report of the partition, and why a read of it fails
+            while not said and time.monotonic() < cut + 30:
+                try:
+                    mine = next(p for p in gw2.request("GET", "/api/cluster", timeout=5).json["partitions"]
+                                if p["partition"] == part)
+                    if mine["state"] != "active":
+                        said.append((time.monotonic() - cut, mine, gw2.request("GET", "/readyz", timeout=5),
+                                     quick.request("GET", "/api/profile/" + uid, timeout=5)))
+                except (OSError, KeyError, StopIteration):
+                    pass
+                time.sleep(0.05)
         watcher = threading.Thread(target=watch_takeover)
         watcher.start()
+        said_thread = threading.Thread(target=watch_said)
+        said_thread.start()
         # Reads of node 2 back to back: the first not answered 200 tells
         # when it stopped (once stopped, it answers 503 at the deadline).
         stopped = None
@@ -54,17 +71,28 @@ def measure(test, lease_args):
                 test.assertEqual(r.status, 503, r)
                 stopped = t0 - cut
         watcher.join()
+        said_thread.join()
         test.assertIsNotNone(stopped, "node 2 still answered reads 30 s after the cut")
         test.assertTrue(took, "node 1 did not take the partition over")
         took = took[0]
+        # Said so: node 2 reports the partition unavailable, the lease named,
+        # which turns /readyz 503, and a read's error names it too.
+        test.assertTrue(said, "node 2 reported the partition active throughout")
+        at, mine, ready, read = said[0]
+        test.assertEqual((mine["owner"], mine["state"]), ("node2", "unavailable"), mine)
+        test.assertIn("read lease has lapsed", mine["problem"], mine)
+        test.assertLess(at, took)
+        test.assertEqual(ready.status, 503, ready)
+        test.assertEqual(read.status, 503, read)
+        test.assertIn("read lease has lapsed", read.json["error"]["message"], read)
         # A write sent to the cut-off node: refused or unknown, in time.
         t0 = time.monotonic()
         r = gw2.request("PUT", "/api/profile/" + uid, {"username": "late"}, timeout=15)
         test.assertIn(r.status, (503, 504), r)
         write_s = time.monotonic() - t0
-        print("cut from Kafka (%s): reads stopped after %.2f s, node 1 owned the partition after %.2f s, "
-              "a write answered %d in %.2f s (session %.1f s)" %
-              (" ".join(lease_args) or "default lease", stopped, took, r.status, write_s, SESSION_MS / 1000))
+        print("cut from Kafka (%s): reads stopped after %.2f s (reported unavailable at %.2f s), node 1 owned "
+              "the partition after %.2f s, a write answered %d in %.2f s (session %.1f s)" %
+              (" ".join(lease_args) or "default lease", stopped, at, took, r.status, write_s, SESSION_MS / 1000))
         return stopped, took
     finally:
         if s.net:
