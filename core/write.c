@@ -412,8 +412,11 @@ write_execute(op *o)
 	if (wire_mono_ms() >= o->pc.deadline)
 		return write_end(o, PROFILE_UNAVAILABLE,
 		                 "deadline passed before the write started; not executed");
-	if (partitions_read_begin(svc->t, o->p, -1, &st) != PROFILE_OK)
-		return write_end(o, PROFILE_UNAVAILABLE, "partition is not served by this node");
+	if (partitions_read_begin(svc->t, o->p, -1, &st) != PROFILE_OK) {
+		const char *held = partitions_held_back(svc->t);
+
+		return write_end(o, PROFILE_UNAVAILABLE, held ? held : "partition is not served by this node");
+	}
 	rc = write_read(o, st, &cur, &msg);
 	partitions_read_end(svc->t, o->p);
 	if (rc == PROFILE_ALREADY_EXISTS)

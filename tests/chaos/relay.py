@@ -75,7 +75,10 @@ async def serve(listen, target):
         except OSError:
             w1.close()
             return
-        await asyncio.gather(pipe(r1, w2), pipe(r2, w1), return_exceptions=True)
+        try:
+            await asyncio.gather(pipe(r1, w2), pipe(r2, w1), return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the relay stops with the connection open
         w1.close()
         w2.close()
 

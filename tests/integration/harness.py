@@ -551,7 +551,7 @@ class Stack:
     def wait_ready(self, timeout=60):
         def ready():
             for name, p in self.procs():
-                assert p.alive(), "%s exited:\n%s" % (name, p.tail())
+                assert p.alive(), "%s exited (status %s):\n%s" % (name, p.p.returncode, p.tail())
             return self._answers("/readyz", want=200)
         wait_for(ready, timeout, "/readyz to answer 200")
 

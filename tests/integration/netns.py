@@ -57,14 +57,14 @@ class Net:
     def __init__(self):
         # A subnet and names of this process's own, so that runs side by
         # side do not meet.
-        self.sub = next(s for s in range(200 + os.getpid() % 40, 256) if s not in _used)
+        self._sweep()
+        self.sub = self._claim()
         _used.add(self.sub)
         self.tag = "pf%d%s" % (os.getpid(), "abcdefghijklmnopqrstuvwxyz"[next(_serial) % 26])
         _made.append(self.tag)
         self.kafka = "10.%d.0.1" % self.sub
         self.nodes = {}  # i -> namespace
         self.cuts = {}  # i -> [route destinations blackholed]
-        self._sweep()
         # Forwarding is the host's, shared by runs side by side (ctest -j):
         # the first to start keeps its setting in FORWARD_SAVED, the last to
         # close (no other process has namespaces) puts it back.
@@ -74,8 +74,20 @@ class Net:
                     saved.write(f.read())
             except FileExistsError:
                 pass
-        ip("addr", "replace", self.kafka + "/32", "dev", "lo")
         self._forward("1")
+
+    @staticmethod
+    def _claim():
+        """A subnet no other live run uses, taken by adding its Kafka
+        address to lo under a label naming this process: the add fails when
+        another run holds it (two runs on one subnet would answer each
+        other's packets)."""
+        start = 200 + os.getpid() % 40
+        for sub in list(range(start, 256)) + list(range(200, start)):
+            if sub not in _used and ip("addr", "add", "10.%d.0.1/32" % sub, "dev", "lo",
+                                       "label", "lo:pf%d" % os.getpid(), check=False).returncode == 0:
+                return sub
+        raise AssertionError("no free subnet in 10.200-255.0.0: too many runs side by side")
 
     def _others(self):
         """Whether another live process has namespaces of its own."""
@@ -87,11 +99,16 @@ class Net:
 
     @staticmethod
     def _sweep():
-        """Removes the namespaces a run that died left behind."""
+        """Removes the namespaces and the subnet claims a run that died left
+        behind."""
         for line in ip("netns", "list").stdout.splitlines():
             m = re.match(r"pf(\d+)[a-z]-n\d+", line)
             if m and not os.path.exists("/proc/" + m.group(1)):
                 ip("netns", "del", line.split()[0], check=False)
+        for line in ip("-o", "-4", "addr", "show", "dev", "lo").stdout.splitlines():
+            m = re.search(r"inet (10\.\d+\.0\.1)/32 .*lo:pf(\d+)", line)
+            if m and not os.path.exists("/proc/" + m.group(2)):
+                ip("addr", "del", m.group(1) + "/32", "dev", "lo", check=False)
 
     def _forward(self, value):
         with open("/proc/sys/net/ipv4/ip_forward", "w") as f:

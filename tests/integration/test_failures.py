@@ -79,7 +79,8 @@ class KillAndHang(StackTest):
         while node 2 is killed -9 and its partitions fail over. Reads get
         200 or 503 (never 504: a read is always safe to repeat elsewhere);
         writes 200, 412, 503 or 504; a PUT answered 503 did not change the
-        profile."""
+        profile. With node 2 down, /readyz answers 503 naming it and
+        /api/cluster 200."""
         s = self.stack
         rec = Recorder()
         stop = threading.Event()
@@ -113,6 +114,12 @@ class KillAndHang(StackTest):
             wait_for(lambda: rec.count("put", 200) >= 6, 30, "writes before the kill")
             s.cores[2].stop(signal.SIGKILL)
             wait_for(lambda: all_active_on(s, ("node1", "node3")), 60, "node 2's partitions active elsewhere")
+            # The gateway was given node 2: not ready while it is down, and
+            # says which; the cluster view still comes from the others.
+            ready = s.request("GET", "/readyz")
+            self.assertEqual(ready.status, 503, ready)
+            self.assertIn("core %s is not a reachable member" % s.core_addr[2], ready.json["error"]["message"])
+            self.assertEqual(s.request("GET", "/api/cluster").status, 200)
             n = rec.count("put", 200)
             wait_for(lambda: rec.count("put", 200) >= n + 6, 30, "writes after the failover")
         finally:
@@ -133,13 +140,23 @@ class KillAndHang(StackTest):
         fails 503 instead of answering a partial result; /readyz and
         /api/cluster answer within about a second (503 and 200, never 504)
         and show node 2 unreachable; reads of node 2's uids are 200 or 503,
-        never 504, and none waits past its deadline."""
+        never 504, and none waits past its deadline; a write of one of its
+        uids answers 503 (and changes nothing) or 504, and a write of
+        another node's uid 200."""
         s = self.stack
         rec = Recorder()
         quick = s.node_gateway(1, ["--timeout-ms", "2000"])  # done well before the group notices
+        other = next(p for p in self.made if p not in self.victims)
+        hung = []
+        # A write of one of node 2's profiles, beside the search: both
+        # answered before the group can notice the pause.
+        writer = threading.Thread(target=lambda: hung.append(rec.call(
+            quick, "put-hung", "PUT", "/api/profile/" + self.victims[2]["uid"], {"username": "in-hang"})))
         os.kill(s.cores[2].p.pid, signal.SIGSTOP)
         try:
+            writer.start()
             rec.call(quick, "search", "GET", "/api/search?email=f1@mail.com")
+            writer.join()
             end = time.monotonic() + 3
             while time.monotonic() < end:
                 rec.call(s, "ready", "GET", "/readyz")
@@ -147,10 +164,14 @@ class KillAndHang(StackTest):
             view = s.request("GET", "/api/cluster", timeout=VIEW_BOUND_S).json
             for p in self.victims[:2]:
                 rec.call(s, "get", "GET", "/api/profile/" + p["uid"])
+            # A write of another node's profile goes through.
+            rec.call(s, "put-other", "PUT", "/api/profile/" + other["uid"], {"username": "beside-hang"})
         finally:
             os.kill(s.cores[2].p.pid, signal.SIGCONT)
         self.assertEqual(rec.bad(lambda k, r: {"ready": r.status == 503, "cluster": r.status == 200,
-                                               "search": promised_failure(r, write=False)}.get(k, read_ok(r))),
+                                               "search": promised_failure(r, write=False),
+                                               "put-hung": promised_failure(r, write=True),
+                                               "put-other": r.status == 200}.get(k, read_ok(r))),
                          [])
         self.assertEqual([row[:3] for row in rec.rows if row[0] in ("ready", "cluster") and row[2] > VIEW_BOUND_S],
                          [])
@@ -161,8 +182,13 @@ class KillAndHang(StackTest):
         # pause: then node 2 rejoins and partitions move again, maybe after
         # /readyz answered 200 (each read of a moving one is a 503, retried).
         s.wait_ready(60)
-        for p in self.victims:
+        for p in self.victims[:2]:
             self.assertEqual(s.served("/api/profile/" + p["uid"]).json, p)
+        # The refused write changed nothing; the unknown one may have landed.
+        landed = s.served("/api/profile/" + self.victims[2]["uid"]).json
+        self.assertIn(landed["username"], ("in-hang", self.victims[2]["username"]) if hung[0].status == 504
+                      else (self.victims[2]["username"],), (hung, landed))
+        self.assertEqual(s.served("/api/profile/" + other["uid"]).json["username"], "beside-hang")
 
     def test_search_across_nodes_is_newest_first(self):
         """Two profiles with one email on different nodes: a search through
@@ -310,7 +336,8 @@ class GatewayStop(StackTest):
 
 class RestoringGate(StackTest):
     """A node that restores a log from nothing answers 503, never 404, for
-    a profile that exists, and /readyz 503, until it has caught up."""
+    a profile that exists, and /readyz 503, until it has caught up; a write
+    meanwhile answers 503 and changes nothing."""
 
     def setUp(self):
         self.stack = Stack(nodes=1, partitions=4)
@@ -331,6 +358,7 @@ class RestoringGate(StackTest):
         s.start_gateway()
         seen = {"ready": set(), "get": set()}
         uid, email = self.sample[0]
+        wrote = None
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             ready = s.request("GET", "/readyz").status
@@ -341,6 +369,10 @@ class RestoringGate(StackTest):
             if r.status == 503:
                 self.assertTrue(promised_failure(r, write=False), r)
                 self.assertNotEqual(ready, 200)
+                if wrote is None:  # a write meanwhile: refused, not executed
+                    wrote = s.request("PUT", "/api/profile/" + uid, {"username": "while-restoring"})
+                    self.assertEqual(wrote.status, 503, wrote)
+                    self.assertTrue(promised_failure(wrote, write=True), wrote)
             if r.status == 200 and ready == 200:
                 break
             self.assertTrue(s.cores[1].alive(), s.cores[1].tail())
@@ -348,6 +380,10 @@ class RestoringGate(StackTest):
             self.fail("the node was not ready 180 s after it started: %s" % seen)
         self.assertIn(503, seen["get"], "the restore was over before the first read; make the log longer")
         self.assertIn(503, seen["ready"])
+        self.assertIsNotNone(wrote)
+        got = s.request("GET", "/api/profile/" + uid).json
+        self.assertEqual(got["version"], 1, got)  # as loaded: the refused write left no trace
+        self.assertNotEqual(got["username"], "while-restoring")
         self.assertEqual(s.request("GET", "/api/search?email=" + email).json["uid"], uid)
         self.assertGreaterEqual(s.replayed(), 100000)
 

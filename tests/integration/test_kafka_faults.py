@@ -143,8 +143,36 @@ def node_metric(stack, name):
 class LongOutage(StackTest):
     """Kafka away longer than the group session (6 s here; the broker, a real
     one, stopped with SIGSTOP): the node gives its partitions up, since it
-    cannot know whether another node took them. Reads then answer 503, or,
-    with --lost-read-ms, are still answered from the stores it held."""
+    cannot know whether another node took them. Reads then answer 503 until
+    Kafka is back, and /readyz 503; then every profile reads again and
+    writes go through."""
+    partitions = 2
+    broker = "own"
+
+    def test_reads_answer_503_past_the_session_until_kafka_is_back(self):
+        s = self.stack
+        made = [s.create("n%d" % i, "n%d@mail.com" % i) for i in range(6)]
+        os.kill(s.broker.p.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: re.search(r"partition \d+ lost", s.cores[1].tail(200)),
+                     SESSION_MS / 1000 + 20, "the node to give its partitions up")
+            for p in made:
+                r = s.request("GET", "/api/profile/" + p["uid"], timeout=10)
+                self.assertTrue(r.status == 503 and promised_failure(r, write=False), r)
+            self.assertEqual(s.request("GET", "/readyz", timeout=5).status, 503)
+        finally:
+            os.kill(s.broker.p.pid, signal.SIGCONT)
+        s.wait_ready(timeout=60)
+        for p in made:
+            r = s.served("/api/profile/" + p["uid"])
+            self.assertEqual((r.status, r.json), (200, p))
+        r = s.request("PUT", "/api/profile/" + made[0]["uid"], {"username": "back"})
+        self.assertEqual(r.status, 200, r)
+
+
+class LostReads(StackTest):
+    """As LongOutage, with --lost-read-ms: reads past the session are still
+    answered from the stores the node held."""
     partitions = 2
     broker = "own"
     core_args = {1: ("--lost-read-ms", "60000")}

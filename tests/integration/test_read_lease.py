@@ -44,14 +44,19 @@ def measure(test, lease_args):
                     pass
                 time.sleep(0.05)
         said = []
+        seen = []
         quick = s.node_gateway(2, ["--timeout-ms", "200"])  # answers well before node 2 gives the partition up
 
         def watch_said():  # node 2's report of the partition, and why a read of it fails
             while not said and time.monotonic() < cut + 30:
                 try:
-                    mine = next(p for p in gw2.request("GET", "/api/cluster", timeout=5).json["partitions"]
+                    v = gw2.request("GET", "/api/cluster", timeout=5)
+                    seen.append((round(time.monotonic() - cut, 2), v.status, str(v.json)[:300]))
+                    mine = next(p for p in v.json["partitions"]
                                 if p["partition"] == part)
-                    if mine["state"] != "active":
+                    # (unknown: node 2's report missed the view's 500 ms, as
+                    # under load, or it no longer holds the partition)
+                    if mine["state"] not in ("active", "unknown"):
                         said.append((time.monotonic() - cut, mine, gw2.request("GET", "/readyz", timeout=5),
                                      quick.request("GET", "/api/profile/" + uid, timeout=5)))
                 except (OSError, KeyError, StopIteration):
@@ -77,7 +82,7 @@ def measure(test, lease_args):
         took = took[0]
         # Said so: node 2 reports the partition unavailable, the lease named,
         # which turns /readyz 503, and a read's error names it too.
-        test.assertTrue(said, "node 2 reported the partition active throughout")
+        test.assertTrue(said, "node 2 reported the partition active throughout: %s" % (seen[:3] + seen[-3:],))
         at, mine, ready, read = said[0]
         test.assertEqual((mine["owner"], mine["state"]), ("node2", "unavailable"), mine)
         test.assertIn("read lease has lapsed", mine["problem"], mine)
