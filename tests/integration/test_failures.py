@@ -242,20 +242,41 @@ class Shutdown(StackTest):
     nodes = 3
 
     def test_sigterm_under_load_answers_everything_and_hands_over(self):
-        """SIGTERM to one of three nodes while creates run: every create is
-        answered 201 or 503 (a clean stop leaves no outcome unknown), the
+        """SIGTERM to one of three nodes while creates and reads run: every
+        create is answered 201 or 503 (a clean stop leaves no outcome
+        unknown), every read 200 or 503, none after its deadline, the
         node exits 0 having given its partitions up to the group (rather
         than leaving the group to time out its session), and they are
         active on the others soon after."""
         s = self.stack
+        made = [s.create("r%d" % i, "r%d@mail.com" % i) for i in range(24)]
+        rec = Recorder()
+        stop = threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                for p in made:
+                    rec.call(s, "get", "GET", "/api/profile/" + p["uid"])
+
+        readers = [threading.Thread(target=reader) for _ in range(2)]
         with CreateLoad(s, prefix="t") as load:
-            wait_for(lambda: len(load.acked) >= 100, 60, "100 acknowledged creates")
-            t = time.monotonic()
-            self.assertEqual(s.cores[2].stop(signal.SIGTERM, timeout=25), 0)
-            wait_for(lambda: all_active_on(s, ("node1", "node3")), 60, "node 2's partitions active elsewhere")
-            handover = time.monotonic() - t
-            n = len(load.acked)
-            wait_for(lambda: len(load.acked) >= n + 50, 60, "writes after the handover")
+            for th in readers:
+                th.start()
+            try:
+                wait_for(lambda: len(load.acked) >= 100, 60, "100 acknowledged creates")
+                t = time.monotonic()
+                self.assertEqual(s.cores[2].stop(signal.SIGTERM, timeout=25), 0)
+                wait_for(lambda: all_active_on(s, ("node1", "node3")), 60, "node 2's partitions active elsewhere")
+                handover = time.monotonic() - t
+                n = len(load.acked)
+                wait_for(lambda: len(load.acked) >= n + 50, 60, "writes after the handover")
+            finally:
+                stop.set()
+                for th in readers:
+                    th.join()
+        # Reads throughout: 200, or 503 (not served now), never late.
+        self.assertEqual(rec.bad(lambda k, r: read_ok(r)), [])
+        self.assertEqual([row[:3] for row in rec.rows if row[2] > DEADLINE_S + 1], [])
         self.assertEqual(load.odd, [], load.statuses)
         self.assertEqual(set(load.statuses) - {201, 503}, set(), load.statuses)
         for p in load.acked:

@@ -11,11 +11,13 @@ import multiprocessing
 import os
 import re
 import resource
+import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from harness import StackTest, build_sanitizer, main
+from harness import StackTest, build_sanitizer, main, promised_failure
 
 CONNECTIONS = 1500
 SOURCES = 30
@@ -175,6 +177,89 @@ class Overload(StackTest):
             for n in procs:
                 self.assertLess(rss[n]["peak"], RSS_BOUND_MIB, n)
         self.assertTrue(s.gateway.alive() and s.cores[1].alive())
+
+
+class GatewayBounds(StackTest):
+    """The gateway's own bounds, each reached on purpose: past
+    --max-waiting a request is refused with 503 at once (writes and reads
+    counted apart), and past --max-connections a new connection waits,
+    unanswered, until one of those open closes."""
+    partitions = 2
+    gateway_args = ("--max-waiting", "4", "--max-connections", "16")
+
+    def test_past_max_waiting_a_write_is_refused_at_once_and_reads_keep_their_room(self):
+        s = self.stack
+        p = s.create("bound", "bound@mail.com")
+        path = "/api/profile/" + p["uid"]
+        os.kill(s.cores[1].p.pid, signal.SIGSTOP)  # what the gateway sends waits for it
+        try:
+            with ThreadPoolExecutor(5) as ex:
+                held = [ex.submit(s.request, "PUT", path, {"username": "held%d" % i}, None, 15) for i in range(4)]
+                time.sleep(0.3)
+                read = ex.submit(s.request, "GET", path, None, None, 15)
+                t0 = time.monotonic()
+                refused = s.request("PUT", path, {"username": "refused"}, timeout=15)
+                took = time.monotonic() - t0
+                answers = [f.result() for f in held] + [read.result()]
+        finally:
+            os.kill(s.cores[1].p.pid, signal.SIGCONT)
+        self.assertTrue(refused.status == 503 and promised_failure(refused, write=True), refused)
+        self.assertIn("gateway overloaded", refused.json["error"]["message"])
+        self.assertLess(took, 2.5, "the refusal waited in a queue (the deadline is 5 s)")
+        # The four held writes and the read waited for the core: answered
+        # as the documentation promises, and the read not by the bound.
+        for r in answers:
+            self.assertTrue(promised_failure(r, write=r is not answers[-1]), r)
+        self.assertNotIn("overloaded", answers[-1].json["error"]["message"])
+        s.wait_ready(60)
+        self.assertNotEqual(s.served(path).json["username"], "refused")
+        self.assertEqual(s.request("PUT", path, {"username": "after"}).status, 200)
+
+    def test_past_max_connections_a_connection_waits_until_one_closes(self):
+        s = self.stack
+        idle = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(16)]
+        try:
+            time.sleep(0.5)  # every one of them accepted
+            with socket.create_connection(("127.0.0.1", s.port), timeout=2) as extra:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                with self.assertRaises(TimeoutError, msg="a connection past --max-connections was answered"):
+                    extra.recv(4096)  # not accepted: it waits in the kernel's listen queue
+                idle.pop().close()
+                extra.settimeout(10)
+                self.assertTrue(extra.recv(4096).startswith(b"HTTP/1.1 200"))
+        finally:
+            for c in idle:
+                c.close()
+
+
+class ProducerQueue(StackTest):
+    """librdkafka's queue bounded to one record per producer: creates in
+    parallel that share a transaction find it full, and are refused (503,
+    the transaction aborted, so never in the log; 504 where the deadline
+    passed first); the rest are created and kept."""
+    partitions = 2
+    core_args = {1: ("--producer", "queue.buffering.max.messages=1")}
+    gateway_args = ("--timeout-ms", "1000")
+
+    def test_a_full_producer_queue_refuses_writes_and_loses_nothing(self):
+        s = self.stack
+        emails = ["q%d@mail.com" % i for i in range(200)]
+        with ThreadPoolExecutor(16) as ex:
+            answers = list(ex.map(lambda e: s.request("POST", "/api/profile", {"username": "q", "email": e},
+                                                      timeout=15), emails))
+        self.assertEqual([r for r in answers if r.status != 201 and not promised_failure(r, write=True)], [])
+        with open(s.cores[1].log_path, encoding="utf-8", errors="replace") as f:
+            self.assertIn("Queue full", f.read(), "the queue's bound was never reached")
+        acked = [r.json for r in answers if r.status == 201]
+        refused = [e for e, r in zip(emails, answers) if r.status == 503]
+        print("creates with a producer queue of one: %d created, %d refused, %d unknown (504)" % (
+            len(acked), len(refused), sum(r.status == 504 for r in answers)))
+        for p in acked:
+            self.assertEqual(s.request("GET", "/api/profile/" + p["uid"]).json, p)
+        s.stop_service()
+        logged = b"".join(v for _, _, _, v in s.records() if v is not None)
+        self.assertEqual([e for e in refused if e.encode() in logged], [], "a refused create reached the log")
+        self.assertEqual([p["email"] for p in acked if p["email"].encode() not in logged], [])
 
 
 if __name__ == "__main__":
