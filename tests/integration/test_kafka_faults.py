@@ -84,7 +84,13 @@ class KafkaFaults(StackTest):
 
     def test_all_brokers_down_then_up(self):
         s = self.stack
+        before = node_metric(s, "profile_node_kafka_request_retries_total")
         refused = self.outage(lambda: s.broker_control("down"), lambda: s.broker_control("up"), "down")
+        # The requests in flight when the connections dropped were sent
+        # again, and the operators' counter says so (librdkafka's statistics
+        # come every 5 s).
+        wait_for(lambda: node_metric(s, "profile_node_kafka_request_retries_total") > before, 20,
+                 "the retried requests counted")
         self.assert_never_logged(refused)
 
     def test_broker_process_stopped_then_resumed(self):
