@@ -30,7 +30,6 @@ import os
 import re
 import subprocess
 
-_used = set()
 FORWARD_SAVED = "/run/profile-tests-ip-forward"
 _made = []  # this process's live nets
 _serial = itertools.count()  # for names of their own
@@ -59,7 +58,6 @@ class Net:
         # side do not meet.
         self._sweep()
         self.sub = self._claim()
-        _used.add(self.sub)
         self.tag = "pf%d%s" % (os.getpid(), "abcdefghijklmnopqrstuvwxyz"[next(_serial) % 26])
         _made.append(self.tag)
         self.kafka = "10.%d.0.1" % self.sub
@@ -80,12 +78,12 @@ class Net:
     def _claim():
         """A subnet no other live run uses, taken by adding its Kafka
         address to lo under a label naming this process: the add fails when
-        another run holds it (two runs on one subnet would answer each
-        other's packets)."""
+        another net holds it, this process's own included (two runs on one
+        subnet would answer each other's packets)."""
         start = 200 + os.getpid() % 40
         for sub in list(range(start, 256)) + list(range(200, start)):
-            if sub not in _used and ip("addr", "add", "10.%d.0.1/32" % sub, "dev", "lo",
-                                       "label", "lo:pf%d" % os.getpid(), check=False).returncode == 0:
+            if ip("addr", "add", "10.%d.0.1/32" % sub, "dev", "lo", "label", "lo:pf%d" % os.getpid(),
+                  check=False).returncode == 0:
                 return sub
         raise AssertionError("no free subnet in 10.200-255.0.0: too many runs side by side")
 
@@ -169,7 +167,6 @@ class Net:
             ip("netns", "del", ns, check=False)
         self.nodes = {}
         ip("addr", "del", self.kafka + "/32", "dev", "lo", check=False)
-        _used.discard(self.sub)
         _made.remove(self.tag)
         if not self._others() and not _made and os.path.exists(FORWARD_SAVED):
             with open(FORWARD_SAVED) as f:
