@@ -65,7 +65,7 @@ class Net:
         self.cuts = {}  # i -> [route destinations blackholed]
         # Forwarding is the host's, shared by runs side by side (ctest -j):
         # the first to start keeps its setting in FORWARD_SAVED, the last to
-        # close (no other process has namespaces) puts it back.
+        # close (no other process holds a net) puts it back.
         if len(_made) == 1 and not self._others():
             try:  # the first writer wins: a run starting beside it saw forwarding on already
                 with open("/proc/sys/net/ipv4/ip_forward") as f, open(FORWARD_SAVED, "x") as saved:
@@ -88,9 +88,10 @@ class Net:
         raise AssertionError("no free subnet in 10.200-255.0.0: too many runs side by side")
 
     def _others(self):
-        """Whether another live process has namespaces of its own."""
-        for line in ip("netns", "list").stdout.splitlines():
-            m = re.match(r"pf(\d+)[a-z]-n\d+", line)
+        """Whether another live process holds a net (its subnet's claim on
+        lo, made before any namespace of it exists)."""
+        for line in ip("-o", "-4", "addr", "show", "dev", "lo").stdout.splitlines():
+            m = re.search(r"lo:pf(\d+)", line)
             if m and int(m.group(1)) != os.getpid() and os.path.exists("/proc/" + m.group(1)):
                 return True
         return False
